@@ -1,0 +1,1 @@
+"""AWS-backed implementations of the ports in ``hallmark.ports`` (the only place boto3 is used)."""
