@@ -1,0 +1,462 @@
+"""The Hallmark stack, synthesized from the one declared topology (hallmark_tools.topology).
+
+Constructs by concern: signing keys, storage, messaging, the function layer and functions,
+workflows (Step Functions from the ASL files), the HTTP API. Every cdk-nag acknowledgment
+carries its reason where it is made.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jsii
+from aws_cdk import (
+    Acknowledgment,
+    BundlingOptions,
+    DockerImage,
+    Duration,
+    ILocalBundling,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
+from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNTIME = lambda_.Runtime.PYTHON_3_13
+
+
+def acknowledge(scope: Construct, rule: str, reason: str) -> None:
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+@jsii.implements(ILocalBundling)
+class PipLayerBundler:
+    """Builds the dependency layer with pip for the Lambda platform, without Docker."""
+
+    def __init__(self, requirements: Path) -> None:
+        self.requirements = requirements
+
+    def try_bundle(self, output_dir: str, *, image: DockerImage, **_: Any) -> bool:
+        import subprocess
+        import sys
+
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-compile",
+             "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_28_x86_64", "--only-binary=:all:", "--python-version", "3.13",
+             "--implementation", "cp", "-t", f"{output_dir}/python", "-r", str(self.requirements)],
+            check=True,
+        )
+        return True
+
+
+class HallmarkStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        topology: Topology,
+        oidc_issuer: str,
+        oidc_audience: list[str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.topology = topology
+        self.env_values: dict[str, str] = {}
+        self.functions: dict[str, lambda_.Function] = {}
+        self.queues: dict[str, sqs.Queue] = {}
+        self.dlqs: dict[str, sqs.Queue] = {}
+        self.state_machines: dict[str, sfn.StateMachine] = {}
+        self.alarms: list[cw.Alarm] = []
+
+        self._keys()
+        self._storage()
+        self._messaging()
+        self._functions()
+        self._workflows()
+        self._rules()
+        self._api(oidc_issuer, oidc_audience)
+
+    # ------------------------------------------------------------ signing keys
+    def _keys(self) -> None:
+        self.keys: dict[str, kms.Key] = {}
+        for key in self.topology.keys:
+            k = kms.Key(
+                self, f"{key.name.title()}Key",
+                alias=f"alias/hallmark-{key.name}",
+                description=f"Hallmark {key.name} key",
+                key_spec=kms.KeySpec.ECC_NIST_P256 if key.signing else kms.KeySpec.SYMMETRIC_DEFAULT,
+                key_usage=kms.KeyUsage.SIGN_VERIFY if key.signing else kms.KeyUsage.ENCRYPT_DECRYPT,
+                enable_key_rotation=not key.signing,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            self.keys[key.name] = k
+            self.env_values[env_name("key", key.name)] = k.key_arn
+
+    # ------------------------------------------------------------ storage
+    def _storage(self) -> None:
+        self.access_logs = s3.Bucket(
+            self, "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(self.access_logs, "AwsSolutions-S1",
+                    "This is the server access log bucket itself; logging it into itself would loop.")
+        self.buckets: dict[str, s3.Bucket] = {}
+        for b in self.topology.buckets:
+            bucket = s3.Bucket(
+                self, f"{b.name.title()}Bucket",
+                encryption=s3.BucketEncryption.S3_MANAGED,
+                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                enforce_ssl=True,
+                versioned=b.versioned or b.object_lock,
+                object_lock_enabled=b.object_lock or None,
+                object_lock_default_retention=s3.ObjectLockRetention.governance(Duration.days(365))
+                if b.object_lock else None,
+                event_bridge_enabled=b.eventbridge,
+                server_access_logs_bucket=self.access_logs,
+                server_access_logs_prefix=f"{b.name}/",
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            self.buckets[b.name] = bucket
+            self.env_values[env_name("bucket", b.name)] = bucket.bucket_name
+        self.tables: dict[str, ddb.Table] = {}
+        for t in self.topology.tables:
+            table = ddb.Table(
+                self, f"{t.name.title().replace('_', '')}Table",
+                partition_key=ddb.Attribute(name=t.partition_key, type=ddb.AttributeType.STRING),
+                sort_key=ddb.Attribute(name=t.sort_key, type=ddb.AttributeType.STRING) if t.sort_key else None,
+                billing_mode=ddb.BillingMode.PAY_PER_REQUEST,
+                point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(
+                    point_in_time_recovery_enabled=True),
+                encryption=ddb.TableEncryption.AWS_MANAGED,
+                time_to_live_attribute=t.ttl_attribute,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            self.tables[t.name] = table
+            self.env_values[env_name("table", t.name)] = table.table_name
+
+    # ------------------------------------------------------------ messaging
+    def _messaging(self) -> None:
+        self.bus = events.EventBus(self, "Bus", event_bus_name=BUS_NAME)
+        self.env_values[env_name("bus", BUS_NAME)] = self.bus.event_bus_name
+        for q in self.topology.queues:
+            dlq = sqs.Queue(
+                self, f"{q.name.title().replace('_', '')}Dlq",
+                fifo=q.fifo or None,
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
+                enforce_ssl=True,
+                retention_period=Duration.days(14),
+            )
+            acknowledge(dlq, "AwsSolutions-SQS3", "This queue is itself a dead-letter queue.")
+            queue = sqs.Queue(
+                self, f"{q.name.title().replace('_', '')}Queue",
+                fifo=q.fifo or None,
+                content_based_deduplication=(q.fifo and q.content_based_dedup) or None,
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
+                enforce_ssl=True,
+                visibility_timeout=Duration.seconds(q.visibility_timeout),
+                dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=q.max_receive_count),
+            )
+            self.queues[q.name] = queue
+            self.dlqs[q.name] = dlq
+            self.env_values[env_name("queue", q.name)] = queue.queue_url
+            self.env_values[env_name("queue", q.dlq_name)] = dlq.queue_url
+            alarm = cw.Alarm(
+                self, f"{q.name.title().replace('_', '')}DlqDepth",
+                alarm_name=f"hallmark-{q.name}-dlq-depth",
+                alarm_description=f"Messages in the {q.name} dead-letter queue: see docs/runbooks/publish_retries.md",
+                metric=dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
+                threshold=0,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=1,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+            self.alarms.append(alarm)
+
+    # ------------------------------------------------------------ functions
+    def _functions(self) -> None:
+        self.layer = lambda_.LayerVersion(
+            self, "HallmarkLayer",
+            code=lambda_.Code.from_asset(str(ROOT / "layers" / "hallmark"), exclude=["**/__pycache__", "requirements.txt"]),
+            compatible_runtimes=[RUNTIME],
+            description="The hallmark domain library (runtime code only)",
+        )
+        requirements = ROOT / "layers" / "hallmark" / "requirements.txt"
+        self.deps_layer = lambda_.LayerVersion(
+            self, "DependenciesLayer",
+            code=lambda_.Code.from_asset(
+                str(requirements.parent),
+                bundling=BundlingOptions(
+                    image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
+                    command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
+                    local=PipLayerBundler(requirements),
+                ),
+            ),
+            compatible_runtimes=[RUNTIME],
+            description="Third-party runtime dependencies of the hallmark layer",
+        )
+        routes = route_env(self.topology.functions)
+        signer_roles: dict[str, list[iam.IRole]] = {}
+        for fn in self.topology.functions:
+            log_group = logs.LogGroup(
+                self, f"{_cid(fn.name)}Logs",
+                retention=logs.RetentionDays.THREE_MONTHS,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            env = {
+                "POWERTOOLS_SERVICE_NAME": fn.name,
+                "POWERTOOLS_METRICS_NAMESPACE": "Hallmark",
+                "REQUIRE_KMS": "1",
+                **dict(fn.env),
+            }
+            if fn.routes:
+                env.update(routes)
+            for acc in fn.access:
+                if acc.kind == "queue":
+                    env[env_name("queue", acc.name)] = self.env_values[env_name("queue", acc.name)]
+                else:
+                    env[env_name(acc.kind, acc.name)] = self._resource_value(acc)
+            function = lambda_.Function(
+                self, _cid(fn.name),
+                description=fn.description,
+                runtime=RUNTIME,
+                handler=fn.handler,
+                code=lambda_.Code.from_asset(str(ROOT / "functions" / fn.code_dir), exclude=["**/__pycache__"]),
+                layers=[self.deps_layer, self.layer],
+                memory_size=fn.memory,
+                timeout=Duration.seconds(fn.timeout),
+                tracing=lambda_.Tracing.ACTIVE,
+                log_group=log_group,
+                environment=env,
+            )
+            self.functions[fn.name] = function
+            role = function.role
+            assert role is not None
+            acknowledge(function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                        "The AWS-managed basic execution role only grants writing this function's own logs.")
+            acknowledge(function, "AwsSolutions-L1",
+                        "Python 3.13 is the newest runtime every layer dependency ships wheels for (onnxruntime has no cp314 build).")
+            acknowledge(function, "AwsSolutions-IAM5[Resource::*]",
+                        "X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions.")
+            for acc in fn.access:
+                self._grant(function, acc)
+                if acc.kind == "key" and "sign" in acc.modes:
+                    signer_roles.setdefault(acc.name, []).append(role)
+            if fn.queue:
+                function.add_event_source(sources.SqsEventSource(
+                    self.queues[fn.queue.queue],
+                    batch_size=fn.queue.batch_size,
+                    report_batch_item_failures=fn.queue.report_batch_item_failures,
+                ))
+        for child in self.node.find_all():
+            if "BucketNotificationsHandler" in child.node.path and isinstance(child, iam.CfnRole):
+                acknowledge(child, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                            "CDK's own S3 notification configurator (enables EventBridge on the packages bucket) writes only its logs.")
+        for key_name, roles in signer_roles.items():
+            # Only the signer roles may ever call kms:Sign with this key: an explicit Deny for everyone else.
+            self.keys[key_name].add_to_resource_policy(iam.PolicyStatement(
+                sid="OnlySignerRolesMaySign",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Sign"],
+                resources=["*"],
+                conditions={"ArnNotEquals": {"aws:PrincipalArn": [r.role_arn for r in roles]}},
+            ))
+
+    def _resource_value(self, acc: Access) -> str:
+        if acc.kind == "state_machine":
+            return f"arn:{self.partition}:states:{self.region}:{self.account}:stateMachine:hallmark-{acc.name}"
+        return self.env_values[env_name(acc.kind, acc.name)]
+
+    def _grant(self, fn: lambda_.Function, acc: Access) -> None:
+        modes = set(acc.modes)
+        if acc.kind == "table":
+            table = self.tables[acc.name]
+            if "write" in modes:
+                table.grant_read_write_data(fn)
+            else:
+                table.grant_read_data(fn)
+        elif acc.kind == "bucket":
+            bucket = self.buckets[acc.name]
+            if "write" in modes:
+                bucket.grant_read_write(fn)
+            else:
+                bucket.grant_read(fn)
+            acknowledge(fn, f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(bucket.node.default_child)}.Arn>/*]",  # type: ignore[arg-type]
+                        "Object-level access to this function's own bucket needs the bucket/* resource.")
+            for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
+                acknowledge(fn, f"AwsSolutions-IAM5[Action::{action}]",
+                            "CDK's least-privilege bucket grant; scoped to this one bucket.")
+        elif acc.kind == "queue":
+            queue = self.queues[acc.name]
+            if "send" in modes:
+                queue.grant_send_messages(fn)
+            if "read" in modes:
+                queue.grant_consume_messages(fn)
+        elif acc.kind == "key":
+            key = self.keys[acc.name]
+            if "sign" in modes:
+                key.grant(fn, "kms:Sign", "kms:GetPublicKey", "kms:DescribeKey")
+            if "read" in modes:
+                key.grant(fn, "kms:GetPublicKey", "kms:DescribeKey")
+            if "encrypt" in modes:
+                key.grant_encrypt(fn)
+                key.grant(fn, "kms:GenerateDataKey")
+            if "decrypt" in modes:
+                key.grant_decrypt(fn)
+        elif acc.kind == "bus":
+            self.bus.grant_put_events_to(fn)
+        elif acc.kind == "state_machine":
+            arn = self._resource_value(acc)
+            actions = []
+            if "start" in modes:
+                actions.append("states:StartExecution")
+            if "callback" in modes:
+                actions += ["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"]
+            if "read" in modes:
+                actions += ["states:DescribeExecution"]
+            fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[arn]))
+
+    # ------------------------------------------------------------ workflows
+    def _workflows(self) -> None:
+        for sm in self.topology.state_machines:
+            subs: dict[str, str] = {}
+            for placeholder, (kind, value) in sm.substitutions.items():
+                if kind == "literal":
+                    subs[placeholder] = value
+                elif kind == "function":
+                    subs[placeholder] = self.functions[value].function_arn
+                elif kind == "queue":
+                    subs[placeholder] = self.queues[value].queue_url
+                elif kind == "table":
+                    subs[placeholder] = self.tables[value].table_name
+            log_group = logs.LogGroup(self, f"{_cid(sm.name)}WorkflowLogs", retention=logs.RetentionDays.THREE_MONTHS,
+                                      removal_policy=RemovalPolicy.RETAIN)
+            machine = sfn.StateMachine(
+                self, f"{_cid(sm.name)}Workflow",
+                state_machine_name=f"hallmark-{sm.name}",
+                definition_body=sfn.DefinitionBody.from_file(str(ROOT / "statemachines" / sm.asl)),
+                definition_substitutions=subs,
+                state_machine_type=sfn.StateMachineType.STANDARD,
+                tracing_enabled=True,
+                logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            )
+            for placeholder, (kind, value) in sm.substitutions.items():
+                if kind == "function":
+                    self.functions[value].grant_invoke(machine)
+                elif kind == "queue":
+                    self.queues[value].grant_send_messages(machine)
+            acknowledge(machine, "AwsSolutions-IAM5[Resource::*]",
+                        "Step Functions logging and X-Ray delivery actions do not support resource-level permissions.")
+            for fn_name in {v for k, v in sm.substitutions.values() if k == "function"}:
+                acknowledge(machine, f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self.functions[fn_name].node.default_child)}.Arn>:*]",  # type: ignore[arg-type]
+                            "Invoking any version/alias of this one function.")
+            self.state_machines[sm.name] = machine
+
+    def _rules(self) -> None:
+        for rule in self.topology.rules:
+            bus = self.bus if rule.bus == "hallmark" else None  # None: the account's default bus (S3, schedules)
+            target: events.IRuleTarget
+            if rule.target.kind == "function":
+                target = targets.LambdaFunction(self.functions[rule.target.name], retry_attempts=2)
+            elif rule.target.kind == "queue":
+                target = targets.SqsQueue(self.queues[rule.target.name], message_group_id=rule.target.message_group)
+            else:
+                target = targets.SfnStateMachine(self.state_machines[rule.target.name])
+            if rule.schedule:
+                events.Rule(self, f"{_cid(rule.name)}Rule", rule_name=f"hallmark-{rule.name}",
+                            schedule=events.Schedule.expression(rule.schedule), targets=[target])
+                continue
+            events.Rule(
+                self, f"{_cid(rule.name)}Rule",
+                rule_name=f"hallmark-{rule.name}",
+                event_bus=bus,
+                event_pattern=_pattern(resolve_pattern(rule.pattern, self._physical)),  # type: ignore[arg-type]
+                targets=[target],
+            )
+
+    def _physical(self, kind: str, name: str) -> str:
+        return self.env_values[env_name(kind, name)]
+
+    # ------------------------------------------------------------ API
+    def _api(self, issuer: str, audience: list[str]) -> None:
+        access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=logs.RetentionDays.THREE_MONTHS,
+                                    removal_policy=RemovalPolicy.RETAIN)
+        self.http_api = apigw.HttpApi(
+            self, "HttpApi",
+            api_name="hallmark",
+            description="Hallmark HTTP API",
+            create_default_stage=False,
+        )
+        stage = apigw.HttpStage(self, "DefaultStage", http_api=self.http_api, stage_name="$default", auto_deploy=True,
+                                access_log_settings=_AccessLogs(apigw.LogGroupLogDestination(access_logs)))
+        _ = stage
+        authorizer = authorizers.HttpJwtAuthorizer("JwtAuthorizer", issuer, jwt_audience=audience)
+        for fn in self.topology.functions:
+            for route in fn.routes:
+                self.http_api.add_routes(
+                    path=route.path,
+                    methods=[apigw.HttpMethod(route.method)],
+                    integration=integrations.HttpLambdaIntegration(_route_id(route.key), self.functions[fn.name]),
+                    authorizer=None if route.public else authorizer,
+                )
+        for child in self.http_api.node.find_all():
+            if isinstance(child, apigw.CfnRoute) and "GET /health" in str(child.route_key):
+                acknowledge(child, "AwsSolutions-APIG4", "The liveness probe is public by design and returns no data.")
+
+
+@jsii.implements(apigw.IAccessLogSettings)
+class _AccessLogs:
+    """HTTP API access logs to a log group (the interface has no concrete class in Python)."""
+
+    def __init__(self, destination: apigw.IAccessLogDestination) -> None:
+        self._destination = destination
+
+    @property
+    def destination(self) -> apigw.IAccessLogDestination:
+        return self._destination
+
+    @property
+    def format(self) -> None:
+        return None
+
+
+def _cid(name: str) -> str:
+    return "".join(p.title() for p in name.replace("-", "_").split("_"))
+
+
+def _pattern(p: dict[str, Any]) -> events.EventPattern:
+    return events.EventPattern(
+        source=p.get("source"),  # type: ignore[arg-type]
+        detail_type=p.get("detail-type"),  # type: ignore[arg-type]
+        detail=p.get("detail"),  # type: ignore[arg-type]
+        resources=p.get("resources"),  # type: ignore[arg-type]
+    )
+
+
+def _route_id(route_key: str) -> str:
+    return "Route" + "".join(c for c in route_key.title() if c.isalnum())

@@ -1,0 +1,90 @@
+"""Auditor API: events (with their covering checkpoint), all / latest checkpoints, inclusion
+proofs, and replay: the same verifier as `hallmark audit verify`, over the stored chain or an
+uploaded export."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import Annotated
+
+from hallmark.adapters.audit_runtime import audit_log
+from hallmark.audit.replay import verify_export
+from hallmark.errors import DomainError, NotFound
+from hallmark.http import make_resolver
+from hallmark.observability import logger, tracer
+
+app = make_resolver()
+CHAIN_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
+
+
+class ReplayRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    events: str | None = Field(default=None, description="an exported <chain>.events.jsonl, verbatim")
+    checkpoints: str | None = Field(default=None, description="the matching <chain>.checkpoints.jsonl")
+
+
+def _chain(chain: str) -> str:
+    import re
+
+    if not re.fullmatch(CHAIN_PATTERN, chain):
+        raise DomainError("invalid_chain", f"chain must match {CHAIN_PATTERN}", 400)
+    return chain
+
+
+@app.get("/audit/<chain>/events")
+def events(chain: str, after: Annotated[int, Query(ge=0)] = 0,
+           limit: Annotated[int, Query(ge=1, le=1000)] = 1000) -> dict[str, Any]:
+    lines, _ = audit_log().export(_chain(chain))
+    page = [json.loads(x) for x in lines[after:after + limit]]
+    nxt = after + len(page) if after + len(page) < len(lines) else None
+    return {"chain": chain, "events": page, "next": nxt, "total": len(lines)}
+
+
+@app.get("/audit/<chain>/checkpoints")
+def checkpoints(chain: str) -> dict[str, Any]:
+    _, ckpts = audit_log().export(_chain(chain))
+    return {"chain": chain, "checkpoints": [json.loads(c) for c in ckpts]}
+
+
+@app.get("/audit/<chain>/checkpoints/latest")
+def latest(chain: str) -> dict[str, Any]:
+    record = audit_log().store.latest_checkpoint(_chain(chain))
+    if record is None:
+        raise NotFound("checkpoint of chain", chain)
+    return {"chain": chain, "checkpoint": record.checkpoint}
+
+
+@app.get("/audit/<chain>/proof/<seq>")
+def proof(chain: str, seq: int) -> dict[str, Any]:
+    log = audit_log()
+    latest = log.store.latest_checkpoint(_chain(chain))
+    if latest is None or seq < 1 or seq > latest.seq:
+        raise NotFound("checkpointed event", f"{chain}/{seq}")
+    return {"chain": chain, "proof": log.inclusion_proof(chain, seq).to_dict()}
+
+
+@app.post("/audit/<chain>/replay")
+@tracer.capture_method
+def replay(chain: str, body: ReplayRequest | None = None) -> dict[str, Any]:
+    log = audit_log()
+    pem = log.signer.public_key_pem()
+    if body and body.events is not None:
+        event_lines, ckpt_lines = body.events.splitlines(), (body.checkpoints or "").splitlines()
+        source = "uploaded export"
+    else:
+        event_lines, ckpt_lines = log.export(_chain(chain))
+        source = "stored chain"
+    report = verify_export(event_lines, ckpt_lines, pem)
+    return {"chain": chain, "source": source, "ok": report.ok, "events": report.events,
+            "checkpoints": report.checkpoints, "firstBadSeq": report.first_bad_seq, "reason": report.reason}
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

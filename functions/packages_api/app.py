@@ -1,0 +1,58 @@
+"""POST /packages (submitter) and GET /packages/{packageId}: submit a package, get a presigned
+upload URL; read its status, validator results, manifest reference and execution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import runtime
+from hallmark.http import caller_of, make_resolver
+from hallmark.observability import logger, metrics, tracer
+from hallmark.release.service import ReleaseService, SubmitRequest, presign_expiry
+
+UPLOAD_TTL_S = 900
+app = make_resolver()
+
+
+def service() -> ReleaseService:
+    return ReleaseService(runtime.docs(), runtime.audit())
+
+
+@app.post("/packages")
+@tracer.capture_method
+def submit(body: SubmitRequest) -> Response[Any]:
+    caller = caller_of(app)
+    record = service().submit(body, caller.sub, caller.roles)
+    url = runtime.client("s3").generate_presigned_url(
+        "put_object",
+        Params={"Bucket": runtime.bucket("packages"), "Key": record["objectKey"]},
+        ExpiresIn=UPLOAD_TTL_S,
+    )
+    metrics.add_metric(name="idea.submissions_total", unit=MetricUnit.Count, value=1)
+    return Response(201, "application/json", body={
+        "packageId": record["packageId"], "uploadUrl": url, "uploadMethod": "PUT",
+        "expiresAt": presign_expiry(runtime.now(), UPLOAD_TTL_S), "status": record["status"]})
+
+
+@app.get("/packages/<packageId>")
+@tracer.capture_method
+def get_package(packageId: str) -> dict[str, Any]:
+    doc = service().get(packageId)
+    return {
+        "packageId": doc["packageId"], "status": doc["status"], "meta": doc["meta"],
+        "submittedBy": doc["submittedBy"], "submittedAt": doc["submittedAt"],
+        "validators": doc["results"], "reasons": doc["reasons"], "manifest": doc["manifest"],
+        "listingId": doc["listingId"], "upgradeId": doc.get("upgradeId"),
+        "executionArn": doc["executionArn"], "history": doc["history"],
+    }
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

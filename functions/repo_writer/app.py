@@ -1,0 +1,33 @@
+"""RepoWriter: commits the signed envelope to the manifest repository (versioned, object-locked
+bucket). It commits; it never signs."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import runtime
+from hallmark.observability import logger, metrics
+from hallmark.release.publish import repository_key
+from hallmark.release.service import ReleaseService
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    started = time.perf_counter()
+    svc = ReleaseService(runtime.docs(), runtime.audit())
+    package = svc.get(event["packageId"])
+    manifest = event["manifest"]
+    s3 = runtime.client("s3")
+    body = s3.get_object(Bucket=manifest["stagedBucket"], Key=manifest["stagedKey"])["Body"].read()
+    bucket, key = runtime.bucket("manifests"), repository_key(package["meta"], package["packageId"])
+    put = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json",
+                        Metadata={"manifest-signature-id": manifest["signatureId"].replace(":", "_")})
+    ref = {"bucket": bucket, "key": key, "versionId": put.get("VersionId")}
+    svc.mark_published(package["packageId"], ref, None)
+    metrics.add_metric(name="idea.publish_latency_seconds", unit=MetricUnit.Seconds, value=time.perf_counter() - started)
+    return ref

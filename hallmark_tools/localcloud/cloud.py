@@ -1,0 +1,662 @@
+"""The local cloud: the declared topology provisioned on moto, in-process.
+
+moto runs the real ASL files (``execute_state_machine``), real KMS ECDSA keys, DynamoDB, S3,
+SQS and EventBridge. Its Docker-free Lambda only echoes payloads, so this module dispatches
+every invocation (Step Functions tasks, EventBridge targets, SQS event-source mappings, API
+calls) to the same handler functions in ``functions/<name>/app.py`` with AWS's event shapes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl
+
+import boto3
+import jwt
+from moto import mock_aws
+from moto.awslambda.models import LambdaFunction
+from moto.core.config import default_user_config
+from moto.events.models import Rule as MotoRule
+from moto.utilities.arns import parse_arn
+
+from hallmark_tools.localcloud import shapes
+from hallmark_tools.localcloud.auth import LocalIssuer
+from hallmark_tools.topology import BUS_NAME, TOPOLOGY, Function, Topology, env_name, resolve_pattern, route_env
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+ACCOUNT = shapes.ACCOUNT
+MOTO_CONFIG: dict[str, Any] = {
+    "stepfunctions": {"execute_state_machine": True},
+    "lambda": {"use_docker": False},
+    "batch": {"use_docker": False},
+}
+_ACTIVE: LocalCloud | None = None
+_PATCHED = False
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int
+    timeout_s: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    _deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self._deadline = time.monotonic() + self.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class HandlerError(Exception):
+    """An invocation that raised: carries the Lambda error payload."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(f"{error_type}: {message}")
+        self.error_type = error_type
+        self.message = message
+
+
+def _route_regex(path: str) -> re.Pattern[str]:
+    parts = []
+    for seg in path.strip("/").split("/"):
+        m = re.fullmatch(r"\{(\w+)(\+?)\}", seg)
+        if m:
+            parts.append(f"(?P<{m.group(1)}>{'.+' if m.group(2) else '[^/]+'})")
+        else:
+            parts.append(re.escape(seg))
+    return re.compile("^/" + "/".join(parts) + "/?$")
+
+
+class LocalCloud:
+    """Use as a context manager::
+
+        with LocalCloud() as cloud:
+            cloud.api("GET", "/health").json()
+    """
+
+    def __init__(
+        self,
+        topology: Topology = TOPOLOGY,
+        *,
+        env: dict[str, str] | None = None,
+        serve_port: int | None = None,
+        retry_delay_s: int = 0,
+        schedule_every_s: float = 5.0,
+        quiet: bool = True,
+    ) -> None:
+        self.schedule_every_s = schedule_every_s  # scheduled rules fire this often locally
+        self.topology = topology
+        self.extra_env = env or {}
+        self.serve_port = serve_port
+        self.retry_delay_s = retry_delay_s
+        self.quiet = quiet
+        self.resources: dict[str, str] = {}
+        self.arns: dict[tuple[str, str], str] = {}
+        self.issuer = LocalIssuer()
+        self._mock: Any = None
+        self._server: Any = None
+        self._modules: dict[str, ModuleType] = {}
+        self._module_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._pump: threading.Thread | None = None
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
+        self._saved_env: dict[str, str | None] = {}
+        self.invocations: list[tuple[str, float]] = []
+        self.faults: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self._routes = [
+            (r.method, _route_regex(r.path), r, f.name) for f in topology.functions for r in f.routes
+        ]
+
+    # ---------------------------------------------------------------- lifecycle
+    def __enter__(self) -> LocalCloud:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        global _ACTIVE
+        if _ACTIVE is not None:
+            raise RuntimeError("a LocalCloud is already running in this process")
+        self._set_env(
+            {
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_METRICS_NAMESPACE": "Hallmark",
+                "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING" if self.quiet else "INFO"),
+                "HALLMARK_ENV": "local",
+            }
+        )
+        _install_patches()
+        from hallmark.adapters import runtime
+
+        runtime.reset()  # cached clients/signers of a previous boot point at old resources
+        self._mock = mock_aws(config=MOTO_CONFIG)
+        self._mock.start()
+        if self.serve_port is not None:
+            from moto.server import ThreadedMotoServer
+
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.serve_port, verbose=False)
+            self._server.start()
+            endpoint = f"http://127.0.0.1:{self.serve_port}"
+            # presigned URLs handed to callers must be reachable by another process (curl)
+            self._set_env({"AWS_ENDPOINT_URL_S3": endpoint, "MOTO_PORT": str(self.serve_port)})
+        _ACTIVE = self
+        try:
+            self._provision()
+            self._set_env(self.resources)
+            self._set_env(route_env(self.topology.functions))
+            self._set_env(self.extra_env)
+        except Exception:
+            self.stop()
+            raise
+        self._pump = threading.Thread(target=self._pump_loop, name="localcloud-sqs-pump", daemon=True)
+        self._pump.start()
+
+    def stop(self) -> None:
+        global _ACTIVE
+        self._stop.set()
+        if self._pump is not None:
+            self._pump.join(timeout=10)
+        self._wait_executions_quiet()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        for k, v in self._saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self._saved_env.clear()
+        for name in list(self._modules):
+            sys.modules.pop(f"hallmark_fn_{name}", None)
+        self._modules.clear()
+        _ACTIVE = None
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for k, v in values.items():
+            self._saved_env.setdefault(k, os.environ.get(k))
+            os.environ[k] = v
+
+    # ---------------------------------------------------------------- clients
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+
+    # ---------------------------------------------------------------- provisioning
+    def physical_name(self, kind: str, name: str) -> str:
+        base = f"hallmark-{name}"
+        if kind == "queue" and any(q.fifo and name in (q.name, q.dlq_name) for q in self.topology.queues):
+            return base + ".fifo"
+        return base
+
+    def _provision(self) -> None:
+        t = self.topology
+        iam, kms, ddb, s3, sqs, events, sfn, lam = (
+            self.client(s) for s in ("iam", "kms", "dynamodb", "s3", "sqs", "events", "stepfunctions", "lambda")
+        )
+        role = iam.create_role(
+            RoleName="hallmark-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        for key in t.keys:
+            spec = {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"} if key.signing else {}
+            meta = kms.create_key(Description=f"hallmark {key.name}", **spec)["KeyMetadata"]
+            kms.create_alias(AliasName=f"alias/hallmark-{key.name}", TargetKeyId=meta["KeyId"])
+            self.resources[env_name("key", key.name)] = meta["Arn"]
+            self.arns[("key", key.name)] = meta["Arn"]
+        for table in t.tables:
+            attrs = [{"AttributeName": table.partition_key, "AttributeType": "S"}]
+            schema = [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
+            if table.sort_key:
+                attrs.append({"AttributeName": table.sort_key, "AttributeType": "S"})
+                schema.append({"AttributeName": table.sort_key, "KeyType": "RANGE"})
+            name = self.physical_name("table", table.name)
+            desc = ddb.create_table(
+                TableName=name, AttributeDefinitions=attrs, KeySchema=schema, BillingMode="PAY_PER_REQUEST"
+            )["TableDescription"]
+            if table.ttl_attribute:
+                ddb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+                )
+            self.resources[env_name("table", table.name)] = name
+            self.arns[("table", table.name)] = desc["TableArn"]
+        for bucket in t.buckets:
+            name = f"hallmark-{bucket.name}-{ACCOUNT}"
+            s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=bucket.object_lock)
+            if bucket.versioned or bucket.object_lock:
+                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+            if bucket.eventbridge:
+                s3.put_bucket_notification_configuration(
+                    Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+                )
+            self.resources[env_name("bucket", bucket.name)] = name
+            self.arns[("bucket", bucket.name)] = f"arn:aws:s3:::{name}"
+        for queue in t.queues:
+            fifo_attrs = {"FifoQueue": "true"} if queue.fifo else {}
+            dlq_url = sqs.create_queue(
+                QueueName=self.physical_name("queue", queue.dlq_name), Attributes=fifo_attrs
+            )["QueueUrl"]
+            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            attrs = {
+                **fifo_attrs,
+                "VisibilityTimeout": str(queue.visibility_timeout),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}
+                ),
+            }
+            if queue.fifo and queue.content_based_dedup:
+                attrs["ContentBasedDeduplication"] = "true"
+            url = sqs.create_queue(QueueName=self.physical_name("queue", queue.name), Attributes=attrs)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            self.resources[env_name("queue", queue.name)] = url
+            self.resources[env_name("queue", queue.dlq_name)] = dlq_url
+            self.arns[("queue", queue.name)] = arn
+            self.arns[("queue", queue.dlq_name)] = dlq_arn
+        events.create_event_bus(Name=BUS_NAME)
+        self.resources[env_name("bus", BUS_NAME)] = BUS_NAME
+        zipped = io.BytesIO()
+        with zipfile.ZipFile(zipped, "w") as zf:
+            zf.writestr("app.py", "def handler(event, context):\n    return event\n")
+        for fn in t.functions:
+            arn = lam.create_function(
+                FunctionName=fn.name,
+                Runtime="python3.12",
+                Role=role,
+                Handler=fn.handler,
+                Code={"ZipFile": zipped.getvalue()},
+                Timeout=fn.timeout,
+                MemorySize=fn.memory,
+            )["FunctionArn"]
+            self.arns[("function", fn.name)] = arn
+        for sm in t.state_machines:
+            self.arns[("state_machine", sm.name)] = (
+                f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:hallmark-{sm.name}"
+            )
+            self.resources[env_name("state_machine", sm.name)] = self.arns[("state_machine", sm.name)]
+        for sm in t.state_machines:
+            sfn.create_state_machine(
+                name=f"hallmark-{sm.name}", definition=self.render_asl(sm.name), roleArn=role, type="STANDARD"
+            )
+        for rule in t.rules:
+            bus = BUS_NAME if rule.bus == "hallmark" else "default"
+            if rule.schedule:
+                events.put_rule(Name=f"hallmark-{rule.name}", EventBusName=bus, ScheduleExpression=rule.schedule)
+            else:
+                pattern = resolve_pattern(rule.pattern, lambda kind, name: self.resources[env_name(kind, name)])
+                events.put_rule(Name=f"hallmark-{rule.name}", EventBusName=bus, EventPattern=json.dumps(pattern))
+            target: dict[str, Any] = {"Id": "1", "Arn": self.arns[(rule.target.kind, rule.target.name)]}
+            if rule.target.message_group:
+                target["SqsParameters"] = {"MessageGroupId": rule.target.message_group}
+            events.put_targets(Rule=f"hallmark-{rule.name}", EventBusName=bus, Targets=[target])
+
+    def render_asl(self, name: str) -> str:
+        sm = next(s for s in self.topology.state_machines if s.name == name)
+        text = (ROOT / "statemachines" / sm.asl).read_text()
+        for placeholder, (kind, value) in sm.substitutions.items():
+            if kind == "literal":
+                resolved = value
+            elif kind == "queue":
+                resolved = self.resources[env_name("queue", value)]
+            elif kind == "table":
+                resolved = self.resources[env_name("table", value)]
+            else:
+                resolved = self.arns[(kind, value)]
+            text = text.replace("${" + placeholder + "}", resolved)
+        leftover = re.findall(r"\$\{(\w+)\}", text)
+        if leftover:
+            raise ValueError(f"{sm.asl}: unresolved substitutions {leftover}")
+        return text
+
+    # ---------------------------------------------------------------- invocation
+    def handler_module(self, name: str) -> ModuleType:
+        with self._module_lock:
+            if name not in self._modules:
+                path = ROOT / "functions" / self.topology.function(name).code_dir / "app.py"
+                spec = importlib.util.spec_from_file_location(f"hallmark_fn_{name}", path)
+                assert spec and spec.loader
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+                self._modules[name] = module
+            return self._modules[name]
+
+    def invoke(self, name: str, event: Any) -> Any:
+        """Run a function's handler in-process; raises HandlerError as Lambda would report it."""
+        fn = self.topology.function(name)
+        with self._inflight_lock:
+            self._inflight += 1
+        started = time.perf_counter()
+        try:
+            if name in self.faults:
+                self.faults[name](event)
+            module = self.handler_module(name)
+            ctx = LambdaContext(fn.name, fn.memory, fn.timeout)
+            return json.loads(json.dumps(module.handler(event, ctx), default=str))
+        except HandlerError:
+            raise
+        except Exception as exc:
+            if not self.quiet:
+                traceback.print_exc()
+            raise HandlerError(type(exc).__name__, str(exc)) from exc
+        finally:
+            self.invocations.append((name, time.perf_counter() - started))
+            with self._inflight_lock:
+                self._inflight -= 1
+
+    # ---------------------------------------------------------------- HTTP API
+    def api(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json_body: Any = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> ApiResponse:
+        """One request through the HTTP API: route match, JWT authorizer, v2 event, handler."""
+        hdrs = dict(headers or {})
+        if token:
+            hdrs["authorization"] = f"Bearer {token}"
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            hdrs.setdefault("content-type", "application/json")
+        raw_path, _, raw_query = path.partition("?")
+        for m, regex, route, fn_name in self._routes:
+            match = regex.match(raw_path)
+            if m != method.upper() or not match:
+                continue
+            claims: dict[str, Any] | None = None
+            if not route.public:
+                claims = self._authorize({k.lower(): v for k, v in hdrs.items()})
+                if claims is None:
+                    return _json_response(401, {"message": "Unauthorized", "error": {
+                        "code": "unauthorized", "message": "a valid bearer token is required", "details": {}}})
+            event = shapes.http_api_event(
+                method=method.upper(),
+                path=raw_path,
+                route_key=route.key,
+                path_parameters=match.groupdict(),
+                query=dict(parse_qsl(raw_query)),
+                raw_query=raw_query,
+                headers=hdrs,
+                body=body,
+                claims=claims,
+            )
+            try:
+                result = self.invoke(fn_name, event)
+            except HandlerError as exc:
+                return _json_response(500, {"message": "Internal Server Error", "error": {
+                    "code": "internal", "message": exc.error_type, "details": {}}})
+            return _from_lambda_proxy(result)
+        return _json_response(404, {"message": "Not Found", "error": {
+            "code": "route_not_found", "message": f"no route for {method.upper()} {raw_path}", "details": {}}})
+
+    def _authorize(self, headers: dict[str, str]) -> dict[str, Any] | None:
+        auth = headers.get("authorization", "")
+        if not auth.lower().startswith("bearer "):
+            return None
+        try:
+            return self.issuer.verify(auth[7:].strip())
+        except jwt.InvalidTokenError:
+            return None
+
+    def token(self, role: str, sub: str | None = None, roles: list[str] | None = None) -> str:
+        return self.issuer.token(sub or f"{role}-1", roles or [role])
+
+    # ---------------------------------------------------------------- SQS event-source mappings
+    def _pump_loop(self) -> None:
+        sqs = self.client("sqs")
+        mappings = [(fn, fn.queue) for fn in self.topology.functions if fn.queue]
+        scheduled = [r for r in self.topology.rules if r.schedule and r.target.kind == "function"]
+        next_tick = time.monotonic() + self.schedule_every_s
+        while not self._stop.is_set():
+            busy = False
+            if scheduled and time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + self.schedule_every_s
+                for rule in scheduled:
+                    self._tick(rule.name, rule.target.name)
+            for fn, trig in mappings:
+                assert trig is not None
+                try:
+                    busy |= self._deliver_batch(sqs, fn, trig.queue, trig.batch_size)
+                except Exception:  # the pump must survive anything a handler does
+                    if not self.quiet:
+                        traceback.print_exc()
+            if not busy:
+                self._stop.wait(0.02)
+
+    def _tick(self, rule: str, function: str) -> None:
+        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+                 "account": ACCOUNT, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": REGION,
+                 "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/hallmark-{rule}"], "detail": {}}
+        try:
+            self.invoke(function, event)
+        except HandlerError:
+            if not self.quiet:
+                traceback.print_exc()
+
+    def _deliver_batch(self, sqs: Any, fn: Function, queue: str, batch_size: int) -> bool:
+        url = self.resources[env_name("queue", queue)]
+        msgs = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=min(batch_size, 10), AttributeNames=["All"], WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not msgs:
+            return False
+        with self._inflight_lock:
+            self._inflight += 1
+        try:
+            event = {"Records": [shapes.sqs_record(m, self.arns[("queue", queue)], REGION) for m in msgs]}
+            try:
+                result = self.invoke(fn.name, event) or {}
+                failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            except HandlerError:
+                failed = {m["MessageId"] for m in msgs}
+            for m in msgs:
+                if m["MessageId"] in failed:
+                    sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=self.retry_delay_s
+                    )
+                else:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        finally:
+            with self._inflight_lock:
+                self._inflight -= 1
+        return True
+
+    # ---------------------------------------------------------------- waiting
+    def queue_depth(self, queue: str) -> int:
+        attrs = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.resources[env_name("queue", queue)],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def wait_idle(self, timeout: float = 60.0) -> None:
+        """Until every triggered queue is empty and no handler runs (twice in a row)."""
+        queues = [fn.queue.queue for fn in self.topology.functions if fn.queue]
+        deadline = time.monotonic() + timeout
+        calm = 0
+        while time.monotonic() < deadline:
+            idle = self._inflight == 0 and all(self.queue_depth(q) == 0 for q in queues)
+            calm = calm + 1 if idle else 0
+            if calm >= 3:
+                return
+            time.sleep(0.05)
+        raise TimeoutError("local cloud did not become idle")
+
+    def wait_execution(
+        self, arn: str, timeout: float = 60.0, until: tuple[str, ...] = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+    ) -> dict[str, Any]:
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            desc: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+            if desc["status"] in until:
+                return desc
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {arn} still {desc['status']}")
+            time.sleep(0.05)
+
+    def executions(self, state_machine: str) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        out: list[dict[str, Any]] = sfn.list_executions(
+            stateMachineArn=self.arns[("state_machine", state_machine)]
+        )["executions"]
+        return out
+
+    def _wait_executions_quiet(self) -> None:
+        # Let running executions reach a stable point so their threads do not outlive the mock.
+        with contextlib.suppress(Exception):
+            deadline = time.monotonic() + 5
+            while self._inflight and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    # ---------------------------------------------------------------- EventBridge targets
+    def deliver_rule_target(self, target: dict[str, Any], event: dict[str, Any]) -> None:
+        arn = parse_arn(target["Arn"])
+        payload = shapes.normalize_eventbridge(event)
+        if arn.service == "lambda":
+            name = arn.resource_id
+
+            def run() -> None:
+                for attempt in range(3):  # async invoke: Lambda retries twice
+                    try:
+                        self.invoke(name, payload)
+                        return
+                    except HandlerError:
+                        time.sleep(0.05 * (attempt + 1))
+
+            threading.Thread(target=run, daemon=True).start()
+        elif arn.service == "states":
+            self.client("stepfunctions").start_execution(stateMachineArn=target["Arn"], input=json.dumps(payload))
+
+
+def _json_response(status: int, body: Any) -> ApiResponse:
+    return ApiResponse(status, {"content-type": "application/json"}, json.dumps(body).encode())
+
+
+def _from_lambda_proxy(result: Any) -> ApiResponse:
+    if not isinstance(result, dict) or "statusCode" not in result:
+        return ApiResponse(200, {"content-type": "application/json"}, json.dumps(result).encode())
+    body = result.get("body") or ""
+    raw = __import__("base64").b64decode(body) if result.get("isBase64Encoded") else body.encode()
+    headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+    return ApiResponse(int(result["statusCode"]), headers, raw)
+
+
+def _install_patches() -> None:
+    """Route moto's Lambda invocations and EventBridge lambda/states targets to the active cloud."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    _PATCHED = True
+    original_invoke = LambdaFunction.invoke
+    original_send = MotoRule.send_to_targets
+
+    def invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
+        cloud = _ACTIVE
+        if cloud is None or self.function_name not in {f.name for f in cloud.topology.functions}:
+            return original_invoke(self, body, request_headers, response_headers)
+        event = json.loads(body) if body else {}
+        try:
+            result = cloud.invoke(self.function_name, event)
+        except HandlerError as exc:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": exc.error_type, "errorMessage": exc.message, "stackTrace": []})
+        return json.dumps(result)
+
+    def send_to_targets(self: MotoRule, original_event: Any, transform_input: bool = True) -> None:
+        cloud = _ACTIVE
+        if cloud is None or not self.event_pattern.matches_event(original_event):
+            return original_send(self, original_event, transform_input)
+        ours = [t for t in self.targets if parse_arn(t["Arn"]).service in ("lambda", "states")]
+        for target in ours:
+            cloud.deliver_rule_target(target, original_event)
+        rest = [t for t in self.targets if t not in ours]
+        if rest:
+            saved = self.targets
+            self.targets = rest
+            try:
+                original_send(self, original_event, transform_input)
+            finally:
+                self.targets = saved
+
+    _patch_kms_digest()
+    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+    MotoRule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+
+def _patch_kms_digest() -> None:
+    """moto 5.2.1 ignores Sign's MessageType and always hashes the message; AWS signs a DIGEST
+    as given. Make moto honour DIGEST for ECDSA keys so adapters behave as they do in AWS."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, utils
+    from moto.kms.responses import KmsResponse
+
+    original_sign = KmsResponse.sign
+
+    def sign(self: KmsResponse) -> str:
+        if self._get_param("MessageType") != "DIGEST":
+            return original_sign(self)
+        key = self.kms_backend.describe_key(self._get_param("KeyId"))
+        private = getattr(key.private_key, "private_key", None)
+        algorithm = self._get_param("SigningAlgorithm")
+        if not isinstance(private, ec.EllipticCurvePrivateKey) or algorithm != "ECDSA_SHA_256":
+            return original_sign(self)
+        digest = self._get_param("Message")
+        digest = base64.b64decode(digest) if isinstance(digest, str) else digest
+        signature = private.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+        return json.dumps({"KeyId": key.arn, "Signature": base64.b64encode(signature).decode(),
+                           "SigningAlgorithm": algorithm})
+
+    KmsResponse.sign = sign  # type: ignore[method-assign]

@@ -1,0 +1,90 @@
+"""The composition root for Lambda handlers: builds adapters from the environment the
+topology declares (TABLE_*, BUCKET_*, QUEUE_*_URL, KEY_*_ID, STATE_MACHINE_*_ARN).
+
+Startup guards: with REQUIRE_KMS set, a function that signs fails at init when its key is
+not configured; with REQUIRE_SIGNING_PROXY / REQUIRE_MTLS, when their inputs are missing.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from hallmark.adapters.dynamo_docs import DynamoDocStore
+from hallmark.adapters.kms_signer import KmsSigner
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+
+
+class ConfigurationError(RuntimeError):
+    """A function started without what it needs: the message names the missing input."""
+
+
+def require(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigurationError(f"{name} is not set: this function's topology entry must declare it")
+    return value
+
+
+def startup_guard(*, sign_keys: tuple[str, ...] = ()) -> None:
+    """Fail fast at init, naming what is missing (REQUIRE_KMS, REQUIRE_SIGNING_PROXY, REQUIRE_MTLS)."""
+    missing: list[str] = []
+    if os.environ.get("REQUIRE_KMS"):
+        missing += [f"KEY_{k.upper()}_ID (KMS {k} signing key)" for k in sign_keys
+                    if not os.environ.get(f"KEY_{k.upper()}_ID")]
+    if os.environ.get("REQUIRE_SIGNING_PROXY") and not os.environ.get("SIGNING_PROXY_URL"):
+        missing.append("SIGNING_PROXY_URL (REQUIRE_SIGNING_PROXY is set)")
+    if os.environ.get("REQUIRE_MTLS"):
+        missing += [f"{v} (REQUIRE_MTLS is set)" for v in ("MTLS_CERT_PATH", "MTLS_KEY_PATH", "MTLS_CA_PATH")
+                    if not os.environ.get(v) or not os.path.exists(os.environ[v])]
+    if missing:
+        raise ConfigurationError("startup guard: missing " + "; ".join(missing))
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+@cache
+def table(name: str) -> Any:
+    return boto3.resource("dynamodb", config=_CONFIG).Table(require(f"TABLE_{name.upper()}"))
+
+
+def bucket(name: str) -> str:
+    return require(f"BUCKET_{name.upper()}")
+
+
+@cache
+def docs() -> DynamoDocStore:
+    return DynamoDocStore(table("state"))
+
+
+@cache
+def signer(purpose: str) -> KmsSigner:
+    return KmsSigner(client("kms"), require(f"KEY_{purpose.upper()}_ID"))
+
+
+@cache
+def audit() -> Any:
+    from hallmark.adapters.sqs_audit_emitter import SqsAuditEmitter
+
+    return SqsAuditEmitter(client("sqs"), require("QUEUE_AUDIT_URL"))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def reset() -> None:
+    """Forget cached clients (the local cloud calls this between boots)."""
+    from hallmark.adapters import audit_runtime
+
+    for f in (client, table, docs, signer, audit, audit_runtime.audit_log):
+        f.cache_clear()

@@ -1,0 +1,474 @@
+"""Replay: verify an exported audit log with nothing but the checkpoint public key.
+
+:func:`verify_export` streams the event lines once. For every event it recomputes the hash,
+checks ``seq`` continuity from 1, the ``prevHash`` link and the ``signature`` reference
+(which must name exactly the first checkpoint covering the event, with that checkpoint's
+``keyId``, or be ``null`` when none does), and feeds the event hash to an RFC 6962 frontier.
+When the stream reaches a checkpoint's ``seq`` it checks the checkpoint's signature with
+the given key, its ``keyId``, its ``prevCheckpointHash`` link, its ``headHash`` and its
+``merkleRoot`` (the frontier's head over ``1..seq``). At the end every checkpoint must have
+been reached (no tail cut). The first failure stops the replay and is reported with the
+``seq`` at which it was detected and the reason.
+
+Speed. The hash input is ``RFC8785(event without hash and signature)``. Exports are
+canonical JSON, so for a canonical line that input is the line itself with the ``"hash"``
+and ``"signature"`` members cut out (removing members of a canonical object leaves a
+canonical object, and the key order is fixed: actor, chain, data, hash, id, prevHash, seq,
+signature, subject, ts, type). The fast path recognises that shape with two anchored
+regular expressions (the ``data`` object stays opaque) and hashes the spliced bytes;
+there is no JSON decoding or re-serialization per event. It is sound because it only ever
+accepts: whatever bytes ``B`` it hashes, an event passes the link and Merkle checks only if
+``sha256(B)`` equals the genuine hash, i.e. ``B`` equals the genuine canonical bytes; the
+strict, anchored tail pattern then makes the accepted line byte-identical to the genuine
+export line. Any line the fast path does not accept (a different shape, escapes in the
+chain name, a non-canonical but valid JSON line, a hash mismatch) is decided by the slow
+path: strict ``json.loads`` (duplicate keys rejected), field validation and ``rfc8785``.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from hallmark.audit.checkpoints import (
+    CHECKPOINT_FIELDS,
+    GENESIS_CHECKPOINT_HASH,
+    checkpoint_hash,
+    verify_checkpoint_signature,
+)
+from hallmark.audit.events import EVENT_FIELDS, GENESIS, is_hex64
+from hallmark.audit.merkle import root_from_frontier
+from hallmark.canonical import canonical_bytes, is_rfc3339_utc
+from hallmark.signing import load_public_key
+
+__all__ = ["ChainSummary", "ReplayReport", "verify_export", "verify_export_files"]
+
+_STR: Final = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+_HEAD_RE: Final = re.compile(rb'\{"actor":' + _STR + rb',"chain":"([A-Za-z0-9._-]{1,128})","data":\{')
+_TAIL_RE: Final = re.compile(
+    rb',"hash":"([0-9a-f]{64})"'
+    rb'(,"id":' + _STR + rb',"prevHash":"([0-9a-f]{64})","seq":([1-9][0-9]{0,15}))'
+    rb',"signature":(null|\{"checkpoint":[1-9][0-9]{0,15},"keyId":' + _STR + rb"\})"
+    rb'(,"subject":' + _STR + rb',"ts":' + _STR + rb',"type":' + _STR + rb"\})\r?\n?"
+)
+_HASH_KEY: Final = b',"hash":"'
+_GENESIS_HEX: Final = GENESIS.encode()
+_EVENT_KEYS: Final = frozenset(EVENT_FIELDS)
+_CHECKPOINT_KEYS: Final = frozenset(CHECKPOINT_FIELDS)
+_NULL: Final = b"null"
+
+
+@dataclass(frozen=True)
+class ChainSummary:
+    """What was verified of one chain."""
+
+    events: int
+    checkpoints: int
+    head_seq: int
+    head_hash: str | None
+    last_checkpoint_seq: int | None
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """The outcome of a replay; ``first_bad_seq``/``reason``/``chain`` name the first failure."""
+
+    ok: bool
+    events: int
+    checkpoints: int
+    first_bad_seq: int | None = None
+    reason: str | None = None
+    chains: dict[str, ChainSummary] = field(default_factory=dict)
+    chain: str | None = None
+
+
+class _Bad(Exception):
+    def __init__(self, seq: int | None, reason: str, chain: str | None = None):
+        super().__init__(reason)
+        self.seq = seq
+        self.reason = reason
+        self.chain = chain
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
+
+
+def _strict_loads(line: bytes | str) -> Any:
+    return json.loads(line, object_pairs_hook=_no_duplicates)
+
+
+def _is_int(v: object) -> bool:
+    return type(v) is int
+
+
+class _Checkpoint:
+    __slots__ = ("obj", "ref", "seq")
+
+    def __init__(self, obj: dict[str, Any]):
+        self.obj = obj
+        self.seq: int = obj["seq"]
+        self.ref = canonical_bytes({"checkpoint": obj["seq"], "keyId": obj["keyId"]})
+
+
+class _Chain:
+    __slots__ = (
+        "checkpoints", "ci", "events", "expected", "key_id", "last_hash", "last_prev", "name",
+        "next_ckpt", "nodes", "prev_ckpt", "ref", "size", "verified_ckpts",
+    )  # fmt: skip
+
+    def __init__(self, name: str, checkpoints: list[_Checkpoint]):
+        self.name = name
+        self.checkpoints = checkpoints
+        self.ci = 0
+        self.events = 0
+        self.expected = 1
+        self.key_id: str | None = checkpoints[0].obj["keyId"] if checkpoints else None
+        self.last_hash = _GENESIS_HEX
+        self.last_prev: bytes | None = None
+        self.nodes: list[bytes] = []
+        self.size = 0
+        self.prev_ckpt: dict[str, Any] | None = None
+        self.verified_ckpts = 0
+        self._set_next()
+
+    def _set_next(self) -> None:
+        if self.ci < len(self.checkpoints):
+            nxt = self.checkpoints[self.ci]
+            self.next_ckpt, self.ref = nxt.seq, nxt.ref
+        else:
+            self.next_ckpt, self.ref = -1, _NULL
+
+    def advance(self) -> None:
+        self.prev_ckpt = self.checkpoints[self.ci].obj
+        self.ci += 1
+        self.verified_ckpts += 1
+        self._set_next()
+
+    def summary(self) -> ChainSummary:
+        return ChainSummary(
+            events=self.events,
+            checkpoints=self.verified_ckpts,
+            head_seq=self.expected - 1,
+            head_hash=None if self.expected == 1 else self.last_hash.decode(),
+            last_checkpoint_seq=self.prev_ckpt["seq"] if self.prev_ckpt else None,
+        )
+
+
+def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoint]]:
+    by_chain: dict[str, list[_Checkpoint]] = {}
+    for lineno, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            obj = _strict_loads(raw)
+        except ValueError as exc:
+            raise _Bad(None, f"checkpoints line {lineno}: not valid JSON ({exc})") from None
+        if not isinstance(obj, dict):
+            raise _Bad(None, f"checkpoints line {lineno}: not a JSON object")
+        seq = obj.get("seq")
+        bad_seq = seq if _is_int(seq) else None
+        chain = obj.get("chain") if isinstance(obj.get("chain"), str) else None
+        keys = set(obj)
+        if keys != _CHECKPOINT_KEYS:
+            extra, missing = sorted(keys - _CHECKPOINT_KEYS), sorted(_CHECKPOINT_KEYS - keys)
+            raise _Bad(bad_seq, f"checkpoints line {lineno}: fields differ (extra {extra}, missing {missing})", chain)
+        if chain is None or not _is_int(seq) or seq < 1:
+            raise _Bad(bad_seq, f"checkpoints line {lineno}: chain must be a string and seq an integer >= 1", chain)
+        for name in ("headHash", "merkleRoot", "prevCheckpointHash"):
+            if not is_hex64(obj[name]):
+                raise _Bad(seq, f"checkpoint {seq}: {name} is not 64 lowercase hex characters", chain)
+        if not isinstance(obj["keyId"], str) or not obj["keyId"] or not isinstance(obj["signature"], str):
+            raise _Bad(seq, f"checkpoint {seq}: keyId and signature must be non-empty strings", chain)
+        if not isinstance(obj["ts"], str) or not is_rfc3339_utc(obj["ts"]):
+            raise _Bad(seq, f"checkpoint {seq}: ts is not RFC 3339 UTC", chain)
+        lst = by_chain.setdefault(chain, [])
+        if lst and seq <= lst[-1].seq:
+            raise _Bad(
+                seq,
+                f"checkpoint {seq} follows checkpoint {lst[-1].seq}: checkpoints out of order or duplicated",
+                chain,
+            )
+        lst.append(_Checkpoint(obj))
+    return by_chain
+
+
+def _slow_event(line: bytes) -> tuple[str, int, bytes, bytes, bytes, bytes]:
+    """Parse and validate one event line the careful way.
+
+    Returns ``(chain, seq, prevHash, hash, signature-ref canonical bytes, computed digest)``;
+    raises :class:`_Bad` (with ``seq`` None) when the line is not an event.
+    """
+    try:
+        obj = _strict_loads(line)
+    except ValueError as exc:
+        raise _Bad(None, f"not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise _Bad(None, "not a JSON object")
+    keys = set(obj)
+    if keys != _EVENT_KEYS:
+        extra, missing = sorted(keys - _EVENT_KEYS), sorted(_EVENT_KEYS - keys)
+        raise _Bad(None, f"fields differ from the event format (extra {extra}, missing {missing})")
+    chain, seq = obj["chain"], obj["seq"]
+    if not isinstance(chain, str) or not _is_int(seq) or seq < 1:
+        raise _Bad(None, "chain must be a string and seq an integer >= 1")
+    for name in ("id", "ts", "type", "actor", "subject"):
+        if not isinstance(obj[name], str):
+            raise _Bad(seq, f"{name} must be a string", chain)
+    if not isinstance(obj["data"], dict):
+        raise _Bad(seq, "data must be an object", chain)
+    for name in ("prevHash", "hash"):
+        if not is_hex64(obj[name]):
+            raise _Bad(seq, f"{name} is not 64 lowercase hex characters", chain)
+    sig = obj["signature"]
+    if sig is not None and not (
+        isinstance(sig, dict)
+        and set(sig) == {"checkpoint", "keyId"}
+        and _is_int(sig["checkpoint"])
+        and isinstance(sig["keyId"], str)
+    ):
+        raise _Bad(seq, 'signature must be null or {"checkpoint": <int>, "keyId": <string>}', chain)
+    try:
+        body = canonical_bytes({k: v for k, v in obj.items() if k != "hash" and k != "signature"})
+    except ValueError as exc:
+        raise _Bad(seq, f"event cannot be canonicalized (RFC 8785): {exc}", chain) from None
+    return (
+        chain,
+        seq,
+        obj["prevHash"].encode(),
+        obj["hash"].encode(),
+        canonical_bytes(sig),
+        hashlib.sha256(body).digest(),
+    )
+
+
+def _peek(line: bytes | str) -> tuple[str, int] | None:
+    """``(chain, seq)`` of a line, or None; for the failure path only."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(obj, dict) and isinstance(obj.get("chain"), str) and _is_int(obj.get("seq")):
+        return obj["chain"], obj["seq"]
+    return None
+
+
+def _describe_ref(st: _Chain, seq: int, got: bytes) -> str:
+    try:
+        ref = json.loads(got)
+    except ValueError:
+        ref = None
+    expected = st.checkpoints[st.ci] if st.ci < len(st.checkpoints) else None
+    names = {c.seq for c in st.checkpoints}
+    if ref is None:
+        assert expected is not None
+        return f"event {seq} has signature null although checkpoint {expected.seq} covers it"
+    if expected is None:
+        if ref.get("checkpoint") not in names:
+            return (
+                f"event {seq}: signature names checkpoint {ref.get('checkpoint')}, which is not in the "
+                "checkpoint file (checkpoints removed, or the tail was cut)"
+            )
+        return f"event {seq}: signature names checkpoint {ref.get('checkpoint')}, but no checkpoint covers it"
+    if ref.get("checkpoint") != expected.seq:
+        where = "is not in the checkpoint file" if ref.get("checkpoint") not in names else "is not the first to cover it"
+        return f"event {seq}: signature names checkpoint {ref.get('checkpoint')}, which {where} (expected {expected.seq})"
+    return f"event {seq}: signature keyId {ref.get('keyId')!r} differs from checkpoint {expected.seq}'s keyId"
+
+
+def _check_checkpoint(st: _Chain, seq: int, head_hash: bytes, pem: bytes) -> None:
+    ck = st.checkpoints[st.ci].obj
+    chain = st.name
+    if not verify_checkpoint_signature(ck, pem):
+        raise _Bad(
+            seq,
+            f"checkpoint {seq}: signature does not verify with the given public key "
+            "(signed by another key, or the checkpoint was altered)",
+            chain,
+        )
+    if ck["keyId"] != st.key_id:
+        raise _Bad(seq, f"checkpoint {seq}: keyId {ck['keyId']!r} differs from the chain's {st.key_id!r}", chain)
+    expected_prev = checkpoint_hash(st.prev_ckpt) if st.prev_ckpt is not None else GENESIS_CHECKPOINT_HASH
+    if ck["prevCheckpointHash"] != expected_prev:
+        prev = f"checkpoint {st.prev_ckpt['seq']}" if st.prev_ckpt is not None else "genesis (64 zeros)"
+        raise _Bad(seq, f"checkpoint {seq}: prevCheckpointHash does not link to {prev}", chain)
+    if ck["headHash"] != head_hash.decode():
+        raise _Bad(seq, f"checkpoint {seq}: headHash is not the hash of event {seq}", chain)
+    if ck["merkleRoot"] != root_from_frontier(st.nodes).hex():
+        raise _Bad(
+            seq,
+            f"checkpoint {seq}: merkleRoot does not match the events 1..{seq} "
+            f"(an event after seq {st.prev_ckpt['seq'] if st.prev_ckpt else 0} was changed, "
+            "inserted, removed or reordered, or the root is wrong)",
+            chain,
+        )
+
+
+def _gap_reason(chain: str, expected: int, seq: int, rest: Iterator[bytes | str]) -> str:
+    for line in rest:
+        peeked = _peek(line)
+        if peeked == (chain, expected):
+            return (
+                f"expected seq {expected}, found seq {seq}: event {expected} appears later in the file "
+                "(events reordered)"
+            )
+    missing = f"event {expected} is" if seq == expected + 1 else f"events {expected}..{seq - 1} are"
+    return f"expected seq {expected}, found seq {seq}: {missing} missing (deleted)"
+
+
+def verify_export(
+    event_lines: Iterable[str | bytes],
+    checkpoint_lines: Iterable[str | bytes],
+    public_key_pem: bytes,
+) -> ReplayReport:
+    """Verify exported JSON Lines (events, checkpoints) with the checkpoint public key only.
+
+    Lines may be ``str`` or ``bytes``, with or without their newline; blank lines are skipped.
+    Events of several chains may be mixed (each chain is checked on its own). The report's
+    ``first_bad_seq`` is the seq at which verification failed: the event whose hash, link or
+    position is wrong, the checkpoint whose signature/root/link is wrong, or, for a cut tail,
+    the first seq a checkpoint covers that the log does not hold.
+    """
+    load_public_key(public_key_pem)  # a bad key is the caller's error, not the log's
+    states: dict[str, _Chain] = {}
+    total_events = 0
+    total_ckpts = 0
+    try:
+        by_chain = _parse_checkpoints(checkpoint_lines)
+    except _Bad as bad:
+        return ReplayReport(False, 0, 0, bad.seq, bad.reason, {}, bad.chain)
+
+    def state_for(name: str) -> _Chain:
+        st = states.get(name)
+        if st is None:
+            st = states[name] = _Chain(name, by_chain.get(name, []))
+        return st
+
+    sha = hashlib.sha256
+    hexlify = binascii.hexlify
+    head_match = _HEAD_RE.match
+    tail_fullmatch = _TAIL_RE.fullmatch
+    hash_key = _HASH_KEY
+
+    cur_key: bytes | str | None = None
+    st: _Chain | None = None
+    it = iter(event_lines)
+    lineno = 0
+    try:
+        for raw in it:
+            lineno += 1
+            line = raw.encode("utf-8") if raw.__class__ is str else raw
+            # ---- fast path: a canonical line -------------------------------------------------
+            parsed = False
+            m = head_match(line)
+            if m is not None:
+                p = line.rfind(hash_key)
+                t = tail_fullmatch(line, p) if p > 0 and line[p - 1] == 125 else None  # 125 == "}"
+                if t is not None:
+                    hash_hex, mid, prev_hex, seq_txt, sig, rest = t.groups()
+                    digest = sha(line[:p] + mid + rest).digest()
+                    if hexlify(digest) == hash_hex:
+                        key: bytes | str = m.group(1)
+                        seq = int(seq_txt)
+                        parsed = True
+            # ---- slow path: anything else -----------------------------------------------------
+            if not parsed:
+                if not line.strip():
+                    continue
+                try:
+                    key, seq, prev_hex, hash_hex, sig, digest = _slow_event(line)
+                except _Bad as bad:
+                    at = bad.seq if bad.seq is not None else (st.expected if st is not None else None)
+                    raise _Bad(at, f"event line {lineno}: {bad.reason}", bad.chain or (st.name if st else None)) from None
+
+            # ---- checks common to both paths --------------------------------------------------
+            if key != cur_key:
+                name = key.decode("ascii") if isinstance(key, bytes) else key
+                st = state_for(name)
+                cur_key = key
+            assert st is not None
+            if seq != st.expected:
+                if seq > st.expected:
+                    raise _Bad(st.expected, _gap_reason(st.name, st.expected, seq, it), st.name)
+                if seq == st.expected - 1 and prev_hex == st.last_prev:
+                    raise _Bad(
+                        seq,
+                        f"fork: two events at seq {seq} claim the same prevHash (a second event forked "
+                        "the chain, or an event was inserted)",
+                        st.name,
+                    )
+                raise _Bad(
+                    seq,
+                    f"duplicate seq {seq} after seq {st.expected - 1} (a fork, or a duplicated or inserted event)",
+                    st.name,
+                )
+            if prev_hex != st.last_hash:
+                raise _Bad(
+                    seq,
+                    f"event {seq}: prevHash does not match the hash of event {seq - 1} "
+                    "(event inserted, or an earlier event rewritten)",
+                    st.name,
+                )
+            if hexlify(digest) != hash_hex:
+                raise _Bad(seq, f"event {seq}: hash does not match its content (event modified)", st.name)
+            if sig != st.ref:
+                raise _Bad(seq, _describe_ref(st, seq, sig), st.name)
+            # RFC 6962 frontier: leaf hash, then merge equal-sized subtrees
+            nodes = st.nodes
+            nodes.append(sha(b"\x00" + digest).digest())
+            size = st.size = st.size + 1
+            while not size & 1:
+                right = nodes.pop()
+                nodes[-1] = sha(b"\x01" + nodes[-1] + right).digest()
+                size >>= 1
+            st.last_prev = prev_hex
+            st.last_hash = hash_hex
+            st.expected = seq + 1
+            st.events += 1
+            total_events += 1
+            if seq == st.next_ckpt:
+                _check_checkpoint(st, seq, hash_hex, public_key_pem)
+                st.advance()
+                total_ckpts += 1
+        # ---- end of stream: every checkpoint must have been reached ---------------------------
+        for name in sorted(by_chain):
+            st = state_for(name)
+            if st.ci < len(st.checkpoints):
+                ck = st.checkpoints[st.ci]
+                last = st.expected - 1
+                raise _Bad(
+                    last + 1,
+                    f"checkpoint {ck.seq} covers events up to seq {ck.seq} but the log ends at seq {last} "
+                    "(tail truncated)",
+                    name,
+                )
+    except _Bad as bad:
+        return ReplayReport(
+            False,
+            total_events,
+            total_ckpts,
+            bad.seq,
+            bad.reason,
+            {n: s.summary() for n, s in states.items()},
+            bad.chain,
+        )
+    return ReplayReport(True, total_events, total_ckpts, None, None, {n: s.summary() for n, s in states.items()})
+
+
+def verify_export_files(
+    events_path: str | Path, checkpoints_path: str | Path, public_key_pem: bytes
+) -> ReplayReport:
+    """:func:`verify_export` over ``<chain>.events.jsonl`` and ``<chain>.checkpoints.jsonl`` files."""
+    with open(events_path, "rb") as events, open(checkpoints_path, "rb") as checkpoints:
+        return verify_export(events, checkpoints, public_key_pem)

@@ -1,0 +1,130 @@
+"""Canonical JSON (RFC 8785, JCS), SHA-256 and RFC 3339 helpers.
+
+Everything Hallmark signs or hashes goes through :func:`canonical_bytes`. The reference
+implementation is the ``rfc8785`` package; a fast path hands plain shapes (dicts with
+BMP string keys, lists, strings, bools, ``None`` and safe integers, i.e. no floats) to the
+C JSON encoder, whose output is byte-identical to RFC 8785 for exactly that shape
+(sorted keys, no whitespace, the same minimal string escapes with lowercase ``\\u00xx``,
+UTF-8). Anything else (floats, non-BMP keys, ``Mapping`` subclasses, ...) goes to
+``rfc8785``. ``tests/unit/test_canonical.py`` checks the equivalence with hypothesis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import rfc8785
+
+__all__ = [
+    "CanonicalizationError",
+    "canonical_bytes",
+    "is_rfc3339_utc",
+    "parse_rfc3339",
+    "sha256_hex",
+    "to_rfc3339",
+    "utc_now_rfc3339",
+]
+
+CanonicalizationError = rfc8785.CanonicalizationError
+
+_INT_MAX: Final = 2**53 - 1
+_INT_MIN: Final = -(2**53) + 1
+# Keys are sorted by UTF-16 code units in RFC 8785 and by code points in Python: the two
+# orders agree as long as no key holds a character at or above U+D800.
+_SORT_SAFE_LIMIT: Final = "\ud800"
+
+_encode = json.JSONEncoder(
+    skipkeys=False,
+    ensure_ascii=False,
+    check_circular=True,
+    allow_nan=False,
+    sort_keys=True,
+    separators=(",", ":"),
+).encode
+
+
+def _fast_safe(obj: Any) -> bool:
+    """True when the C JSON encoder renders ``obj`` exactly as RFC 8785 does."""
+    t = type(obj)
+    if t is str or obj is None or t is bool:
+        return True
+    if t is int:
+        return _INT_MIN <= obj <= _INT_MAX
+    if t is dict:
+        for k, v in obj.items():
+            if type(k) is not str or (k and not k.isascii() and max(k) >= _SORT_SAFE_LIMIT):
+                return False
+            if not _fast_safe(v):
+                return False
+        return True
+    if t is list or t is tuple:
+        return all(_fast_safe(v) for v in obj)
+    return False  # floats, Mapping subclasses, enums, ...: the reference implementation
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """RFC 8785 canonical JSON of ``obj`` as UTF-8 bytes.
+
+    Raises ``CanonicalizationError`` (a ``ValueError``) for values JSON cannot carry exactly:
+    NaN/infinity, integers beyond +-(2**53 - 1), non-string keys, lone surrogates.
+    """
+    if _fast_safe(obj):
+        try:
+            return _encode(obj).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # lone surrogates: let the reference implementation raise its error
+    return rfc8785.dumps(obj)
+
+
+def sha256_hex(data: bytes) -> str:
+    """Lowercase hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+_RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$")
+
+
+def to_rfc3339(dt: datetime) -> str:
+    """``dt`` as RFC 3339 UTC with millisecond precision, e.g. ``2026-11-22T20:11:00.123Z``.
+
+    Naive datetimes are rejected: an audit timestamp must be unambiguous.
+    """
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError("naive datetime: pass an aware (UTC) datetime")
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def utc_now_rfc3339() -> str:
+    """The current time as RFC 3339 UTC (``...Z``, millisecond precision)."""
+    return to_rfc3339(datetime.now(UTC))
+
+
+def is_rfc3339_utc(value: str) -> bool:
+    """True for ``YYYY-MM-DDTHH:MM:SS[.fraction]Z`` strings that name a real instant."""
+    if not _RFC3339_UTC.match(value):
+        return False
+    try:
+        parse_rfc3339(value)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """Parse an RFC 3339 timestamp into an aware UTC datetime (fractions beyond µs are cut)."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    main, sep, rest = text.partition(".")
+    if sep:  # datetime.fromisoformat accepts at most 6 fractional digits
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        rest = rest[: min(digits, 6)] + rest[digits:]
+        text = f"{main}.{rest}"
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {value!r}")
+    return dt.astimezone(UTC)

@@ -1,0 +1,120 @@
+"""The HTTP edge shared by every API function: a Powertools resolver with OpenAPI validation,
+role enforcement from the declared route table, and one JSON error shape:
+``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from hallmark.errors import DomainError
+from hallmark.observability import logger
+
+MAX_BODY_BYTES = int(os.environ.get("HALLMARK_MAX_BODY_BYTES", str(256 * 1024)))
+
+
+@dataclass(frozen=True)
+class Caller:
+    sub: str
+    roles: frozenset[str]
+
+
+def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response[Any]:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def parse_roles(raw: Any) -> frozenset[str]:
+    """Roles from a JWT claim: a list, or the "[a b]" string the HTTP API authorizer makes of one."""
+    if raw is None:
+        return frozenset()
+    if isinstance(raw, list | tuple):
+        return frozenset(str(r) for r in raw)
+    text = str(raw).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    return frozenset(p for p in text.replace(",", " ").split() if p)
+
+
+def route_roles() -> dict[str, list[str]]:
+    """routeKey -> roles allowed ([] = any authenticated caller); declared once in the topology."""
+    return dict(json.loads(os.environ.get("HALLMARK_ROUTE_ROLES", "{}")))
+
+
+def current_caller(app: APIGatewayHttpResolver) -> Caller | None:
+    ctx = app.current_event.raw_event.get("requestContext", {})
+    claims = (ctx.get("authorizer") or {}).get("jwt", {}).get("claims")
+    if not claims or "sub" not in claims:
+        return None
+    return Caller(sub=str(claims["sub"]), roles=parse_roles(claims.get("roles", claims.get("cognito:groups"))))
+
+
+def make_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+    public_routes = set(json.loads(os.environ.get("HALLMARK_PUBLIC_ROUTES", '["GET /health"]')))
+
+    def authorize(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        event = app.current_event.raw_event
+        route_key = event.get("routeKey", "")
+        body = event.get("body") or ""
+        if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
+            return error_response(413, "payload_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
+        if route_key in public_routes:
+            return next_middleware(app)
+        caller = current_caller(app)
+        if caller is None:
+            return error_response(401, "unauthorized", "a valid bearer token is required")
+        allowed = route_roles().get(route_key, [])
+        if allowed and not (caller.roles & set(allowed)):
+            return error_response(
+                403, "forbidden", f"{route_key} requires one of the roles {sorted(allowed)}",
+                {"required": sorted(allowed), "roles": sorted(caller.roles)},
+            )
+        app.append_context(caller=caller)
+        return next_middleware(app)
+
+    app.use(middlewares=[authorize])
+
+    @app.exception_handler(DomainError)
+    def _domain(exc: DomainError) -> Response[Any]:
+        logger.info("request refused", extra={"code": exc.code, "status": exc.http_status})
+        return error_response(exc.http_status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(exc: RequestValidationError) -> Response[Any]:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        malformed = any(e["type"] in ("json_invalid", "model_attributes_type") for e in errors)
+        code, msg = ("malformed_json", "the body is not valid JSON") if malformed else (
+            "invalid_request", "the request does not match the schema")
+        return error_response(400, code, msg, {"errors": errors})
+
+    @app.exception_handler(json.JSONDecodeError)
+    def _malformed(exc: json.JSONDecodeError) -> Response[Any]:
+        return error_response(400, "malformed_json", f"the body is not valid JSON: {exc.msg}")
+
+    @app.not_found
+    def _not_found(exc: NotFoundError) -> Response[Any]:
+        return error_response(404, "route_not_found", "no such route")
+
+    return app
+
+
+def caller_of(app: APIGatewayHttpResolver) -> Caller:
+    caller = app.context.get("caller")
+    if not isinstance(caller, Caller):
+        raise DomainError("unauthorized", "a valid bearer token is required", 401)
+    return caller
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]

@@ -1,0 +1,52 @@
+"""Publishing: the manifest repository object layout and the marketplace listing."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+from hallmark.docstore import DocStore
+from hallmark.errors import Conflict
+from hallmark.ports import AuditEmitter
+from hallmark.release.service import CHAIN, event_id, rfc3339
+
+LISTING = "listing"
+
+
+def repository_key(meta: dict[str, Any], package_id: str) -> str:
+    return f"manifests/{meta['name']}/{meta['version']}/{package_id}.dsse.json"
+
+
+def create_listing(store: DocStore, audit: AuditEmitter, package: dict[str, Any], manifest: dict[str, Any],
+                   repository: dict[str, Any], now: Any) -> dict[str, Any]:
+    """One listing per package (idempotent: a retried step returns the existing listing)."""
+    listing_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"hallmark:listing:{package['packageId']}"))
+    meta = package["meta"]
+    listing = {
+        "listingId": listing_id,
+        "packageId": package["packageId"],
+        "name": meta["name"],
+        "version": meta["version"],
+        "seller": package["submittedBy"],
+        "price": int(os.environ.get("LISTING_DEFAULT_PRICE_MINOR", "1900")),
+        "currency": os.environ.get("LISTING_DEFAULT_CURRENCY", "USD"),
+        "tier": None,
+        "manifestSignatureId": manifest["signatureId"],
+        "manifestDigest": manifest["digest"],
+        "manifestRef": repository,
+        "artifact": {"bucket": manifest["artifactBucket"], "key": manifest["artifactKey"]},
+        "createdAt": rfc3339(now),
+        "status": "Active",
+    }
+    try:
+        store.create(LISTING, listing_id, listing)
+    except Conflict:
+        existing = store.get(LISTING, listing_id)
+        assert existing is not None
+        return existing
+    audit.emit(chain=CHAIN, type="ListingCreated", actor="system:marketplace", subject=package["packageId"],
+               data={"listingId": listing_id, "manifestSignatureId": manifest["signatureId"],
+                     "price": listing["price"], "currency": listing["currency"]},
+               event_id=event_id(package["packageId"], "ListingCreated"))
+    return listing

@@ -1,0 +1,231 @@
+"""The release flow's domain: package records, their status, validation outcomes, the manifest.
+
+Status: Submitted -> Validating -> (Rejected | AwaitingApproval | Published); Published ->
+RolledBack (emergency not ratified). Every change returns after emitting its audit event on
+the `release` chain with a deterministic id, so a retried step never records twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hallmark.docstore import DocStore, update
+from hallmark.errors import Conflict, DomainError, Forbidden, NotFound
+from hallmark.ports import AuditEmitter
+
+KIND = "package"
+CHAIN = "release"
+NAMESPACE = uuid.UUID("6f1c9a52-3a43-4a53-9d8e-6c1d8b7f0a11")
+PREDICATE_TYPE = "https://hallmark.dev/manifest/v1"
+Status = Literal["Submitted", "Validating", "AwaitingApproval", "Rejected", "Published", "RolledBack"]
+FORMATS = (".tar.gz", ".tgz", ".zip")
+
+
+def event_id(*parts: str) -> str:
+    """A deterministic audit event id: the same step retried records once."""
+    return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class SubmitRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$")
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_.-]*$")
+    target: str = Field(min_length=1, max_length=256)
+    impact: Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+    rationale: str = Field(min_length=1, max_length=4000)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    license: str = Field(min_length=1, max_length=512)
+    emergency: bool = False
+    filename: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+    @field_validator("filename")
+    @classmethod
+    def _format(cls, v: str | None) -> str | None:
+        if v is not None and not v.endswith(FORMATS):
+            raise ValueError(f"package format must be one of {', '.join(FORMATS)}")
+        return v
+
+    def file_name(self) -> str:
+        return self.filename or f"{self.name}-{self.version}.tar.gz"
+
+
+class ReleaseService:
+    def __init__(self, store: DocStore, audit: AuditEmitter, clock: Callable[[], datetime] | None = None) -> None:
+        self.store = store
+        self.audit = audit
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    # -------------------------------------------------------------- submit
+    def submit(self, req: SubmitRequest, submitter: str, roles: frozenset[str],
+               package_id: str | None = None) -> dict[str, Any]:
+        if req.emergency and "superadmin" not in roles:
+            raise Forbidden("an emergency release can only be submitted by a superadmin")
+        if req.emergency and req.impact not in ("HIGH", "CRITICAL"):
+            raise DomainError("invalid_request", "emergency applies only to HIGH or CRITICAL impact", 400)
+        pid = package_id or str(uuid.uuid4())
+        now = self.clock()
+        record = {
+            "packageId": pid,
+            "meta": req.model_dump(),
+            "filename": req.file_name(),
+            "objectKey": f"uploads/{pid}/{req.file_name()}",
+            "status": "Submitted",
+            "submittedBy": submitter,
+            "submittedAt": rfc3339(now),
+            "results": {},
+            "reasons": [],
+            "manifest": None,
+            "listingId": None,
+            "executionArn": None,
+            "history": [{"status": "Submitted", "at": rfc3339(now)}],
+        }
+        self.store.create(KIND, pid, record)
+        self.audit.emit(chain=CHAIN, type="PackageSubmitted", actor=submitter, subject=pid,
+                        data={"name": req.name, "version": req.version, "impact": req.impact,
+                              "emergency": req.emergency, "sha256": req.sha256, "license": req.license},
+                        event_id=event_id(pid, "PackageSubmitted"))
+        return record
+
+    def get(self, package_id: str) -> dict[str, Any]:
+        doc = self.store.get(KIND, package_id)
+        if doc is None:
+            raise NotFound("package", package_id)
+        return doc
+
+    def _transition(self, package_id: str, to: Status, allowed_from: tuple[str, ...],
+                    extra: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        def change(doc: dict[str, Any]) -> None:
+            if doc["status"] == to:
+                return  # retried step: idempotent
+            if doc["status"] not in allowed_from:
+                raise Conflict(f"package {package_id} is {doc['status']}, cannot become {to}",
+                               {"status": doc["status"], "to": to})
+            doc["status"] = to
+            doc["history"].append({"status": to, "at": rfc3339(self.clock())})
+            if extra:
+                extra(doc)
+
+        return update(self.store, KIND, package_id, change)
+
+    # -------------------------------------------------------------- upload -> validating
+    def mark_uploaded(self, package_id: str, key: str, size: int, execution_arn: str) -> dict[str, Any]:
+        doc = self.get(package_id)
+        if key != doc["objectKey"]:
+            raise DomainError("unexpected_object", f"object {key} is not the upload of package {package_id}", 400)
+
+        def extra(d: dict[str, Any]) -> None:
+            d["executionArn"] = execution_arn
+            d["size"] = size
+
+        doc = self._transition(package_id, "Validating", ("Submitted",), extra)
+        self.audit.emit(chain=CHAIN, type="PackageUploaded", actor="system:release", subject=package_id,
+                        data={"key": key, "size": size, "executionArn": execution_arn},
+                        event_id=event_id(package_id, "PackageUploaded"))
+        return doc
+
+    # -------------------------------------------------------------- validation outcome
+    def record_validation(self, package_id: str, results: list[dict[str, Any]]) -> dict[str, Any]:
+        """Persist each validator's result (with its digest) and audit it; return the outcome."""
+        results = sorted(results, key=lambda r: r["validator"])
+
+        def change(doc: dict[str, Any]) -> None:
+            doc["results"] = {r["validator"]: {k: r[k] for k in ("passed", "digest", "reasons", "stats")} for r in results}
+
+        update(self.store, KIND, package_id, change)
+        for r in results:
+            kind = "ValidationPassed" if r["passed"] else "ValidationFailed"
+            self.audit.emit(chain=CHAIN, type=kind, actor=f"system:validate_{r['validator']}", subject=package_id,
+                            data={"validator": r["validator"], "digest": r["digest"], "reasons": r["reasons"]},
+                            event_id=event_id(package_id, kind, r["validator"]))
+        reasons = [f"{r['validator']}: {reason}" for r in results if not r["passed"] for reason in r["reasons"]]
+        return {
+            "packageId": package_id,
+            "passed": not reasons,
+            "reasons": reasons,
+            "preconditions": [{"validator": r["validator"], "passed": r["passed"], "digest": r["digest"]} for r in results],
+        }
+
+    def reject(self, package_id: str, reasons: list[str]) -> dict[str, Any]:
+        def extra(d: dict[str, Any]) -> None:
+            d["reasons"] = reasons
+
+        doc = self._transition(package_id, "Rejected", ("Validating", "AwaitingApproval"), extra)
+        self.audit.emit(chain=CHAIN, type="PackageRejected", actor="system:release", subject=package_id,
+                        data={"reasons": reasons}, event_id=event_id(package_id, "PackageRejected"))
+        return doc
+
+    # -------------------------------------------------------------- manifest
+    def manifest_statement(self, package_id: str, preconditions: list[dict[str, Any]],
+                           artifact_ref: str) -> dict[str, Any]:
+        doc = self.get(package_id)
+        meta = doc["meta"]
+        predicate = {
+            "manifestId": f"mf-{package_id}",
+            "type": meta["type"],
+            "target": meta["target"],
+            "rationale": meta["rationale"],
+            "impact": meta["impact"],
+            "emergency": meta["emergency"],
+            "preconditions": preconditions,
+            "artifact_ref": artifact_ref,
+            "timestamp": rfc3339(self.clock()),
+            "proposedBy": doc["submittedBy"],
+            "package": {"name": meta["name"], "version": meta["version"], "license": meta["license"]},
+        }
+        return {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": doc["filename"], "digest": {"sha256": meta["sha256"]}}],
+            "predicateType": PREDICATE_TYPE,
+            "predicate": predicate,
+        }
+
+    def record_manifest(self, package_id: str, signature_id: str, digest: str, envelope_key: str) -> dict[str, Any]:
+        def change(doc: dict[str, Any]) -> None:
+            doc["manifest"] = {"signatureId": signature_id, "digest": digest, "staged": envelope_key,
+                               "manifestId": f"mf-{package_id}"}
+
+        doc = update(self.store, KIND, package_id, change)
+        self.audit.emit(chain=CHAIN, type="ManifestSigned", actor="system:release_sign", subject=package_id,
+                        data={"manifestSignatureId": signature_id, "manifestDigest": digest},
+                        event_id=event_id(package_id, "ManifestSigned"))
+        return doc
+
+    # -------------------------------------------------------------- governance / publish
+    def await_approval(self, package_id: str, upgrade_id: str) -> dict[str, Any]:
+        def extra(d: dict[str, Any]) -> None:
+            d["upgradeId"] = upgrade_id
+
+        return self._transition(package_id, "AwaitingApproval", ("Validating",), extra)
+
+    def mark_published(self, package_id: str, repo_ref: dict[str, Any], listing_id: str | None) -> dict[str, Any]:
+        def extra(d: dict[str, Any]) -> None:
+            d["manifest"] = {**(d.get("manifest") or {}), "repository": repo_ref}
+            d["listingId"] = listing_id
+            d["publishedAt"] = rfc3339(self.clock())
+
+        doc = self._transition(package_id, "Published", ("Validating", "AwaitingApproval"), extra)
+        self.audit.emit(chain=CHAIN, type="PackagePublished", actor="system:repo_writer", subject=package_id,
+                        data={"repository": repo_ref, "manifestSignatureId": (doc.get("manifest") or {}).get("signatureId")},
+                        event_id=event_id(package_id, "PackagePublished"))
+        return doc
+
+    def mark_rolled_back(self, package_id: str, restored: dict[str, Any] | None) -> dict[str, Any]:
+        def extra(d: dict[str, Any]) -> None:
+            d["restored"] = restored
+
+        return self._transition(package_id, "RolledBack", ("Published",), extra)
+
+
+def presign_expiry(now: datetime, seconds: int) -> str:
+    return rfc3339(now + timedelta(seconds=seconds))

@@ -1,0 +1,657 @@
+"""Read-only, in-memory view of a package archive (.tar.gz or .zip; plain .tar for nested members).
+
+Nothing is ever extracted to disk here. The format is detected from magic bytes, never from a
+file name. Every decompression is streamed and bounded:
+
+* listing a tar.gz decompresses the whole gzip stream (tar headers sit between the data), but
+  never keeps more than a small buffer and stops with :class:`StreamLimitExceeded` once
+  ``max_stream_bytes`` came out, so a bomb costs bounded CPU and no memory;
+* a zip's central directory is not parsed when its end record declares more than
+  ``max_entries`` entries;
+* members are read through :meth:`PackageView.read` / :meth:`PackageView.iter_files` with a
+  hard cap: at most ``cap`` bytes are ever held for one member.
+
+Read errors (corrupt data, bad CRC, truncated streams, encrypted or unsupported members) are
+reported as :class:`ArchiveError`, never as library-specific exceptions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import stat
+import struct
+import sys
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+from typing import TYPE_CHECKING, Final, Protocol
+
+from hallmark.release.validators.model import GiB, PackageMeta
+
+if TYPE_CHECKING:
+    from hallmark.release.validators.model import ValidatorConfig
+
+__all__ = [
+    "ArchiveEntry",
+    "ArchiveError",
+    "ArchiveFormat",
+    "EntryType",
+    "MemberData",
+    "PackageView",
+    "StreamLimitExceeded",
+    "detect_format",
+    "display_name",
+    "gunzip_bounded",
+    "gunzip_measure",
+]
+
+_CHUNK: Final = 64 * 1024
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_ZIP_MAGICS: Final = (b"PK\x03\x04", b"PK\x05\x06")
+_ZIP_EOCD: Final = b"PK\x05\x06"
+_ZIP64_LOCATOR: Final = b"PK\x06\x07"
+_ZIP64_EOCD: Final = b"PK\x06\x06"
+#: A zip symlink's target is its content; longer targets are not links anyone needs.
+_MAX_LINK_TARGET: Final = 4096
+
+
+class ArchiveError(Exception):
+    """The archive, or one of its members, cannot be read."""
+
+
+class StreamLimitExceeded(ArchiveError):
+    """More decompressed bytes than allowed came out of a stream (a bomb, or a too-large package)."""
+
+
+class ArchiveFormat(StrEnum):
+    TAR_GZ = "tar.gz"
+    ZIP = "zip"
+    TAR = "tar"  # uncompressed tar: accepted only inside a package, never as the package
+    GZIP = "gzip"  # a gzip stream whose content is not a tar archive
+    UNKNOWN = "unknown"
+
+
+class EntryType(StrEnum):
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    CHAR_DEVICE = "char-device"
+    BLOCK_DEVICE = "block-device"
+    FIFO = "fifo"
+    SOCKET = "socket"
+    OTHER = "other"  # e.g. GNU sparse files, unknown tar types
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One member as its archive declares it.
+
+    ``size`` is the declared uncompressed size. ``compressed_size`` is exact for zip; for
+    tar.gz it is the gzip input consumed while the member went by (approximate: buffering
+    makes small members read 0 or one buffer); ``None`` for a plain tar. ``mode`` holds the
+    permission bits including setuid/setgid/sticky. ``offset`` is a zip member's local header
+    offset (``None`` for tar).
+    """
+
+    index: int
+    name: str
+    type: EntryType
+    size: int
+    compressed_size: int | None
+    mode: int
+    link_target: str | None = None
+    encrypted: bool = False
+    offset: int | None = None
+
+    @property
+    def is_file(self) -> bool:
+        return self.type is EntryType.FILE
+
+
+@dataclass(frozen=True, slots=True)
+class MemberData:
+    """At most ``cap`` bytes of a member; ``truncated`` when it had more; ``error`` when unreadable."""
+
+    entry: ArchiveEntry
+    data: bytes
+    truncated: bool
+    error: str | None = None
+
+
+class _Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def display_name(name: str) -> str:
+    """``name`` safe to put in JSON and messages (undecodable bytes and control characters escaped)."""
+    raw = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in raw)
+
+
+# --------------------------------------------------------------------------- gzip streaming
+
+
+class _GzipReader:
+    """Bounded, streaming gzip decompression over bytes in memory (multi-member aware).
+
+    ``read(n)`` returns up to ``n`` bytes (all that is left for ``n < 0``) and raises
+    :class:`StreamLimitExceeded` as soon as more than ``limit`` bytes came out in total.
+    Trailing bytes after the last member that are not a gzip member are counted in
+    ``trailing_garbage`` (zero padding is ignored).
+    """
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        self._src = memoryview(data)
+        self._pos = 0
+        self._pending = b""
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.limit = limit
+        self.total_out = 0
+        self.eof = False
+        self.trailing_garbage = 0
+        self.members = 1
+
+    @property
+    def compressed_pos(self) -> int:
+        """Compressed bytes consumed so far."""
+        return self._pos - len(self._pending)
+
+    def _take(self) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
+        chunk = bytes(self._src[self._pos : self._pos + _CHUNK])
+        self._pos += len(chunk)
+        return chunk
+
+    def _next_member(self) -> None:
+        rest = self._d.unused_data + self._pending
+        self._pending = b""
+        while len(rest) < 2 and self._pos < len(self._src):
+            rest += self._take()
+        if not rest:
+            self.eof = True
+            return
+        if rest[:2] == _GZIP_MAGIC:
+            self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._pending = rest
+            self.members += 1
+            return
+        tail = rest + bytes(self._src[self._pos :])
+        self._pos = len(self._src)
+        self.trailing_garbage = len(tail) - tail.count(0)
+        self.eof = True
+
+    def read(self, n: int = -1, /) -> bytes:
+        want = n if n >= 0 else sys.maxsize
+        out = bytearray()
+        while len(out) < want and not self.eof:
+            if self._d.eof:
+                self._next_member()
+                continue
+            data = self._take()
+            if not data:
+                raise ArchiveError("truncated gzip stream")
+            try:
+                piece = self._d.decompress(data, min(want - len(out), 1024 * 1024))
+            except zlib.error as exc:
+                raise ArchiveError(f"corrupt gzip stream: {exc}") from None
+            self._pending = self._d.unconsumed_tail
+            self.total_out += len(piece)
+            if self.total_out > self.limit:
+                raise StreamLimitExceeded(f"decompressed data exceeds {self.limit} bytes")
+            out += piece
+        return bytes(out)
+
+
+class _CountingReader:
+    """A plain reader over bytes that also bounds how much is read (for uncompressed tar)."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        self._buf = io.BytesIO(data)
+        self.limit = limit
+        self.total_out = 0
+        self.trailing_garbage = 0
+        self.compressed_pos = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._buf.read(n)
+        self.total_out += len(data)
+        if self.total_out > self.limit:
+            raise StreamLimitExceeded(f"data exceeds {self.limit} bytes")
+        return data
+
+
+def gunzip_bounded(data: bytes, cap: int) -> tuple[bytes, bool]:
+    """Decompress a gzip stream keeping at most ``cap`` bytes: ``(data, truncated)``."""
+    reader = _GzipReader(data, limit=sys.maxsize)
+    out = reader.read(cap)
+    more = reader.read(1) if not reader.eof else b""
+    return out, bool(more)
+
+
+def gunzip_measure(data: bytes, limit: int, *, head: int = 512) -> tuple[bytes, int]:
+    """Stream-decompress a gzip blob counting its size: ``(first head bytes, total)``.
+
+    Raises :class:`StreamLimitExceeded` past ``limit`` bytes and :class:`ArchiveError` when corrupt.
+    """
+    reader = _GzipReader(data, limit=limit)
+    first = reader.read(head)
+    total = len(first)
+    while piece := reader.read(1024 * 1024):
+        total += len(piece)
+    return first, total
+
+
+def _peek_gzip(data: bytes, n: int) -> bytes:
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = b""
+    try:
+        for start in range(0, min(len(data), 1024 * 1024), _CHUNK):
+            out += d.decompress(data[start : start + _CHUNK], n - len(out))
+            if len(out) >= n or d.eof:
+                break
+    except zlib.error:
+        return b""
+    return out[:n]
+
+
+def _looks_like_tar(block: bytes) -> bool:
+    if len(block) < 512:
+        return False
+    if block[:512] == bytes(512):
+        return True  # an empty archive (end-of-archive marker first)
+    if block[257:262] == b"ustar":
+        return True
+    try:
+        tarfile.TarInfo.frombuf(block[:512], "utf-8", "surrogateescape")
+    except tarfile.HeaderError:
+        return False
+    return True
+
+
+def detect_format(data: bytes) -> ArchiveFormat:
+    """The archive format of ``data`` from its magic bytes."""
+    if data[:4] in _ZIP_MAGICS:
+        return ArchiveFormat.ZIP
+    if data[:2] == _GZIP_MAGIC:
+        return ArchiveFormat.TAR_GZ if _looks_like_tar(_peek_gzip(data, 512)) else ArchiveFormat.GZIP
+    if _looks_like_tar(data[:512]):
+        return ArchiveFormat.TAR
+    return ArchiveFormat.UNKNOWN
+
+
+def _zip_declared_entries(data: bytes) -> int | None:
+    """Entry count from a zip's end of central directory record (zip64 aware), without parsing it."""
+    tail_start = max(0, len(data) - (22 + 65535))
+    pos = data.rfind(_ZIP_EOCD, tail_start)
+    if pos < 0 or pos + 22 > len(data):
+        return None
+    (total,) = struct.unpack_from("<H", data, pos + 10)
+    if total != 0xFFFF:
+        return int(total)
+    loc = pos - 20
+    if loc < 0 or data[loc : loc + 4] != _ZIP64_LOCATOR:
+        return int(total)
+    (eocd64,) = struct.unpack_from("<Q", data, loc + 8)
+    if eocd64 + 56 > len(data) or data[eocd64 : eocd64 + 4] != _ZIP64_EOCD:
+        return None
+    (total64,) = struct.unpack_from("<Q", data, eocd64 + 32)
+    return int(total64)
+
+
+def _tar_type(member: tarfile.TarInfo) -> EntryType:
+    if member.issparse():
+        return EntryType.OTHER
+    if member.isreg():
+        return EntryType.FILE
+    if member.isdir():
+        return EntryType.DIR
+    if member.issym():
+        return EntryType.SYMLINK
+    if member.islnk():
+        return EntryType.HARDLINK
+    if member.ischr():
+        return EntryType.CHAR_DEVICE
+    if member.isblk():
+        return EntryType.BLOCK_DEVICE
+    if member.isfifo():
+        return EntryType.FIFO
+    return EntryType.OTHER
+
+
+def _zip_type(info: zipfile.ZipInfo) -> tuple[EntryType, int]:
+    unix_mode = info.external_attr >> 16 if info.create_system == 3 else 0
+    perms = stat.S_IMODE(unix_mode) if unix_mode else (0o755 if info.is_dir() else 0o644)
+    fmt = stat.S_IFMT(unix_mode)
+    if fmt == stat.S_IFLNK:
+        return EntryType.SYMLINK, perms
+    if fmt == stat.S_IFCHR:
+        return EntryType.CHAR_DEVICE, perms
+    if fmt == stat.S_IFBLK:
+        return EntryType.BLOCK_DEVICE, perms
+    if fmt == stat.S_IFIFO:
+        return EntryType.FIFO, perms
+    if fmt == stat.S_IFSOCK:
+        return EntryType.SOCKET, perms
+    if info.is_dir() or fmt == stat.S_IFDIR:
+        return EntryType.DIR, perms
+    return EntryType.FILE, perms
+
+
+def _read_bounded(stream: _Readable, cap: int) -> tuple[bytes, bool]:
+    out = bytearray()
+    while len(out) < cap:
+        piece = stream.read(min(_CHUNK, cap - len(out)))
+        if not piece:
+            return bytes(out), False
+        out += piece
+    return bytes(out), bool(stream.read(1))
+
+
+class _MemberStream:
+    """A member's data stream that turns every library error into :class:`ArchiveError`."""
+
+    def __init__(self, inner: _Readable) -> None:
+        self._inner = inner
+
+    def read(self, n: int = -1, /) -> bytes:
+        try:
+            return self._inner.read(n)
+        except ArchiveError:
+            raise
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile, tarfile.TarError) as exc:
+            raise ArchiveError(f"unreadable member: {exc}") from None
+        except (NotImplementedError, RuntimeError, ValueError) as exc:
+            raise ArchiveError(f"unsupported member: {exc}") from None
+
+
+# --------------------------------------------------------------------------- the view
+
+
+class PackageView:
+    """An archive held in memory: its entries and bounded access to its members.
+
+    ``max_entries`` and ``max_stream_bytes`` bound the work of listing; the validators build
+    the view with :meth:`for_config` so the bounds follow their configuration. Listing never
+    raises: a listing that failed part way keeps the entries seen so far and says why in
+    ``listing_error`` (``stream_limit_hit`` when it was the decompression bound).
+    """
+
+    def __init__(
+        self,
+        data: bytes,
+        meta: PackageMeta | None = None,
+        *,
+        max_entries: int = 10_000,
+        max_stream_bytes: int = 1 * GiB + 16 * 1024 * 1024,
+    ) -> None:
+        self.data = bytes(data)
+        self.meta = meta
+        self.max_entries = max_entries
+        self.max_stream_bytes = max_stream_bytes
+        self.format = detect_format(self.data)
+        self.listing_error: str | None = None
+        self.stream_limit_hit = False
+        self.declared_entry_count: int | None = None
+        #: tar only: total bytes of the (decompressed) tar stream, and bytes past the tar end.
+        self.stream_size: int | None = None
+        self.trailing_bytes = 0
+        self._entries: list[ArchiveEntry] | None = None
+        self._zip: zipfile.ZipFile | None = None
+
+    @classmethod
+    def for_config(cls, data: bytes, meta: PackageMeta | None, config: ValidatorConfig) -> PackageView:
+        # tar headers and padding take room beyond the members' own bytes
+        overhead = 3 * 512 * config.max_entries + 1024 * 1024
+        return cls(
+            data,
+            meta,
+            max_entries=config.max_entries,
+            max_stream_bytes=config.max_total_uncompressed + overhead,
+        )
+
+    # ---- identity
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def is_archive(self) -> bool:
+        return self.format in (ArchiveFormat.TAR_GZ, ArchiveFormat.ZIP, ArchiveFormat.TAR)
+
+    # ---- listing
+    def entries(self) -> list[ArchiveEntry]:
+        """All entries in archive order (cached). Partial when ``listing_error`` is set."""
+        if self._entries is None:
+            if self.format is ArchiveFormat.ZIP:
+                self._entries = self._list_zip()
+            elif self.format in (ArchiveFormat.TAR_GZ, ArchiveFormat.TAR):
+                self._entries = self._list_tar()
+            else:
+                self._entries = []
+                self.listing_error = f"not a supported archive (detected: {self.format.value})"
+        return self._entries
+
+    def find(self, name: str) -> ArchiveEntry | None:
+        """The last entry whose name, without a leading ``./``, is ``name``."""
+        found = None
+        for entry in self.entries():
+            if _strip_dot(entry.name) == name:
+                found = entry
+        return found
+
+    def _stream(self) -> _GzipReader | _CountingReader:
+        if self.format is ArchiveFormat.TAR_GZ:
+            return _GzipReader(self.data, self.max_stream_bytes)
+        return _CountingReader(self.data, self.max_stream_bytes)
+
+    def _list_tar(self) -> list[ArchiveEntry]:
+        entries: list[ArchiveEntry] = []
+        marks: list[int] = []
+        stream = self._stream()
+        compressed = self.format is ArchiveFormat.TAR_GZ
+        try:
+            with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tf:  # type: ignore[call-overload]
+                for index, member in enumerate(tf):
+                    if index >= self.max_entries:
+                        self.declared_entry_count = index + 1
+                        self.listing_error = f"more than {self.max_entries} entries"
+                        break
+                    marks.append(stream.compressed_pos)
+                    entries.append(
+                        ArchiveEntry(
+                            index=index,
+                            name=member.name,
+                            type=_tar_type(member),
+                            size=member.size if member.isreg() else 0,
+                            compressed_size=None,
+                            mode=stat.S_IMODE(member.mode),
+                            link_target=member.linkname if (member.issym() or member.islnk()) else None,
+                        )
+                    )
+                else:
+                    end = tf.offset
+                    while stream.read(_CHUNK * 16):
+                        pass
+                    self.stream_size = stream.total_out
+                    self.trailing_bytes = max(0, stream.total_out - end - 1024) + stream.trailing_garbage
+        except StreamLimitExceeded as exc:
+            self.stream_limit_hit = True
+            self.listing_error = str(exc)
+        except (ArchiveError, tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            self.listing_error = f"corrupt tar archive: {exc}"
+        if compressed:
+            marks.append(stream.compressed_pos)
+            entries = [
+                _replace_compressed(entry, max(0, marks[i + 1] - marks[i])) for i, entry in enumerate(entries)
+            ]
+        return entries
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(io.BytesIO(self.data))
+        return self._zip
+
+    def _list_zip(self) -> list[ArchiveEntry]:
+        declared = _zip_declared_entries(self.data)
+        self.declared_entry_count = declared
+        if declared is not None and declared > self.max_entries:
+            self.listing_error = f"archive declares {declared} entries (more than {self.max_entries})"
+            return []
+        try:
+            zf = self._open_zip()
+            infos = zf.infolist()
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+            self.listing_error = f"corrupt zip archive: {exc}"
+            return []
+        if len(infos) > self.max_entries:
+            self.declared_entry_count = len(infos)
+            self.listing_error = f"more than {self.max_entries} entries"
+            infos = infos[: self.max_entries]
+        entries = []
+        for index, info in enumerate(infos):
+            kind, perms = _zip_type(info)
+            encrypted = bool(info.flag_bits & 0x1)
+            link_target = None
+            if kind is EntryType.SYMLINK and not encrypted:
+                try:
+                    raw, _ = _read_bounded(_MemberStream(zf.open(info)), _MAX_LINK_TARGET)
+                except ArchiveError:
+                    raw = b""
+                link_target = raw.decode("utf-8", "surrogateescape")
+            entries.append(
+                ArchiveEntry(
+                    index=index,
+                    name=info.orig_filename,
+                    type=kind,
+                    size=info.file_size if kind is EntryType.FILE else 0,
+                    compressed_size=info.compress_size,
+                    mode=perms,
+                    link_target=link_target,
+                    encrypted=encrypted,
+                    offset=info.header_offset,
+                )
+            )
+        return entries
+
+    def zip_name_length(self, entry: ArchiveEntry) -> int:
+        """Bytes of a zip entry's name as stored (for overlap checks)."""
+        info = self._open_zip().infolist()[entry.index]
+        encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
+        try:
+            return len(info.orig_filename.encode(encoding))
+        except UnicodeEncodeError:
+            return len(info.orig_filename.encode("utf-8", "surrogateescape"))
+
+    # ---- member access
+    def iter_file_streams(self) -> Iterator[tuple[ArchiveEntry, _Readable]]:
+        """Each regular file with a stream of its data, in archive order (one pass).
+
+        A stream is valid only until the iterator advances. Reading raises
+        :class:`ArchiveError`; the iteration itself raises it when the archive breaks part way.
+        """
+        entries = self.entries()
+        if self.format is ArchiveFormat.ZIP:
+            zf = self._open_zip()
+            infos = zf.infolist()
+            for entry in entries:
+                if entry.is_file:
+                    try:
+                        inner = zf.open(infos[entry.index])
+                    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
+                        raise ArchiveError(f"{display_name(entry.name)}: {exc}") from None
+                    with inner:
+                        yield entry, _MemberStream(inner)
+            return
+        if self.format not in (ArchiveFormat.TAR_GZ, ArchiveFormat.TAR):
+            return
+        stream = self._stream()
+        try:
+            with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tf:  # type: ignore[call-overload]
+                for index, member in enumerate(tf):
+                    if index >= len(entries):
+                        break
+                    entry = entries[index]
+                    if entry.is_file:
+                        fileobj = tf.extractfile(member)
+                        if fileobj is not None:
+                            yield entry, _MemberStream(fileobj)
+        except ArchiveError:
+            raise
+        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            raise ArchiveError(f"corrupt tar archive: {exc}") from None
+
+    def iter_files(self, *, cap: int) -> Iterator[MemberData]:
+        """Each regular file's first ``cap`` bytes, in archive order (one pass).
+
+        A member that cannot be read yields ``error``; a broken archive ends the iteration
+        with the last item carrying the error.
+        """
+        last: ArchiveEntry | None = None
+        try:
+            for entry, stream in self.iter_file_streams():
+                last = entry
+                try:
+                    data, truncated = _read_bounded(stream, cap)
+                except ArchiveError as exc:
+                    yield MemberData(entry, b"", False, str(exc))
+                    continue
+                yield MemberData(entry, data, truncated)
+        except ArchiveError as exc:
+            placeholder = last or ArchiveEntry(0, "", EntryType.OTHER, 0, None, 0)
+            yield MemberData(placeholder, b"", False, f"archive unreadable: {exc}")
+
+    def read(self, entry: ArchiveEntry | str, *, cap: int) -> MemberData:
+        """One regular file's first ``cap`` bytes (a tar is streamed up to that member)."""
+        target = self.find(entry) if isinstance(entry, str) else entry
+        if target is None or not target.is_file:
+            raise KeyError(entry if isinstance(entry, str) else entry.name)
+        if self.format is ArchiveFormat.ZIP:
+            try:
+                inner = self._open_zip().open(self._open_zip().infolist()[target.index])
+                with inner:
+                    data, truncated = _read_bounded(_MemberStream(inner), cap)
+            except ArchiveError as exc:
+                return MemberData(target, b"", False, str(exc))
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
+                return MemberData(target, b"", False, f"unreadable member: {exc}")
+            return MemberData(target, data, truncated)
+        try:
+            for candidate, stream in self.iter_file_streams():
+                if candidate.index == target.index:
+                    data, truncated = _read_bounded(stream, cap)
+                    return MemberData(target, data, truncated)
+        except ArchiveError as exc:
+            return MemberData(target, b"", False, str(exc))
+        return MemberData(target, b"", False, "member not found in the stream")
+
+
+def _strip_dot(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _replace_compressed(entry: ArchiveEntry, compressed: int) -> ArchiveEntry:
+    return ArchiveEntry(
+        index=entry.index,
+        name=entry.name,
+        type=entry.type,
+        size=entry.size,
+        compressed_size=compressed,
+        mode=entry.mode,
+        link_target=entry.link_target,
+        encrypted=entry.encrypted,
+        offset=entry.offset,
+    )

@@ -1,0 +1,576 @@
+"""Security: dependency vetting against an OSV advisory set, and a secret scan.
+
+Dependencies are read from every ``requirements*.txt`` / ``constraints*.txt`` (and ``*.txt``
+under a ``requirements/`` folder), ``pyproject.toml`` (``[project].dependencies``,
+``[project.optional-dependencies]``, ``[dependency-groups]``) and ``package-lock.json`` /
+``npm-shrinkwrap.json`` (v2/v3 ``packages``, v1 ``dependencies``; lock files under
+``node_modules/`` are ignored, npm does not read them).
+
+Policy:
+
+* an exact version (``==`` pin, or any lock-file entry) that an advisory affects fails the
+  validator (``vulnerable-dependency``);
+* a range (or no version at all) that *admits* an affected version is reported as
+  ``vulnerable-range``; it fails only with ``fail_on_vulnerable_range``. "Admits" is decided
+  on the candidate versions we can name: the range's own lower bounds and the advisory's
+  ``introduced``/``last_affected`` events and explicit ``versions``;
+* environment markers are not evaluated: every listed dependency counts;
+* with no ``advisory_path`` configured dependency vetting checks nothing and says so; a
+  configured advisory set that cannot be read fails the validator (misconfiguration never
+  passes silently).
+
+OSV evaluation follows the OSV schema: ``affected[].versions`` lists affected versions, and
+the ``events`` of ``ECOSYSTEM``/``SEMVER`` ranges are applied in version order
+(``introduced`` starts, ``fixed`` ends, ``last_affected`` ends after; ``GIT`` ranges are
+ignored). PyPI versions compare with ``packaging.version``, npm versions with semver 2.0.
+
+Secrets: AWS access key ids, AWS secret access keys next to an ``aws..secret`` name, PEM
+private keys, GitHub and Slack tokens, and high-entropy values assigned to names such as
+``password``/``secret``/``token``/``api_key``. Findings carry file, line, column and rule,
+never the value. Any secret fails the validator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import total_ordering
+from pathlib import Path
+from typing import Any, Final
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from hallmark.release.validators._text import LineIndex, ScanStats, iter_text_files
+from hallmark.release.validators.archive import PackageView
+from hallmark.release.validators.model import ValidationResult, ValidatorConfig
+
+__all__ = [
+    "AdvisorySet",
+    "Dependency",
+    "SemVer",
+    "find_secrets",
+    "load_advisories",
+    "parse_package_lock",
+    "parse_pyproject",
+    "parse_requirements",
+    "validate_security",
+]
+
+PYPI: Final = "PyPI"
+NPM: Final = "npm"
+
+# ----------------------------------------------------------------------------- versions
+
+
+_SEMVER = re.compile(
+    r"^v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-([0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z.-]+)?$"
+)
+
+
+@total_ordering
+class SemVer:
+    """A semver 2.0 version with its precedence (build metadata ignored)."""
+
+    def __init__(self, text: str) -> None:
+        m = _SEMVER.match(text.strip())
+        if m is None:
+            raise ValueError(f"not a semver version: {text!r}")
+        self.text = text
+        self.core = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        pre = m.group(4)
+        self.pre: tuple[tuple[int, int, str], ...] | None = (
+            tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")) if pre else None
+        )
+
+    def _key(self) -> tuple[tuple[int, int, int], int, tuple[tuple[int, int, str], ...]]:
+        return (self.core, 1, ()) if self.pre is None else (self.core, 0, self.pre)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SemVer) and self._key() == other._key()
+
+    def __lt__(self, other: SemVer) -> bool:
+        return self._key() < other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"SemVer({self.text!r})"
+
+
+def _parse_version(ecosystem: str, text: str) -> Any | None:
+    """A comparable version, or None when the text is not a version of that ecosystem."""
+    try:
+        if ecosystem == PYPI:
+            return Version(text)
+        if text == "0":
+            return SemVer("0.0.0-0")  # OSV's "since the beginning"
+        return SemVer(text)
+    except (InvalidVersion, ValueError):
+        return None
+
+
+def _normalise_name(ecosystem: str, name: str) -> str:
+    return str(canonicalize_name(name)) if ecosystem == PYPI else name.strip()
+
+
+# ----------------------------------------------------------------------------- advisories
+
+
+@dataclass(frozen=True, slots=True)
+class _Affected:
+    advisory_id: str
+    ecosystem: str
+    name: str
+    ranges: tuple[tuple[tuple[str, str], ...], ...]  # per range: its (kind, version) events
+    versions: tuple[str, ...]
+
+    def fixed_versions(self) -> list[str]:
+        return sorted({v for events in self.ranges for kind, v in events if kind == "fixed"})
+
+    def affects(self, version: Any) -> bool:
+        for listed in self.versions:
+            if _parse_version(self.ecosystem, listed) == version:
+                return True
+        return any(self._in_range(version, events) for events in self.ranges)
+
+    def _in_range(self, version: Any, events: tuple[tuple[str, str], ...]) -> bool:
+        parsed: list[tuple[Any, int, str]] = []
+        for kind, text in events:
+            v = _parse_version(self.ecosystem, text)
+            if v is None:
+                continue
+            parsed.append((v, {"introduced": 0, "fixed": 1, "last_affected": 2, "limit": 3}[kind], kind))
+        parsed.sort(key=lambda item: (item[0], item[1]))
+        affected = False
+        for v, _, kind in parsed:
+            if kind == "introduced" and version >= v:
+                affected = True
+            elif (kind == "fixed" and version >= v) or (kind == "last_affected" and version > v):
+                affected = False
+        limits = [v for v, _, kind in parsed if kind == "limit"]
+        return affected and not any(version >= limit for limit in limits)
+
+    def candidate_versions(self) -> list[Any]:
+        texts = [v for events in self.ranges for kind, v in events if kind in ("introduced", "last_affected")]
+        texts += list(self.versions)
+        return [p for t in texts if (p := _parse_version(self.ecosystem, t)) is not None]
+
+
+class AdvisorySet:
+    """OSV records indexed by (ecosystem, normalised package name)."""
+
+    def __init__(self, records: Iterable[dict[str, Any]], sha256: str | None = None) -> None:
+        self.sha256 = sha256
+        self.count = 0
+        self._index: dict[tuple[str, str], list[_Affected]] = {}
+        for record in records:
+            if not isinstance(record, dict) or record.get("withdrawn"):
+                continue
+            self.count += 1
+            advisory_id = str(record.get("id", ""))
+            for affected in record.get("affected") or []:
+                package = affected.get("package") or {}
+                ecosystem = package.get("ecosystem")
+                name = package.get("name")
+                if ecosystem not in (PYPI, NPM) or not isinstance(name, str):
+                    continue
+                ranges = []
+                for rng in affected.get("ranges") or []:
+                    if rng.get("type") not in ("ECOSYSTEM", "SEMVER"):
+                        continue
+                    events = tuple(
+                        (kind, str(event[kind]))
+                        for event in rng.get("events") or []
+                        for kind in ("introduced", "fixed", "last_affected", "limit")
+                        if kind in event
+                    )
+                    ranges.append(events)
+                item = _Affected(
+                    advisory_id,
+                    ecosystem,
+                    _normalise_name(ecosystem, name),
+                    tuple(ranges),
+                    tuple(str(v) for v in affected.get("versions") or []),
+                )
+                self._index.setdefault((ecosystem, item.name), []).append(item)
+
+    def for_package(self, ecosystem: str, name: str) -> list[_Affected]:
+        return self._index.get((ecosystem, _normalise_name(ecosystem, name)), [])
+
+
+def load_advisories(path: str | Path) -> AdvisorySet:
+    """Read an OSV advisory set: a JSON list of records, or ``{"vulns": [...]}``.
+
+    Raises ``OSError``/``ValueError`` when it cannot be read or has the wrong shape.
+    """
+    raw = Path(path).read_bytes()
+    data = json.loads(raw)
+    if isinstance(data, dict) and isinstance(data.get("vulns"), list):
+        data = data["vulns"]
+    if not isinstance(data, list):
+        raise ValueError("an OSV advisory set is a JSON list of records")
+    return AdvisorySet(data, hashlib.sha256(raw).hexdigest())
+
+
+# ----------------------------------------------------------------------------- dependencies
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    ecosystem: str
+    name: str
+    file: str
+    line: int
+    version: str | None = None  # the exact version when pinned or locked
+    specifier: str = ""  # PyPI range ("" = anything)
+
+
+def _exact_pin(spec: SpecifierSet) -> str | None:
+    items = list(spec)
+    if len(items) == 1 and items[0].operator in ("==", "===") and not items[0].version.endswith(".*"):
+        return items[0].version
+    return None
+
+
+def _requirement(text: str, file: str, line: int) -> Dependency | None:
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        return None
+    if req.url:
+        return Dependency(PYPI, req.name, file, line, None, "")
+    return Dependency(PYPI, req.name, file, line, _exact_pin(req.specifier), str(req.specifier))
+
+
+_OPTION_TAIL = re.compile(r"\s+--?[A-Za-z].*$")
+
+
+def parse_requirements(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Dependencies of a pip requirements file, and the number of lines that were not understood."""
+    deps: list[Dependency] = []
+    unparsed = 0
+    logical = ""
+    start = 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not logical:
+            start = number
+        if raw.endswith("\\"):
+            logical += raw[:-1] + " "
+            continue
+        logical += raw
+        line, logical = logical, ""
+        line = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if not line or line.startswith("-"):
+            continue  # options: -r, -c, -e, --index-url, ...
+        line = _OPTION_TAIL.sub("", line)  # per-requirement options such as --hash
+        dep = _requirement(line, file, start)
+        if dep is None:
+            unparsed += 1
+        else:
+            deps.append(dep)
+    return deps, unparsed
+
+
+def _line_of(text: str, needle: str, index: LineIndex) -> int:
+    pos = text.find(needle)
+    return index.locate(pos)[0] if pos >= 0 else 0
+
+
+def parse_pyproject(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Dependencies of a ``pyproject.toml`` (PEP 621 and PEP 735)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return [], 1
+    strings: list[str] = []
+    project = doc.get("project") if isinstance(doc.get("project"), dict) else {}
+    assert isinstance(project, dict)
+    strings += [s for s in project.get("dependencies") or [] if isinstance(s, str)]
+    optional = project.get("optional-dependencies") or {}
+    if isinstance(optional, dict):
+        for group in optional.values():
+            strings += [s for s in group or [] if isinstance(s, str)]
+    groups = doc.get("dependency-groups") or {}
+    if isinstance(groups, dict):
+        for group in groups.values():
+            strings += [s for s in group or [] if isinstance(s, str)]
+    index = LineIndex(text)
+    deps, unparsed = [], 0
+    for item in strings:
+        dep = _requirement(item, file, _line_of(text, item, index))
+        if dep is None:
+            unparsed += 1
+        else:
+            deps.append(dep)
+    return deps, unparsed
+
+
+def _npm_name_from_key(key: str) -> str:
+    return key.rsplit("node_modules/", 1)[-1]
+
+
+def parse_package_lock(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Locked npm packages of a ``package-lock.json`` (v1, v2, v3)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return [], 1
+    if not isinstance(doc, dict):
+        return [], 1
+    index = LineIndex(text)
+    found: dict[tuple[str, str], Dependency] = {}
+    unparsed = 0
+    packages = doc.get("packages")
+    if isinstance(packages, dict):
+        for key, value in packages.items():
+            if not key or not isinstance(value, dict) or value.get("link") or "node_modules/" not in key:
+                continue
+            name = value.get("name") if isinstance(value.get("name"), str) else _npm_name_from_key(key)
+            version = value.get("version")
+            if not isinstance(version, str) or _parse_version(NPM, version) is None:
+                unparsed += 1
+                continue
+            line = _line_of(text, json.dumps(key), index)
+            found.setdefault((name, version), Dependency(NPM, name, file, line, version))
+    else:
+
+        def walk(deps: Any) -> Iterator[tuple[str, str]]:
+            if not isinstance(deps, dict):
+                return
+            for name, value in deps.items():
+                if isinstance(value, dict):
+                    if isinstance(value.get("version"), str):
+                        yield name, value["version"]
+                    yield from walk(value.get("dependencies"))
+
+        for name, version in walk(doc.get("dependencies")):
+            if _parse_version(NPM, version) is None:
+                unparsed += 1
+                continue
+            line = _line_of(text, json.dumps(name) + ":", index)
+            found.setdefault((name, version), Dependency(NPM, name, file, line, version))
+    return list(found.values()), unparsed
+
+
+_REQUIREMENTS_NAME = re.compile(r"^(?:requirements|constraints)[\w.-]*\.txt$", re.IGNORECASE)
+
+
+def _manifest_kind(path: str) -> str | None:
+    parts = path.split("/")
+    base = parts[-1]
+    if _REQUIREMENTS_NAME.match(base) or (len(parts) > 1 and parts[-2] == "requirements" and base.endswith(".txt")):
+        return "requirements"
+    if base == "pyproject.toml":
+        return "pyproject"
+    if base in ("package-lock.json", "npm-shrinkwrap.json") and "node_modules" not in parts:
+        return "package-lock"
+    return None
+
+
+_PARSERS = {"requirements": parse_requirements, "pyproject": parse_pyproject, "package-lock": parse_package_lock}
+
+
+def _vet(dep: Dependency, advisories: AdvisorySet) -> list[dict[str, Any]]:
+    findings: list[dict[str, Any]] = []
+    for affected in advisories.for_package(dep.ecosystem, dep.name):
+        base = {
+            "file": dep.file,
+            "line": dep.line,
+            "ecosystem": dep.ecosystem,
+            "package": dep.name,
+            "advisory": affected.advisory_id,
+            "fixed": affected.fixed_versions(),
+        }
+        if dep.version is not None:
+            version = _parse_version(dep.ecosystem, dep.version)
+            if version is not None and affected.affects(version):
+                findings.append({**base, "rule": "vulnerable-dependency", "version": dep.version})
+            continue
+        try:
+            spec = SpecifierSet(dep.specifier)
+        except InvalidSpecifier:
+            continue
+        candidates = list(affected.candidate_versions())
+        for item in spec:
+            if item.operator in (">=", "~=", "==", "===") and not item.version.endswith(".*"):
+                parsed = _parse_version(PYPI, item.version)
+                if parsed is not None:
+                    candidates.append(parsed)
+        if any(spec.contains(str(c), prereleases=True) and affected.affects(c) for c in candidates):
+            findings.append({**base, "rule": "vulnerable-range", "specifier": dep.specifier or "*"})
+    return findings
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    name: str
+    pattern: re.Pattern[str]
+    group: int = 0  # the group holding the secret value
+
+
+_RULES: Final[tuple[_Rule, ...]] = (
+    _Rule("aws-access-key-id", re.compile(r"(?<![A-Z0-9])((?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])"), 1),
+    _Rule(
+        "aws-secret-access-key",
+        re.compile(
+            r"(?i)aws[\w.-]{0,20}?secret[\w.-]{0,20}['\"]?\s*[:=]>?\s*['\"]?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+        1,
+    ),
+    _Rule(
+        "private-key",
+        re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"),
+    ),
+    _Rule("github-token", re.compile(r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36})\b"), 1),
+    _Rule("github-token", re.compile(r"\b(github_pat_[A-Za-z0-9_]{60,100})\b"), 1),
+    _Rule("slack-token", re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]{10,})"), 1),
+    _Rule(
+        "slack-webhook",
+        re.compile(r"(https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+)"),
+        1,
+    ),
+)
+
+_GENERIC = re.compile(
+    r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey"
+    r"|access[_-]?key|private[_-]?key|credentials?)[A-Za-z0-9_.-]*)['\"]?\s*(?::=|=>|[:=])\s*"
+    r"(['\"]?)([A-Za-z0-9+/=_\-.~!@$%^&*]{12,})\2"
+)
+_PLACEHOLDER = re.compile(r"(?i)example|changeme|placeholder|your[_-]|xxxx|dummy|redacted|\*\*\*|<|\$\{|\{\{")
+
+
+def shannon_entropy(value: str) -> float:
+    """Shannon entropy of ``value`` in bits per character."""
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def find_secrets(text: str, path: str, entropy_threshold: float) -> list[dict[str, Any]]:
+    """Secret findings in one text (file, line, column, rule; never the value)."""
+    index = LineIndex(text)
+    findings: list[dict[str, Any]] = []
+    claimed: set[int] = set()
+    for rule in _RULES:
+        for m in rule.pattern.finditer(text):
+            value = m.group(rule.group)
+            if rule.name == "aws-access-key-id" and value.endswith("EXAMPLE"):
+                continue  # AWS's documented example key
+            start = m.start(rule.group)
+            claimed.add(start)
+            line, column = index.locate(start)
+            findings.append({"file": path, "line": line, "column": column, "rule": rule.name})
+    for m in _GENERIC.finditer(text):
+        value = m.group(3)
+        start = m.start(3)
+        if start in claimed or _PLACEHOLDER.search(value) or shannon_entropy(value) < entropy_threshold:
+            continue
+        line, column = index.locate(start)
+        findings.append({"file": path, "line": line, "column": column, "rule": "high-entropy-assignment"})
+    return findings
+
+
+# ----------------------------------------------------------------------------- the validator
+
+
+def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationResult:
+    """Dependency vetting (OSV) and secret scan (see the module doc for the policy)."""
+    if not pkg.is_archive:
+        return ValidationResult.build(
+            "security", passed=False, reasons=[f"not an archive (detected: {pkg.format.value}); nothing scanned"]
+        )
+    reasons: list[str] = []
+    advisories: AdvisorySet
+    advisories_ok = True
+    if config.advisory_path is None:
+        advisories = AdvisorySet([])
+    else:
+        try:
+            advisories = load_advisories(config.advisory_path)
+        except (OSError, ValueError) as exc:
+            advisories = AdvisorySet([])
+            advisories_ok = False
+            reasons.append(f"advisory set {config.advisory_path!r} could not be loaded: {type(exc).__name__}")
+
+    scan = ScanStats()
+    deps: list[Dependency] = []
+    unparsed = 0
+    manifests = 0
+    secrets: list[dict[str, Any]] = []
+    for tf in iter_text_files(pkg, config, scan):
+        kind = _manifest_kind(tf.path)
+        if kind is not None:
+            manifests += 1
+            found, bad = _PARSERS[kind](tf.text, tf.path)
+            deps += found
+            unparsed += bad
+        secrets += find_secrets(tf.text, tf.path, config.secret_entropy_threshold)
+    complete = pkg.listing_error is None
+    if not complete:
+        reasons.append(f"archive could not be read completely, the scan is incomplete: {pkg.listing_error}")
+
+    vuln_findings = [f for dep in deps for f in _vet(dep, advisories)]
+    exact = [f for f in vuln_findings if f["rule"] == "vulnerable-dependency"]
+    ranged = [f for f in vuln_findings if f["rule"] == "vulnerable-range"]
+
+    for f in sorted(exact, key=lambda f: (f["file"], f["line"], f["advisory"])):
+        reasons.append(
+            f"vulnerable dependency: {f['package']} {f['version']} ({f['ecosystem']}) in {f['file']}:{f['line']} "
+            f"is affected by {f['advisory']}" + (f"; fixed in {', '.join(f['fixed'])}" if f["fixed"] else "")
+        )
+    if ranged:
+        verb = "fails" if config.fail_on_vulnerable_range else "warning"
+        for f in sorted(ranged, key=lambda f: (f["file"], f["line"], f["advisory"])):
+            reasons.append(
+                f"{verb}: {f['package']} {f['specifier']} in {f['file']}:{f['line']} admits versions "
+                f"affected by {f['advisory']}"
+            )
+    if secrets:
+        by_rule = Counter(f["rule"] for f in secrets)
+        first = min(secrets, key=lambda f: (f["file"], f["line"], f["column"]))
+        reasons.append(
+            f"leaked secrets: {len(secrets)} ("
+            + ", ".join(f"{rule} x{n}" for rule, n in sorted(by_rule.items()))
+            + f"), first in {first['file']}:{first['line']}"
+        )
+    if config.advisory_path is None:
+        reasons.append("no advisory set configured: dependencies were listed but checked against 0 advisories")
+
+    passed = complete and advisories_ok and not exact and not secrets and not (ranged and config.fail_on_vulnerable_range)
+    if passed:
+        reasons.append(
+            f"{len(deps)} dependencies in {manifests} manifests vetted against {advisories.count} advisories; "
+            f"no exact vulnerable version; no secret in {scan.files_scanned} files"
+        )
+    stats: dict[str, Any] = {
+        **scan.as_dict(),
+        "manifests": manifests,
+        "dependencies": len(deps),
+        "pinned": sum(1 for d in deps if d.version is not None),
+        "ranges": sum(1 for d in deps if d.version is None and d.specifier),
+        "unpinned": sum(1 for d in deps if d.version is None and not d.specifier),
+        "unparsed": unparsed,
+        "vulnerable": len(exact),
+        "vulnerable_ranges": len(ranged),
+        "secrets": len(secrets),
+        "advisories": advisories.count,
+        "advisory_set_sha256": advisories.sha256,
+    }
+    return ValidationResult.build(
+        "security", passed=passed, reasons=reasons, findings=vuln_findings + secrets, stats=stats
+    )
