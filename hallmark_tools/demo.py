@@ -105,6 +105,8 @@ STEPS: list[tuple[str, Step]] = [
 def run_demo(out: Path, console: Console, steps: list[tuple[str, Step]] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
+    # The console keeps the real stdout: handler output is redirected to logs/functions.log below.
+    console = Console(file=sys.stdout, force_terminal=console.is_terminal, width=console.width)
     summary: dict[str, Any] = {"ok": True, "steps": [], "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     started = time.perf_counter()
     log = (out / "logs" / "functions.log").open("w")

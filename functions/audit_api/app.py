@@ -2,15 +2,12 @@
 proofs, and replay: the same verifier as `hallmark audit verify`, over the stored chain or an
 uploaded export."""
 
-from __future__ import annotations
-
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
-from typing_extensions import Annotated
 
 from hallmark.adapters.audit_runtime import audit_log
 from hallmark.audit.replay import verify_export
@@ -70,7 +67,7 @@ def proof(chain: str, seq: int) -> dict[str, Any]:
 
 @app.post("/audit/<chain>/replay")
 @tracer.capture_method
-def replay(chain: str, body: ReplayRequest | None = None) -> dict[str, Any]:
+def replay(chain: str, body: Annotated[ReplayRequest | None, Body()] = None) -> dict[str, Any]:
     log = audit_log()
     pem = log.signer.public_key_pem()
     if body and body.events is not None:

@@ -1,11 +1,10 @@
 """POST /packages (submitter) and GET /packages/{packageId}: submit a package, get a presigned
 upload URL; read its status, validator results, manifest reference and execution."""
 
-from __future__ import annotations
-
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,7 +23,7 @@ def service() -> ReleaseService:
 
 @app.post("/packages")
 @tracer.capture_method
-def submit(body: SubmitRequest) -> Response[Any]:
+def submit(body: Annotated[SubmitRequest, Body()]) -> Response[Any]:
     caller = caller_of(app)
     record = service().submit(body, caller.sub, caller.roles)
     url = runtime.client("s3").generate_presigned_url(

@@ -31,6 +31,7 @@ import boto3
 import jwt
 from moto import mock_aws
 from moto.awslambda.models import LambdaFunction
+from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
 from moto.events.models import Rule as MotoRule
 from moto.utilities.arns import parse_arn
@@ -165,9 +166,17 @@ class LocalCloud:
                 "POWERTOOLS_METRICS_NAMESPACE": "Hallmark",
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING" if self.quiet else "INFO"),
                 "HALLMARK_ENV": "local",
+                "ADVISORY_SET_PATH": str(ROOT / "events" / "advisories" / "osv-sample.json"),
             }
         )
         _install_patches()
+        if self.quiet:
+            # moto's Step Functions engine logs every Fail state (a Rejected package) as an error.
+            import logging
+            import warnings
+
+            logging.getLogger("moto").setLevel(logging.CRITICAL)
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
         from hallmark.adapters import runtime
 
         runtime.reset()  # cached clients/signers of a previous boot point at old resources
@@ -575,7 +584,11 @@ class LocalCloud:
 
             threading.Thread(target=run, daemon=True).start()
         elif arn.service == "states":
-            self.client("stepfunctions").start_execution(stateMachineArn=target["Arn"], input=json.dumps(payload))
+            # A name derived from the event keeps a redelivered event from starting a second
+            # execution (moto reuses one event id for every S3 notification, so hash it all).
+            name = str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(payload, sort_keys=True)))
+            self.client("stepfunctions").start_execution(
+                stateMachineArn=target["Arn"], name=name, input=json.dumps(payload))
 
 
 def _json_response(status: int, body: Any) -> ApiResponse:
@@ -614,6 +627,8 @@ def _install_patches() -> None:
 
     def send_to_targets(self: MotoRule, original_event: Any, transform_input: bool = True) -> None:
         cloud = _ACTIVE
+        if cloud is not None and self.scheduled_expression:
+            return None  # a schedule rule has no pattern: moto would match every event
         if cloud is None or not self.event_pattern.matches_event(original_event):
             return original_send(self, original_event, transform_input)
         ours = [t for t in self.targets if parse_arn(t["Arn"]).service in ("lambda", "states")]
@@ -629,6 +644,23 @@ def _install_patches() -> None:
                 self.targets = saved
 
     _patch_kms_digest()
+    _patch_state_machine_copy()
+    def simple_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
+                      response_headers: Any) -> str | bytes | None:
+        name = function_name.split(":function:")[-1].split(":")[0]
+        cloud = _ACTIVE
+        if cloud is None or name not in {f.name for f in cloud.topology.functions}:
+            return original_simple(self, function_name, qualifier, body, headers, response_headers)
+        event = json.loads(body) if body else {}
+        try:
+            result = cloud.invoke(name, event)
+        except HandlerError as exc:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({"errorType": exc.error_type, "errorMessage": exc.message, "stackTrace": []}).encode()
+        return json.dumps(result).encode()
+
+    original_simple = LambdaSimpleBackend.invoke
+    LambdaSimpleBackend.invoke = simple_invoke  # type: ignore[method-assign]
     LambdaFunction.invoke = invoke  # type: ignore[method-assign]
     MotoRule.send_to_targets = send_to_targets  # type: ignore[method-assign]
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
@@ -660,3 +692,20 @@ def _patch_kms_digest() -> None:
                            "SigningAlgorithm": algorithm})
 
     KmsResponse.sign = sign  # type: ignore[method-assign]
+
+
+def _patch_state_machine_copy() -> None:
+    """moto deep-copies a state machine on every StartExecution, past executions included; once
+    one has run, its worker holds a lock and the copy fails. Copy without the executions."""
+    import copy
+
+    from moto.stepfunctions.models import StateMachine
+
+    def __deepcopy__(self: StateMachine, memo: dict[int, Any]) -> StateMachine:
+        clone = StateMachine.__new__(StateMachine)
+        memo[id(self)] = clone
+        for key, value in self.__dict__.items():
+            setattr(clone, key, [] if key == "executions" else copy.deepcopy(value, memo))
+        return clone
+
+    StateMachine.__deepcopy__ = __deepcopy__  # type: ignore[attr-defined]

@@ -444,3 +444,39 @@ def test_registry_refuses_non_p256_keys(world: World) -> None:
     with pytest.raises(DomainError) as err:
         ApproverRegistry(InMemoryApproverRepository()).add(ROOT, "x", "-----BEGIN PUBLIC KEY-----\nxx", NOW)
     assert err.value.code == "invalid_input"
+
+
+# ----------------------------------------------------------------------------- plumbing
+
+
+def test_error_body_and_events_reach_an_emitter(world: World) -> None:
+    from hallmark._domain import emit_all
+
+    up = open_upgrade(world)
+    with pytest.raises(DomainError) as err:
+        world.service.record_approval(up, world.form("approver-1", up), "approver-2", NOW)
+    assert err.value.to_response_body() == {"error": {
+        "code": "approver_mismatch", "message": err.value.message, "details": err.value.details}}
+
+    class Emitter:
+        def __init__(self) -> None:
+            self.calls: list[dict[str, Any]] = []
+
+        def emit(self, *, chain: str, type: str, actor: str, subject: str, data: dict[str, Any],
+                 event_id: str | None = None) -> str:
+            self.calls.append({"chain": chain, "type": type, "actor": actor, "subject": subject, "id": event_id})
+            return event_id or ""
+
+    emitter = Emitter()
+    ids = emit_all(emitter, "governance", err.value.events)
+    assert emitter.calls[0]["type"] == "ApprovalRefused" and emitter.calls[0]["actor"] == "approver-2"
+    assert ids == [err.value.events[0].event_id] and len(ids[0]) == 32
+
+
+def test_subjects_roundtrip_through_json(world: World) -> None:
+    from hallmark.governance import subject_from_dict
+
+    up = open_upgrade(world)
+    approve(world, up, "approver-1")
+    stored = world.fresh(up)
+    assert subject_from_dict(stored.to_json_dict()) == stored

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
@@ -67,6 +67,9 @@ class EventDraft:
     data: dict[str, Any] = field(default_factory=dict)
     actor: str = "system"
 
+    def __post_init__(self) -> None:
+        canonical(self.data)  # fail fast: event data must be plain JSON (no datetimes, floats ok)
+
     @property
     def event_id(self) -> str:
         body = {"type": self.type, "subject": self.subject, "actor": self.actor, "data": self.data}
@@ -76,7 +79,31 @@ class EventDraft:
         return {"type": self.type, "subject": self.subject, "actor": self.actor, "data": self.data}
 
 
+class _Emitter(Protocol):
+    def emit(
+        self, *, chain: str, type: str, actor: str, subject: str, data: dict[str, Any], event_id: str | None = None
+    ) -> str: ...
+
+
+def emit_all(emitter: _Emitter, chain: str, events: list[EventDraft] | tuple[EventDraft, ...]) -> list[str]:
+    """Hand every draft to an ``AuditEmitter`` with its deterministic id; returns the ids."""
+    return [
+        emitter.emit(chain=chain, type=e.type, actor=e.actor, subject=e.subject, data=e.data, event_id=e.event_id)
+        for e in events
+    ]
+
+
 # --------------------------------------------------------------------------- callers
+
+
+class Principal(Protocol):
+    """Anything with the caller's ``sub`` and ``roles`` (``hallmark.http.Caller`` fits)."""
+
+    @property
+    def sub(self) -> str: ...
+
+    @property
+    def roles(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True, slots=True)

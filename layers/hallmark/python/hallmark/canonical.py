@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -48,22 +49,34 @@ _encode = json.JSONEncoder(
 
 
 def _fast_safe(obj: Any) -> bool:
-    """True when the C JSON encoder renders ``obj`` exactly as RFC 8785 does."""
+    """True when the C JSON encoder renders ``obj`` exactly as RFC 8785 does.
+
+    Floats qualify when ``repr`` (which the encoder uses) prints them in plain positional
+    form without a trailing ``.0``: both Python and ECMAScript then print the shortest
+    round-tripping digits, so the text is identical. Exponent forms (``1e-07``) and
+    integral floats (``2.0``, which RFC 8785 prints as ``2``) go to ``rfc8785``.
+    """
     t = type(obj)
-    if t is str or obj is None or t is bool:
+    if t is str or t is bool or obj is None:
         return True
     if t is int:
         return _INT_MIN <= obj <= _INT_MAX
     if t is dict:
         for k, v in obj.items():
-            if type(k) is not str or (k and not k.isascii() and max(k) >= _SORT_SAFE_LIMIT):
+            if type(k) is not str or not (k.isascii() or max(k) < _SORT_SAFE_LIMIT):
                 return False
+            tv = type(v)
+            if tv is str or tv is bool or v is None:
+                continue
             if not _fast_safe(v):
                 return False
         return True
     if t is list or t is tuple:
         return all(_fast_safe(v) for v in obj)
-    return False  # floats, Mapping subclasses, enums, ...: the reference implementation
+    if t is float:
+        r = float.__repr__(obj)
+        return math.isfinite(obj) and "e" not in r and not r.endswith(".0")
+    return False  # Mapping subclasses, enums, str/int subclasses, ...: the reference implementation
 
 
 def canonical_bytes(obj: Any) -> bytes:

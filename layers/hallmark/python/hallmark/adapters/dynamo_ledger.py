@@ -8,15 +8,15 @@ One table, partition key ``pk`` (string):
 A posting is one ``TransactWriteItems``: an ``Update`` per touched account conditioned on
 ``balance = :expected`` (the balances the service validated) and a ``Put`` of the
 transaction item conditioned on ``attribute_not_exists(pk)``. DynamoDB applies all or
-none, so a race never overdraws and a ``txId`` is never posted twice. ``ClientRequestToken``
-(derived from the transaction digest and the expected balances) makes an SDK-level retry of
-a call that did succeed return success instead of a condition failure.
+none, so a race never overdraws and a ``txId`` is never posted twice. A fresh
+``ClientRequestToken`` per call makes botocore's own retry of a call that did succeed return
+success instead of a condition failure (the service's retries after a conflict are new calls).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -32,8 +32,8 @@ from hallmark.market.ledger import (
     PostedTransaction,
     PostOutcome,
     Transaction,
-    replay_or_refuse,
     net_deltas,
+    replay_or_refuse,
 )
 
 if TYPE_CHECKING:
@@ -126,9 +126,8 @@ class DynamoLedgerRepository:
             },
             "ConditionExpression": "attribute_not_exists(pk)",
         }})
-        token = hashlib.sha256(canonical({"digest": posted.digest, "expected": dict(expected_balances)})).hexdigest()
         try:
-            self._db.transact_write_items(TransactItems=items, ClientRequestToken=token[:36])
+            self._db.transact_write_items(TransactItems=items, ClientRequestToken=str(uuid.uuid4()))
         except ClientError as exc:
             if _code(exc) != "TransactionCanceledException":
                 raise

@@ -8,9 +8,10 @@ public key alone.
 moto 5.2.1 ignores ``MessageType`` (it always hashes what it receives), so a DIGEST
 request against moto yields a signature over sha256(sha256(message)). Every signature is
 therefore verified locally against the cached public key before it is returned (about
-0.1 ms), which turns such a mismatch into a :class:`KmsSigningError` instead of a bad
-signature. The local cloud passes ``raw_max_bytes=None`` (always RAW: moto accepts
-messages of any size).
+0.1 ms); a DIGEST signature that does not verify is retried once as RAW with the whole
+message (moto accepts any size; real KMS refuses RAW above 4096 bytes, so on AWS the retry
+can only fail), and a signature that still does not verify raises :class:`KmsSigningError`.
+``raw_max_bytes=None`` always sends RAW.
 
 Errors: throttling and other transient KMS/network faults propagate unchanged as
 botocore ``ClientError`` / ``BotoCoreError`` so that Lambda/SQS retries them (botocore's
@@ -93,9 +94,10 @@ class KmsSigner:
 
     @property
     def key_id(self) -> str:
-        """The key ARN (resolved once with ``GetPublicKey``, so it never changes between calls).
+        """The ``KeyId`` that ``GetPublicKey`` reports (the key ARN on AWS; moto reports the bare id).
 
-        Falls back to the id given when KMS returns no ARN.
+        Resolved once and cached, so it never changes between calls; the id given is the
+        fallback when KMS reports none.
         """
         if self._pem is None:
             self.public_key_pem()
@@ -136,25 +138,49 @@ class KmsSigner:
         assert self._pem is not None
         return self._pem
 
-    def sign(self, message: bytes) -> bytes:
-        """DER ECDSA P-256/SHA-256 signature of ``message`` made by KMS."""
-        use_raw = self._raw_max is None or len(message) <= self._raw_max
-        kms_message = message if use_raw else hashlib.sha256(message).digest()
+    def _kms_sign(self, message: bytes, message_type: str) -> bytes:
         try:
             resp = self._kms.sign(
                 KeyId=self._key_id,
-                Message=kms_message,
-                MessageType="RAW" if use_raw else "DIGEST",
+                Message=message,
+                MessageType=message_type,  # type: ignore[arg-type]
                 SigningAlgorithm=SIGNING_ALGORITHM,
             )
         except ClientError as exc:
             self._raise(exc, "Sign")
             raise  # unreachable, for the type checker
-        signature = resp["Signature"]
-        if self._verify and not verify_signature(self.public_key_pem(), message, signature):
+        return bytes(resp["Signature"])
+
+    def sign(self, message: bytes) -> bytes:
+        """DER ECDSA P-256/SHA-256 signature of ``message`` made by KMS.
+
+        RAW up to ``raw_max_bytes``, DIGEST beyond. Should a DIGEST signature not verify (moto
+        ignores ``MessageType``), the full message is sent once more as RAW: moto accepts any
+        size, while real KMS refuses RAW above 4096 bytes, so that retry never hides a real fault.
+        """
+        if self._raw_max is None or len(message) <= self._raw_max:
+            signature = self._kms_sign(message, "RAW")
+            if self._verify and not verify_signature(self.public_key_pem(), message, signature):
+                raise KmsSigningError(
+                    f"KMS returned a signature that does not verify with key {self._key_id!r}",
+                    key_id=self._key_id,
+                    code="SignatureMismatch",
+                )
+            return signature
+        signature = self._kms_sign(hashlib.sha256(message).digest(), "DIGEST")
+        if not self._verify or verify_signature(self.public_key_pem(), message, signature):
+            return signature
+        try:
+            signature = self._kms_sign(message, "RAW")
+        except KmsSigningError as exc:
             raise KmsSigningError(
-                f"KMS returned a signature that does not verify with key {self._key_id!r} "
-                f"(MessageType={'RAW' if use_raw else 'DIGEST'}; moto ignores DIGEST)",
+                f"KMS DIGEST signature does not verify with key {self._key_id!r}, and RAW was refused: {exc}",
+                key_id=self._key_id,
+                code="SignatureMismatch",
+            ) from exc
+        if not verify_signature(self.public_key_pem(), message, signature):
+            raise KmsSigningError(
+                f"KMS returned signatures that do not verify with key {self._key_id!r}",
                 key_id=self._key_id,
                 code="SignatureMismatch",
             )

@@ -84,6 +84,8 @@ def verify_checkpoint_signature(checkpoint: Mapping[str, Any], public_key_pem: b
         der = base64.b64decode(sig, validate=True)
     except (binascii.Error, ValueError):
         return False
+    if base64.b64encode(der).decode("ascii") != sig:
+        return False  # only the canonical base64 text: one checkpoint, one byte string
     try:
         message = checkpoint_signing_bytes(checkpoint)
     except ValueError:

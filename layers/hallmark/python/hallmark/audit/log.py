@@ -9,6 +9,7 @@ never un-appends the event, and a retried delivery completes the checkpoint.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +35,7 @@ from hallmark.audit.merkle import (
     verify_inclusion,
 )
 from hallmark.audit.store import AuditStore, CheckpointConflict, CheckpointRecord, HeadMoved
-from hallmark.canonical import canonical_bytes, is_rfc3339_utc, parse_rfc3339, to_rfc3339
+from hallmark.canonical import canonical_bytes, parse_rfc3339, to_rfc3339
 from hallmark.ports import Signer
 
 __all__ = [
@@ -162,6 +163,7 @@ class AuditLog:
         self.max_attempts = max_attempts
         self._backoff = backoff_s
         self._max_backoff = max_backoff_s
+        self._since_cache: dict[tuple[str, int], datetime] = {}
 
     # -- appending ---------------------------------------------------------------------------
 
@@ -185,10 +187,7 @@ class AuditLog:
         """
         validate_event_type(type)
         ts_text = to_rfc3339(ts) if isinstance(ts, datetime) else ts
-        if not is_rfc3339_utc(ts_text):
-            raise ValueError(f"ts must be RFC 3339 UTC (...Z), got {ts_text!r}")
-        payload = dict(data)
-        canonical_bytes(payload)  # fail fast on NaN, huge ints, non-string keys
+        payload = dict(data)  # ts, data and the rest are validated by AuditEvent.create
 
         existing = self.store.get(chain, id)
         if existing is not None:
@@ -216,10 +215,13 @@ class AuditLog:
 
     def _after_append(self, chain: str, seq: int) -> None:
         latest = self.store.latest_checkpoint(chain)
-        covered = latest.seq if latest is not None else 0
-        if seq <= covered:
+        uncovered = seq - (latest.seq if latest is not None else 0)
+        if uncovered <= 0:
             return
-        self.maybe_checkpoint(chain, latest=latest)
+        if uncovered >= self.policy.every_n:
+            self.checkpoint_now(chain)
+        elif math.isfinite(self.policy.every_seconds):
+            self.maybe_checkpoint(chain, latest=latest)
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -236,15 +238,29 @@ class AuditLog:
             return False
         if uncovered >= self.policy.every_n:
             return True
+        since = self._since(chain, latest)
+        if since is None:
+            return False
+        elapsed = (self.clock() - since).total_seconds()
+        return self.policy.due(uncovered=uncovered, seconds_since_last=elapsed)
+
+    def _since(self, chain: str, latest: CheckpointRecord | None) -> datetime | None:
+        """When the policy's clock started: the latest checkpoint's ts, else the first event's."""
+        key = (chain, latest.seq if latest is not None else 0)
+        cached = self._since_cache.get(key)
+        if cached is not None:
+            return cached
         if latest is not None:
             since = parse_rfc3339(str(latest.checkpoint["ts"]))
         else:
             first = next(iter(self.store.events(chain, 1, 1)), None)
             if first is None:
-                return False
+                return None
             since = parse_rfc3339(first.ts)
-        elapsed = (self.clock() - since).total_seconds()
-        return self.policy.due(uncovered=uncovered, seconds_since_last=elapsed)
+        if len(self._since_cache) > 1024:
+            self._since_cache.clear()
+        self._since_cache[key] = since
+        return since
 
     def maybe_checkpoint(self, chain: str, *, latest: CheckpointRecord | None = None) -> dict[str, Any] | None:
         """Make a checkpoint if the policy says one is due (also for a scheduled sweeper)."""

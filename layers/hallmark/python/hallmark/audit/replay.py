@@ -124,7 +124,7 @@ class _Checkpoint:
 
 class _Chain:
     __slots__ = (
-        "checkpoints", "ci", "events", "expected", "key_id", "last_hash", "last_prev", "name",
+        "checkpoints", "ci", "expected", "key_id", "last_hash", "last_prev", "name",
         "next_ckpt", "nodes", "prev_ckpt", "ref", "size", "verified_ckpts",
     )  # fmt: skip
 
@@ -132,7 +132,6 @@ class _Chain:
         self.name = name
         self.checkpoints = checkpoints
         self.ci = 0
-        self.events = 0
         self.expected = 1
         self.key_id: str | None = checkpoints[0].obj["keyId"] if checkpoints else None
         self.last_hash = _GENESIS_HEX
@@ -158,7 +157,7 @@ class _Chain:
 
     def summary(self) -> ChainSummary:
         return ChainSummary(
-            events=self.events,
+            events=self.size,
             checkpoints=self.verified_ckpts,
             head_seq=self.expected - 1,
             head_hash=None if self.expected == 1 else self.last_hash.decode(),
@@ -177,14 +176,15 @@ def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoi
             raise _Bad(None, f"checkpoints line {lineno}: not valid JSON ({exc})") from None
         if not isinstance(obj, dict):
             raise _Bad(None, f"checkpoints line {lineno}: not a JSON object")
-        seq = obj.get("seq")
-        bad_seq = seq if _is_int(seq) else None
+        seq_raw = obj.get("seq")
+        seq: int | None = seq_raw if type(seq_raw) is int else None
+        bad_seq = seq
         chain = obj.get("chain") if isinstance(obj.get("chain"), str) else None
         keys = set(obj)
         if keys != _CHECKPOINT_KEYS:
             extra, missing = sorted(keys - _CHECKPOINT_KEYS), sorted(_CHECKPOINT_KEYS - keys)
             raise _Bad(bad_seq, f"checkpoints line {lineno}: fields differ (extra {extra}, missing {missing})", chain)
-        if chain is None or not _is_int(seq) or seq < 1:
+        if chain is None or seq is None or seq < 1:
             raise _Bad(bad_seq, f"checkpoints line {lineno}: chain must be a string and seq an integer >= 1", chain)
         for name in ("headHash", "merkleRoot", "prevCheckpointHash"):
             if not is_hex64(obj[name]):
@@ -287,16 +287,18 @@ def _describe_ref(st: _Chain, seq: int, got: bytes) -> str:
     return f"event {seq}: signature keyId {ref.get('keyId')!r} differs from checkpoint {expected.seq}'s keyId"
 
 
+def _signature_reason(seq: int) -> str:
+    return (
+        f"checkpoint {seq}: signature does not verify with the given public key "
+        "(signed by another key, or the checkpoint was altered)"
+    )
+
+
 def _check_checkpoint(st: _Chain, seq: int, head_hash: bytes, pem: bytes) -> None:
     ck = st.checkpoints[st.ci].obj
     chain = st.name
     if not verify_checkpoint_signature(ck, pem):
-        raise _Bad(
-            seq,
-            f"checkpoint {seq}: signature does not verify with the given public key "
-            "(signed by another key, or the checkpoint was altered)",
-            chain,
-        )
+        raise _Bad(seq, _signature_reason(seq), chain)
     if ck["keyId"] != st.key_id:
         raise _Bad(seq, f"checkpoint {seq}: keyId {ck['keyId']!r} differs from the chain's {st.key_id!r}", chain)
     expected_prev = checkpoint_hash(st.prev_ckpt) if st.prev_ckpt is not None else GENESIS_CHECKPOINT_HASH
@@ -313,6 +315,13 @@ def _check_checkpoint(st: _Chain, seq: int, head_hash: bytes, pem: bytes) -> Non
             "inserted, removed or reordered, or the root is wrong)",
             chain,
         )
+
+
+def _save(
+    st: _Chain | None, last_hash: bytes, last_prev: bytes | None, expected: int, nodes: list[bytes], size: int
+) -> None:
+    if st is not None:
+        st.last_hash, st.last_prev, st.expected, st.nodes, st.size = last_hash, last_prev, expected, nodes, size
 
 
 def _gap_reason(chain: str, expected: int, seq: int, rest: Iterator[bytes | str]) -> str:
@@ -357,96 +366,178 @@ def verify_export(
 
     sha = hashlib.sha256
     hexlify = binascii.hexlify
+    leaf_base = sha(b"\x00").copy
+    node_base = sha(b"\x01").copy
     head_match = _HEAD_RE.match
-    tail_fullmatch = _TAIL_RE.fullmatch
-    hash_key = _HASH_KEY
 
-    cur_key: bytes | str | None = None
+    # The current chain's state lives in locals (written back on a switch and at the end).
     st: _Chain | None = None
+    pre = b"\x00"  # '","chain":"<chain>","data":{' of the current chain; never matches before the first
+    last_hash = _GENESIS_HEX
+    expected = 1
+    sig_member = b""
+    nodes: list[bytes] = []
+    size = 0
+    next_ckpt = -1
+
+    last_prev: bytes | None = None
     it = iter(event_lines)
     lineno = 0
     try:
         for raw in it:
             lineno += 1
-            line = raw.encode("utf-8") if raw.__class__ is str else raw
-            # ---- fast path: a canonical line -------------------------------------------------
-            parsed = False
-            m = head_match(line)
-            if m is not None:
-                p = line.rfind(hash_key)
-                t = tail_fullmatch(line, p) if p > 0 and line[p - 1] == 125 else None  # 125 == "}"
+            line = raw if raw.__class__ is bytes else (raw.encode("utf-8") if isinstance(raw, str) else bytes(raw))
+            # ---- fast path: the canonical line this chain's next event must be --------------
+            # Layout: {"actor":"A","chain":"C","data":{..},"hash":"H","id":"I","prevHash":"P",
+            #         "seq":N,"signature":S,"subject":"U","ts":"T","type":"Y"}
+            # P, N and S are known in advance (previous hash, next seq, covering checkpoint).
+            end = len(line)
+            if end and line[end - 1] == 10:  # "\n"
+                end -= 1
+                if end and line[end - 1] == 13:  # "\r"
+                    end -= 1
+            link = b'","prevHash":"' + last_hash + b'","seq":' + b"%d" % expected
+            q = line.rfind(link + sig_member, 0, end)
+            if q > 0:
+                o = line.rfind(b'"', 0, q)  # opening quote of the id
+                pos = o - 80  # start of ',"hash":"<64 hex>"' right before ',"id":"'
+                r0 = q + len(link) + len(sig_member)  # start of the subject's text
+                a = line.find(b'"', 10)  # closing quote of the actor
+                if (
+                    pos > 0
+                    and line.startswith(b',"id":"', o - 6)
+                    and line.startswith(b',"hash":"', pos)
+                    and line[pos + 73] == 34  # '"'
+                    and line[pos - 1] == 125  # '}' closes data
+                    and line.startswith(b'{"actor":"')
+                    and line.startswith(pre, a)
+                    and line.find(b"\\", 0, a) < 0
+                    and line.find(b"\\", o, q) < 0
+                    and line.find(b"\\", r0, end) < 0
+                    and line.count(b'"', r0, end) == 9
+                    and line.startswith(b'"}', end - 2)
+                ):
+                    i1 = line.find(b'","ts":"', r0, end)
+                    if i1 > 0 and line.find(b'","type":"', i1, end) > 0:
+                        hash_hex = line[pos + 9 : pos + 73]
+                        digest = sha(line[:pos] + line[o - 6 : q] + link + line[r0 - 12 : end]).digest()
+                        if hexlify(digest) == hash_hex:
+                            # accepted: seq, prevHash and signature are the expected ones
+                            h = leaf_base()
+                            h.update(digest)
+                            nodes.append(h.digest())
+                            size += 1
+                            m = size
+                            while not m & 1:
+                                right = nodes.pop()
+                                h = node_base()
+                                h.update(nodes[-1])
+                                h.update(right)
+                                nodes[-1] = h.digest()
+                                m >>= 1
+                            last_prev = last_hash
+                            last_hash = hash_hex
+                            total_events += 1
+                            if expected == next_ckpt:
+                                assert st is not None
+                                _save(st, last_hash, last_prev, expected, nodes, size)
+                                _check_checkpoint(st, expected, hash_hex, public_key_pem)
+                                st.advance()
+                                total_ckpts += 1
+                                next_ckpt = st.next_ckpt
+                                sig_member = b',"signature":' + st.ref + b',"subject":"'
+                            expected += 1
+                            continue
+
+            # ---- everything else: another chain, an unusual or a bad line ---------------------
+            if not line.strip():
+                continue
+            parsed: tuple[str, int, bytes, bytes, bytes, bytes] | None = None
+            hm = head_match(line)
+            if hm is not None:
+                p = line.rfind(_HASH_KEY)
+                t = _TAIL_RE.fullmatch(line, p) if p > 0 and line[p - 1] == 125 else None
                 if t is not None:
                     hash_hex, mid, prev_hex, seq_txt, sig, rest = t.groups()
                     digest = sha(line[:p] + mid + rest).digest()
                     if hexlify(digest) == hash_hex:
-                        key: bytes | str = m.group(1)
-                        seq = int(seq_txt)
-                        parsed = True
-            # ---- slow path: anything else -----------------------------------------------------
-            if not parsed:
-                if not line.strip():
-                    continue
+                        parsed = (hm.group(1).decode("ascii"), int(seq_txt), prev_hex, hash_hex, sig, digest)
+            if parsed is None:
                 try:
-                    key, seq, prev_hex, hash_hex, sig, digest = _slow_event(line)
+                    parsed = _slow_event(line)
                 except _Bad as bad:
-                    at = bad.seq if bad.seq is not None else (st.expected if st is not None else None)
-                    raise _Bad(at, f"event line {lineno}: {bad.reason}", bad.chain or (st.name if st else None)) from None
-
-            # ---- checks common to both paths --------------------------------------------------
-            if key != cur_key:
-                name = key.decode("ascii") if isinstance(key, bytes) else key
+                    at = bad.seq if bad.seq is not None else (expected if st is not None else None)
+                    raise _Bad(
+                        at, f"event line {lineno}: {bad.reason}", bad.chain or (st.name if st else None)
+                    ) from None
+            name, seq, prev_hex, hash_hex, sig, digest = parsed
+            if st is None or name != st.name:
+                _save(st, last_hash, last_prev, expected, nodes, size)
                 st = state_for(name)
-                cur_key = key
-            assert st is not None
-            if seq != st.expected:
-                if seq > st.expected:
-                    raise _Bad(st.expected, _gap_reason(st.name, st.expected, seq, it), st.name)
-                if seq == st.expected - 1 and prev_hex == st.last_prev:
+                pre = b'","chain":"' + name.encode("utf-8") + b'","data":{'
+                last_hash, last_prev, expected, nodes, size = st.last_hash, st.last_prev, st.expected, st.nodes, st.size
+                next_ckpt = st.next_ckpt
+                sig_member = b',"signature":' + st.ref + b',"subject":"'
+            if seq != expected:
+                if seq > expected:
+                    raise _Bad(expected, _gap_reason(name, expected, seq, it), name)
+                if seq == expected - 1 and prev_hex == last_prev:
                     raise _Bad(
                         seq,
                         f"fork: two events at seq {seq} claim the same prevHash (a second event forked "
                         "the chain, or an event was inserted)",
-                        st.name,
+                        name,
                     )
                 raise _Bad(
-                    seq,
-                    f"duplicate seq {seq} after seq {st.expected - 1} (a fork, or a duplicated or inserted event)",
-                    st.name,
+                    seq, f"duplicate seq {seq} after seq {expected - 1} (a fork, or a duplicated or inserted event)", name
                 )
-            if prev_hex != st.last_hash:
+            if prev_hex != last_hash:
                 raise _Bad(
                     seq,
                     f"event {seq}: prevHash does not match the hash of event {seq - 1} "
                     "(event inserted, or an earlier event rewritten)",
-                    st.name,
+                    name,
                 )
             if hexlify(digest) != hash_hex:
-                raise _Bad(seq, f"event {seq}: hash does not match its content (event modified)", st.name)
+                raise _Bad(seq, f"event {seq}: hash does not match its content (event modified)", name)
             if sig != st.ref:
-                raise _Bad(seq, _describe_ref(st, seq, sig), st.name)
-            # RFC 6962 frontier: leaf hash, then merge equal-sized subtrees
-            nodes = st.nodes
-            nodes.append(sha(b"\x00" + digest).digest())
-            size = st.size = st.size + 1
-            while not size & 1:
+                _save(st, last_hash, last_prev, expected, nodes, size)
+                if st.ci < len(st.checkpoints) and not verify_checkpoint_signature(
+                    st.checkpoints[st.ci].obj, public_key_pem
+                ):  # the reference differs because the checkpoint is not ours: name the checkpoint
+                    c = st.checkpoints[st.ci].seq
+                    raise _Bad(c, _signature_reason(c), name)
+                raise _Bad(seq, _describe_ref(st, seq, sig), name)
+            h = leaf_base()
+            h.update(digest)
+            nodes.append(h.digest())
+            size += 1
+            m = size
+            while not m & 1:
                 right = nodes.pop()
-                nodes[-1] = sha(b"\x01" + nodes[-1] + right).digest()
-                size >>= 1
-            st.last_prev = prev_hex
-            st.last_hash = hash_hex
-            st.expected = seq + 1
-            st.events += 1
+                h = node_base()
+                h.update(nodes[-1])
+                h.update(right)
+                nodes[-1] = h.digest()
+                m >>= 1
+            last_prev = last_hash
+            last_hash = hash_hex
             total_events += 1
-            if seq == st.next_ckpt:
+            if seq == next_ckpt:
+                _save(st, last_hash, last_prev, expected, nodes, size)
                 _check_checkpoint(st, seq, hash_hex, public_key_pem)
                 st.advance()
                 total_ckpts += 1
+                next_ckpt = st.next_ckpt
+                sig_member = b',"signature":' + st.ref + b',"subject":"'
+            expected = seq + 1
+        _save(st, last_hash, last_prev, expected, nodes, size)
         # ---- end of stream: every checkpoint must have been reached ---------------------------
         for name in sorted(by_chain):
-            st = state_for(name)
-            if st.ci < len(st.checkpoints):
-                ck = st.checkpoints[st.ci]
-                last = st.expected - 1
+            cs = state_for(name)
+            if cs.ci < len(cs.checkpoints):
+                ck = cs.checkpoints[cs.ci]
+                last = cs.expected - 1
                 raise _Bad(
                     last + 1,
                     f"checkpoint {ck.seq} covers events up to seq {ck.seq} but the log ends at seq {last} "
@@ -454,6 +545,7 @@ def verify_export(
                     name,
                 )
     except _Bad as bad:
+        _save(st, last_hash, last_prev, expected, nodes, size)
         return ReplayReport(
             False,
             total_events,

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from hallmark._crypto import b64decode, b64encode, public_key_fingerprint, verify_p256
-from hallmark._domain import Caller, EventDraft, as_utc, format_rfc3339
+from hallmark._domain import EventDraft, Principal, as_utc, format_rfc3339
 from hallmark.ceremony.deployment import PlannedDeployment, plan_deployment
 from hallmark.ceremony.models import (
     CEREMONY_TYPES,
@@ -63,7 +63,7 @@ class WitnessRegistry:
         witness = self._repo.get(witness_id)
         return witness if witness is not None and witness.active else None
 
-    def register(self, caller: Caller, witness_id: str, public_key_pem: str, now: datetime) -> WitnessChange:
+    def register(self, caller: Principal, witness_id: str, public_key_pem: str, now: datetime) -> WitnessChange:
         _require_superadmin(caller)
         _check_id(witness_id, "witnessId")
         try:
@@ -79,7 +79,7 @@ class WitnessRegistry:
         return WitnessChange(witness, [EventDraft("WitnessRegistered", witness_id,
                                                   {"keyFingerprint": fingerprint}, actor=caller.sub)])
 
-    def remove(self, caller: Caller, witness_id: str, now: datetime) -> WitnessChange:
+    def remove(self, caller: Principal, witness_id: str, now: datetime) -> WitnessChange:
         _require_superadmin(caller)
         as_utc(now)
         existing = self._repo.get(witness_id)
@@ -214,7 +214,7 @@ class CeremonyService:
         }, actor=witness_id)
         return self._commit(ceremony, updated, [event], now)
 
-    def bless(self, ceremony: Ceremony, caller: Caller, now: datetime) -> CeremonyChange:
+    def bless(self, ceremony: Ceremony, caller: Principal, now: datetime) -> CeremonyChange:
         """A superadmin (not the initiator) blesses a gold ceremony."""
         now = as_utc(now)
         _require_superadmin(caller)
@@ -316,8 +316,8 @@ class CeremonyService:
             raise Conflict(f"the ceremony is {ceremony.status}", {"status": ceremony.status})
 
 
-def _require_superadmin(caller: Caller) -> None:
-    if not caller.has_role(SUPERADMIN):
+def _require_superadmin(caller: Principal) -> None:
+    if SUPERADMIN not in caller.roles:
         raise Forbidden("a superadmin is required", {"role": SUPERADMIN})
 
 

@@ -22,6 +22,7 @@ from hallmark.governance.models import (
     SubjectStatus,
     ThresholdPolicy,
     Upgrade,
+    subject_from_dict,
 )
 from hallmark.governance.ports import (
     ApprovalRepository,
@@ -61,5 +62,6 @@ __all__ = [
     "new_nonce",
     "settlement_approval_message",
     "sign_approval",
+    "subject_from_dict",
     "subject_message",
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, TypeAdapter, field_validator
 
 from hallmark._domain import DomainModel, UtcDatetime, parse_rfc3339
 
@@ -166,6 +166,16 @@ class SettlementApproval(ApprovalSubject):
     @property
     def digest(self) -> str:
         return self.plan_digest
+
+
+_SUBJECT_ADAPTER: TypeAdapter[Upgrade | SettlementApproval] = TypeAdapter(
+    Annotated[Upgrade | SettlementApproval, Field(discriminator="kind")]
+)
+
+
+def subject_from_dict(data: dict[str, Any]) -> Upgrade | SettlementApproval:
+    """Load a stored subject (camelCase JSON from ``to_json_dict``) of either kind."""
+    return _SUBJECT_ADAPTER.validate_python(data)
 
 
 class ApprovalForm(DomainModel):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from hallmark._crypto import public_key_fingerprint
-from hallmark._domain import Caller, EventDraft, as_utc
+from hallmark._domain import EventDraft, Principal, as_utc
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from hallmark.governance.models import Approver, RetiredKey, ThresholdPolicy, check_id
 from hallmark.governance.ports import ApproverRepository
@@ -40,7 +40,7 @@ class ApproverRegistry:
         return self._repo.list_active()
 
     # ------------------------------------------------------------------ changes
-    def add(self, caller: Caller, approver_id: str, public_key_pem: str, now: datetime) -> RegistryChange:
+    def add(self, caller: Principal, approver_id: str, public_key_pem: str, now: datetime) -> RegistryChange:
         self._require_superadmin(caller)
         try:
             check_id(approver_id, "approverId")
@@ -70,7 +70,7 @@ class ApproverRegistry:
         return RegistryChange(approver, [EventDraft(
             "ApproverAdded", approver_id, {"keyFingerprint": fingerprint}, actor=caller.sub)])
 
-    def remove(self, caller: Caller, approver_id: str, now: datetime) -> RegistryChange:
+    def remove(self, caller: Principal, approver_id: str, now: datetime) -> RegistryChange:
         self._require_superadmin(caller)
         current = self._active_or_404(approver_id)
         remaining = len(self._repo.list_active()) - 1
@@ -87,7 +87,7 @@ class ApproverRegistry:
         return RegistryChange(updated, [EventDraft(
             "ApproverRemoved", approver_id, {"keyFingerprint": current.key_fingerprint}, actor=caller.sub)])
 
-    def rotate(self, caller: Caller, approver_id: str, new_public_key_pem: str, now: datetime) -> RegistryChange:
+    def rotate(self, caller: Principal, approver_id: str, new_public_key_pem: str, now: datetime) -> RegistryChange:
         self._require_superadmin(caller)
         current = self._active_or_404(approver_id)
         fingerprint = self._fingerprint(new_public_key_pem)
@@ -114,8 +114,8 @@ class ApproverRegistry:
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
-    def _require_superadmin(caller: Caller) -> None:
-        if not caller.has_role(SUPERADMIN):
+    def _require_superadmin(caller: Principal) -> None:
+        if SUPERADMIN not in caller.roles:
             raise Forbidden("only a superadmin manages the approver registry", {"role": SUPERADMIN})
 
     @staticmethod

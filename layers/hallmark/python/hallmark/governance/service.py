@@ -231,13 +231,15 @@ class GovernanceService:
         try:
             form = raw_form if isinstance(raw_form, ApprovalForm) else self._parse(raw_form)
             new_subject, outcome, record = self._decide(subject, form, caller_sub, now, collection)
+            self._approvals.save(new_subject, expected_version=subject.version,
+                                 nonce=NonceClaim(form.approver_id, form.nonce))
         except DomainError as err:
+            if err.code == "conflict":  # a concurrent change: reload and retry, nothing to audit
+                raise
             raise err.with_events(EventDraft("ApprovalRefused", subject.subject_id, {
                 "kind": subject.kind, "collection": collection, "code": err.code,
                 "approverId": approver_hint if isinstance(approver_hint, str) else None,
             }, actor=caller_sub)) from None
-        self._approvals.save(new_subject, expected_version=subject.version,
-                             nonce=NonceClaim(form.approver_id, form.nonce))
         return ApprovalResult(new_subject, outcome, self._events(new_subject, record, outcome, collection))
 
     @staticmethod

@@ -9,7 +9,17 @@ from dataclasses import dataclass
 from hallmark.release.validators.archive import PackageView, display_name
 from hallmark.release.validators.model import ValidatorConfig
 
-__all__ = ["LineIndex", "ScanStats", "TextFile", "is_binary", "iter_text_files"]
+__all__ = [
+    "LineIndex",
+    "ScanStats",
+    "TextFile",
+    "ascii_lower",
+    "is_binary",
+    "iter_text_files",
+    "lines_containing",
+]
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 _SNIFF = 8192
 
@@ -19,19 +29,49 @@ def is_binary(data: bytes) -> bool:
     return b"\x00" in data[:_SNIFF]
 
 
+def ascii_lower(text: str) -> str:
+    """``text`` with A-Z lowered and every other character kept: offsets stay valid."""
+    lowered = text.lower()
+    return lowered if len(lowered) == len(text) and text.isascii() else text.translate(_ASCII_LOWER)
+
+
+def lines_containing(
+    text: str, needles: tuple[str, ...], *, haystack: str | None = None
+) -> list[tuple[int, int]]:
+    """Sorted ``(start, end)`` offsets of the lines of ``text`` holding any of ``needles``.
+
+    Searching with ``str.find`` and running a pattern only on those lines is far faster than
+    running the pattern over the whole text. ``haystack`` (e.g. :func:`ascii_lower` of the
+    text, same length) is searched instead of ``text`` when given.
+    """
+    hay = text if haystack is None else haystack
+    spans: set[tuple[int, int]] = set()
+    for needle in needles:
+        pos = hay.find(needle)
+        while pos >= 0:
+            start = text.rfind("\n", 0, pos) + 1
+            end = text.find("\n", pos)
+            end = len(text) if end < 0 else end
+            spans.add((start, end))
+            pos = hay.find(needle, end)
+    return sorted(spans)
+
+
 @dataclass
 class ScanStats:
     files_scanned: int = 0
     files_binary: int = 0
     files_truncated: int = 0
     files_unreadable: int = 0
+    budget_exhausted: bool = False
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | bool]:
         return {
             "files_scanned": self.files_scanned,
             "files_skipped_binary": self.files_binary,
             "files_truncated": self.files_truncated,
             "files_unreadable": self.files_unreadable,
+            "scan_budget_exhausted": self.budget_exhausted,
         }
 
 
@@ -59,8 +99,13 @@ class LineIndex:
 
 def iter_text_files(pkg: PackageView, config: ValidatorConfig, stats: ScanStats) -> Iterator[TextFile]:
     """Each non-binary regular file, decoded as UTF-8 (invalid bytes replaced), first
-    ``scan_max_file_bytes`` bytes only."""
-    for member in pkg.iter_files(cap=config.scan_max_file_bytes):
+    ``scan_max_file_bytes`` bytes only, ``max_total_uncompressed`` bytes in all (``budget_exhausted``
+    says the scan stopped early)."""
+    pkg.entries()
+    if pkg.stream_limit_hit:  # a bomb: listing already hit the bound, scanning would too
+        stats.budget_exhausted = True
+        return
+    for member in pkg.iter_files(cap=config.scan_max_file_bytes, budget=config.max_total_uncompressed):
         if member.error is not None:
             stats.files_unreadable += 1
             continue
@@ -74,3 +119,4 @@ def iter_text_files(pkg: PackageView, config: ValidatorConfig, stats: ScanStats)
         while name.startswith("./"):
             name = name[2:]
         yield TextFile(name, member.data.decode("utf-8", "replace"), member.truncated)
+    stats.budget_exhausted = pkg.budget_exhausted

@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 _CHUNK: Final = 64 * 1024
+_TAR_BUFSIZE: Final = 256 * 1024
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _ZIP_MAGICS: Final = (b"PK\x03\x04", b"PK\x05\x06")
 _ZIP_EOCD: Final = b"PK\x05\x06"
@@ -372,6 +373,16 @@ class _MemberStream:
             raise ArchiveError(f"unsupported member: {exc}") from None
 
 
+class _FailingStream:
+    """The stream of a member that cannot be opened: every read raises :class:`ArchiveError`."""
+
+    def __init__(self, reason: str) -> None:
+        self._reason = reason
+
+    def read(self, n: int = -1, /) -> bytes:
+        raise ArchiveError(self._reason)
+
+
 # --------------------------------------------------------------------------- the view
 
 
@@ -403,6 +414,8 @@ class PackageView:
         #: tar only: total bytes of the (decompressed) tar stream, and bytes past the tar end.
         self.stream_size: int | None = None
         self.trailing_bytes = 0
+        #: set by :meth:`iter_files` when its byte budget ran out before the last member
+        self.budget_exhausted = False
         self._entries: list[ArchiveEntry] | None = None
         self._zip: zipfile.ZipFile | None = None
 
@@ -462,7 +475,9 @@ class PackageView:
         stream = self._stream()
         compressed = self.format is ArchiveFormat.TAR_GZ
         try:
-            with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tf:  # type: ignore[call-overload]
+            with tarfile.open(
+                fileobj=stream, mode="r|", errors="surrogateescape", bufsize=_TAR_BUFSIZE
+            ) as tf:  # type: ignore[call-overload]
                 for index, member in enumerate(tf):
                     if index >= self.max_entries:
                         self.declared_entry_count = index + 1
@@ -569,8 +584,15 @@ class PackageView:
                 if entry.is_file:
                     try:
                         inner = zf.open(infos[entry.index])
-                    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, ValueError, OSError) as exc:
-                        raise ArchiveError(f"{display_name(entry.name)}: {exc}") from None
+                    except (
+                        zipfile.BadZipFile,
+                        NotImplementedError,
+                        RuntimeError,
+                        ValueError,
+                        OSError,
+                    ) as exc:  # e.g. encrypted: this member is unreadable, the others are not
+                        yield entry, _FailingStream(f"unreadable member: {exc}")
+                        continue
                     with inner:
                         yield entry, _MemberStream(inner)
             return
@@ -578,7 +600,9 @@ class PackageView:
             return
         stream = self._stream()
         try:
-            with tarfile.open(fileobj=stream, mode="r|", errors="surrogateescape") as tf:  # type: ignore[call-overload]
+            with tarfile.open(
+                fileobj=stream, mode="r|", errors="surrogateescape", bufsize=_TAR_BUFSIZE
+            ) as tf:  # type: ignore[call-overload]
                 for index, member in enumerate(tf):
                     if index >= len(entries):
                         break
@@ -592,18 +616,29 @@ class PackageView:
         except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
             raise ArchiveError(f"corrupt tar archive: {exc}") from None
 
-    def iter_files(self, *, cap: int) -> Iterator[MemberData]:
+    def iter_files(self, *, cap: int, budget: int | None = None) -> Iterator[MemberData]:
         """Each regular file's first ``cap`` bytes, in archive order (one pass).
 
         A member that cannot be read yields ``error``; a broken archive ends the iteration
-        with the last item carrying the error.
+        with the last item carrying the error. With ``budget``, the iteration stops once that
+        many bytes were read in total (``budget_exhausted`` is then set): many members that
+        each stay under ``cap`` cannot add up to a bomb.
         """
+        self.budget_exhausted = False
+        left = sys.maxsize if budget is None else budget
         last: ArchiveEntry | None = None
         try:
             for entry, stream in self.iter_file_streams():
                 last = entry
+                if left <= 0:
+                    self.budget_exhausted = True
+                    return
                 try:
-                    data, truncated = _read_bounded(stream, cap)
+                    data, truncated = _read_bounded(stream, min(cap, left))
+                    left -= len(data) + 1
+                    if truncated and len(data) < cap:
+                        self.budget_exhausted = True
+                        return
                 except ArchiveError as exc:
                     yield MemberData(entry, b"", False, str(exc))
                     continue

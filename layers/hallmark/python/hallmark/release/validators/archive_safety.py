@@ -28,6 +28,7 @@ Rejected, each as its own ``check`` in the findings:
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 import re
 import stat
@@ -224,7 +225,11 @@ def _check_entries(view: PackageView, prefix: str, report: _Report) -> None:
             key = _norm(entry.name)
             shown = prefix + display_name(entry.name)
             if entry.type is EntryType.SYMLINK:
-                outcome = _resolve(posixpath.join(posixpath.dirname(key), links[key]), links)
+                target = links[key].replace("\\", "/")
+                if not target or target.startswith("/") or _DRIVE.match(target):
+                    outcome = "escape"
+                else:
+                    outcome = _resolve(posixpath.join(posixpath.dirname(key), target), links)
             else:
                 outcome = _resolve(posixpath.dirname(key), links)
             if outcome == "escape":
@@ -236,8 +241,10 @@ def _check_entries(view: PackageView, prefix: str, report: _Report) -> None:
 
 
 def _check_zip_overlap(view: PackageView, prefix: str, report: _Report) -> None:
-    located = sorted((e for e in view.entries() if e.offset is not None), key=lambda e: (e.offset or 0, e.index))
-    for before, after in zip(located, located[1:], strict=False):
+    located = sorted(
+        (e for e in view.entries() if e.offset is not None), key=lambda e: (e.offset or 0, e.index)
+    )
+    for before, after in itertools.pairwise(located):
         end = (before.offset or 0) + 30 + view.zip_name_length(before) + (before.compressed_size or 0)
         if end > (after.offset or 0):
             report.add("overlapping-entries", prefix + display_name(after.name))
@@ -259,12 +266,14 @@ def _check_totals(view: PackageView, prefix: str, report: _Report) -> int:
         )
     if declared > config.max_total_uncompressed:
         report.add("total-size", where, bytes=declared, limit=config.max_total_uncompressed)
-    expanded = max(declared, view.stream_size or 0)
-    ratio = _ratio(expanded, view.size)
+    ratio = _ratio(declared, view.size)
     if not prefix:
         report.total_ratio = ratio
-    if expanded >= config.ratio_min_size and ratio > config.max_ratio:
+    stream = view.stream_size or 0  # tar: every decompressed byte, headers and hidden data included
+    if declared >= config.ratio_min_size and ratio > config.max_ratio:
         report.add("total-ratio", where, ratio=ratio, limit=config.max_ratio)
+    elif stream >= config.ratio_min_size and _ratio(stream, view.size) > config.max_ratio:
+        report.add("total-ratio", where, ratio=_ratio(stream, view.size), limit=config.max_ratio)
     if view.stream_limit_hit:
         report.add("total-size", where, bytes=None, limit=config.max_total_uncompressed)
     elif view.listing_error and not view.listing_error.startswith(("more than", "archive declares")):
@@ -284,7 +293,11 @@ def _verify_members(view: PackageView, prefix: str, depth: int, report: _Report)
                 head = stream.read(min(512, entry.size + 1))
                 count = len(head)
                 nested = _is_nested_candidate(head)
-                keep = nested and depth + 1 <= config.max_nested_depth and entry.size <= config.max_nested_inspect_size
+                keep = (
+                    nested
+                    and depth + 1 <= config.max_nested_depth
+                    and entry.size <= config.max_nested_inspect_size
+                )
                 body = bytearray(head) if keep else bytearray()
                 limit = min(entry.size + 1, report.budget + 1)
                 while count < limit:
@@ -312,11 +325,15 @@ def _verify_members(view: PackageView, prefix: str, depth: int, report: _Report)
                 if depth + 1 > config.max_nested_depth:
                     report.add("nested-depth", shown, depth=depth + 1, limit=config.max_nested_depth)
                 elif not keep:
-                    report.add("nested-too-large", shown, bytes=entry.size, limit=config.max_nested_inspect_size)
+                    report.add(
+                        "nested-too-large", shown, bytes=entry.size, limit=config.max_nested_inspect_size
+                    )
                 else:
                     _inspect_blob(bytes(body), shown + "!/", depth + 1, report)
     except StreamLimitExceeded:
-        report.add("total-size", prefix.rstrip("!/") or "(package)", bytes=None, limit=config.max_total_uncompressed)
+        report.add(
+            "total-size", prefix.rstrip("!/") or "(package)", bytes=None, limit=config.max_total_uncompressed
+        )
     except ArchiveError as exc:
         report.add("corrupt", prefix.rstrip("!/") or "(package)", error=str(exc))
 
@@ -352,7 +369,9 @@ def _inspect_blob(blob: bytes, prefix: str, depth: int, report: _Report) -> None
         return
     if fmt not in (ArchiveFormat.ZIP, ArchiveFormat.TAR_GZ, ArchiveFormat.TAR):
         return
-    view = PackageView(blob, max_entries=config.max_entries, max_stream_bytes=max(report.budget, 0) + 1024 * 1024)
+    view = PackageView(
+        blob, max_entries=config.max_entries, max_stream_bytes=max(report.budget, 0) + 1024 * 1024
+    )
     _inspect_view(view, prefix, depth, report)
 
 
@@ -363,7 +382,9 @@ def validate_archive_safety(pkg: PackageView, config: ValidatorConfig) -> Valida
         return ValidationResult.build(
             "archive_safety",
             passed=False,
-            reasons=[f"not a .tar.gz or .zip archive (detected: {pkg.format.value}); nothing can be inspected"],
+            reasons=[
+                f"not a .tar.gz or .zip archive (detected: {pkg.format.value}); nothing can be inspected"
+            ],
             stats={"format": pkg.format.value},
         )
     _inspect_view(pkg, "", 0, report)
@@ -379,7 +400,9 @@ def validate_archive_safety(pkg: PackageView, config: ValidatorConfig) -> Valida
                 "total-size": f"limit {config.max_total_uncompressed} bytes",
             }[check]
             detail = f" ({limit})"
-        reasons.append(f"{_TEXT[check]}{detail}: {n} finding{'s' if n != 1 else ''}, first at {report.first[check]!r}")
+        reasons.append(
+            f"{_TEXT[check]}{detail}: {n} finding{'s' if n != 1 else ''}, first at {report.first[check]!r}"
+        )
     passed = not report.counts
     if passed:
         reasons.append(

@@ -26,7 +26,14 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hallmark.release.validators._text import LineIndex, ScanStats, TextFile, iter_text_files
+from hallmark.release.validators._text import (
+    LineIndex,
+    ScanStats,
+    TextFile,
+    ascii_lower,
+    iter_text_files,
+    lines_containing,
+)
 from hallmark.release.validators.archive import PackageView
 from hallmark.release.validators.model import ValidationResult, ValidatorConfig
 
@@ -67,7 +74,9 @@ def identify_tool(text: str) -> str | None:
     return None
 
 
-_BANNERS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
+_BANNER_WORDS: Final = ("generated", "written", "created", "authored", "produced", "drafted", "assisted")
+#: (signal, pattern, needles): a pattern runs only on lines holding one of its (lower-case) needles
+_BANNERS: Final[tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...]] = (
     (
         "banner",
         re.compile(
@@ -75,17 +84,23 @@ _BANNERS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
             r"(?:in\s+part\s+)?(?:by|with|using|via)\s+(?:the\s+help\s+of\s+)?\[?"
             rf"((?:{_TOOL_ALT}))(?![a-z0-9])"
         ),
+        _BANNER_WORDS,
     ),
-    ("banner", re.compile(rf"(?i)@generated\s+(?:by|with|using)\s+\[?((?:{_TOOL_ALT}))(?![a-z0-9])")),
+    (
+        "banner",
+        re.compile(rf"(?i)@generated\s+(?:by|with|using)\s+\[?((?:{_TOOL_ALT}))(?![a-z0-9])"),
+        ("@generated",),
+    ),
     (
         "ai-marker",
         re.compile(
             r"(?i)\b(?:ai|llm)[- ](?:generated|assisted)\b|\bgenerated\s+(?:by|with|using)\s+(?:an?\s+)?"
             r"(?:ai|llm|large language model)\b"
         ),
+        ("generated", "assisted"),
     ),
-    ("ai-disclaimer", re.compile(r"(?i)\bas an ai(?: language)? model\b")),
-    ("assistant-phrasing", re.compile(r"(?i)\b(?:certainly|sure|absolutely)! here(?:'s| is)\b")),
+    ("ai-disclaimer", re.compile(r"(?i)\bas an ai(?: language)? model\b"), ("as an ai",)),
+    ("assistant-phrasing", re.compile(r"(?i)\b(?:certainly|sure|absolutely)! here(?:'s| is)\b"), ("! here",)),
 )
 _TRAILER = re.compile(
     r"(?im)^[ \t]*(co-authored-by|assisted-by|generated-by|ai-assisted-by)[ \t]*:[ \t]*(.*?)[ \t]*$"
@@ -109,14 +124,16 @@ class _Signal:
 def scan_file(text: str) -> list[_Signal]:
     """Content signals in one file (generator banners, markers, stylistic hints)."""
     index = LineIndex(text)
-    found: list[_Signal] = []
-    for signal, rx in _BANNERS:
-        for m in rx.finditer(text):
-            tool = identify_tool(m.group(1)) if signal == "banner" and m.groups() else None
-            found.append(_Signal(signal, tool or "unknown", index.locate(m.start())[0]))
-            if len(found) >= _MAX_FINDINGS_PER_FILE:
-                return found
-    return found
+    found: dict[_Signal, None] = {}  # one signal per (kind, tool, line), in discovery order
+    lowered = ascii_lower(text)
+    for signal, rx, needles in _BANNERS:
+        for line_start, line_end in lines_containing(text, needles, haystack=lowered):
+            for m in rx.finditer(text, line_start, line_end):
+                tool = identify_tool(m.group(1)) if signal == "banner" and m.groups() else None
+                found[_Signal(signal, tool or "unknown", index.locate(m.start())[0])] = None
+                if len(found) >= _MAX_FINDINGS_PER_FILE:
+                    return sorted(found, key=lambda s: (s.line, s.signal, s.tool))
+    return sorted(found, key=lambda s: (s.line, s.signal, s.tool))
 
 
 def _is_commit_log(tf: TextFile) -> bool:
@@ -206,8 +223,9 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
     reasons: list[str] = []
     if not pkg.is_archive:
         reasons.append(f"not an archive (detected: {pkg.format.value}); nothing scanned")
-    elif pkg.listing_error:
-        reasons.append(f"archive could not be read completely, the scan is incomplete: {pkg.listing_error}")
+    elif pkg.listing_error or scan.budget_exhausted:
+        why = pkg.listing_error or "the scan's byte budget ran out (archive bomb?)"
+        reasons.append(f"archive could not be read completely, the scan is incomplete: {why}")
     if files_flagged or commits_flagged:
         reasons.append(
             f"AI assistance detected: {len(files_flagged)} of {files_scanned} files ({share:.1%}) and "
@@ -219,10 +237,12 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
         passed = True
         reasons.append("attribution is informational: no max_ai_share policy is set")
     else:
-        complete = pkg.is_archive and pkg.listing_error is None
+        complete = pkg.is_archive and pkg.listing_error is None and not scan.budget_exhausted
         passed = complete and share <= config.max_ai_share
         if complete and not passed:
-            reasons.append(f"AI-assisted share {share:.1%} exceeds the policy maximum {config.max_ai_share:.1%}")
+            reasons.append(
+                f"AI-assisted share {share:.1%} exceeds the policy maximum {config.max_ai_share:.1%}"
+            )
     stats: dict[str, Any] = {
         **scan.as_dict(),
         "files_considered": files_scanned,
@@ -230,8 +250,12 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
         "ai_share": share,
         "commits_scanned": commits_scanned,
         "commits_flagged": len(commits_flagged),
-        "by_tool": {t: {"files": len(by_tool[t]["files"]), "commits": len(by_tool[t]["commits"])} for t in tools},
+        "by_tool": {
+            t: {"files": len(by_tool[t]["files"]), "commits": len(by_tool[t]["commits"])} for t in tools
+        },
         "min_confidence": threshold,
         "max_ai_share": config.max_ai_share,
     }
-    return ValidationResult.build("attribution", passed=passed, reasons=reasons, findings=findings, stats=stats)
+    return ValidationResult.build(
+        "attribution", passed=passed, reasons=reasons, findings=findings, stats=stats
+    )

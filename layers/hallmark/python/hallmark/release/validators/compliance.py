@@ -23,9 +23,10 @@ value. Binary files (a NUL byte in the first 8 KiB) are skipped. Any PII fails t
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -94,23 +95,30 @@ def iban_valid(text: str) -> bool:
     return int(number) % 97 == 1
 
 
-_EMAIL = re.compile(
-    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+"
-    r"[A-Za-z]{2,24})(?![A-Za-z0-9-])"
+# Every pattern starts with one plain character class, which lets the regex engine skip
+# quickly to plausible starts; what may not precede a match is a width-2 negative lookbehind
+# right after that first character, so runs of digits or letters cost one step per character.
+_EMAIL_LOCAL: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+_EMAIL_DOMAIN = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9-])"
 )
 _RESERVED_DOMAIN = re.compile(
     r"(?i)(?:^|\.)(?:example\.(?:com|net|org)|example|test|invalid|localhost|local)$|noreply\.github\.com$"
 )
-_PHONE_INTL = re.compile(r"(?<![\w+])\+[1-9](?:[ .-]?\(?\d{1,4}\)?){2,6}(?![\w])")
-_PHONE_NANP = re.compile(r"(?<![\w.+-])(?:\(([2-9]\d{2})\) ?|([2-9]\d{2})[.-])([2-9]\d{2})[.-](\d{4})(?![\w-]|\.\d)")
-_PHONE_UK = re.compile(r"(?<![\w.+-])0([12378]\d{1,3})[ -](\d{3,4})[ -]?(\d{3,4})(?![\w-]|\.\d)")
-_CARD = re.compile(r"(?<![\d.-])\d(?:[ -]?\d){12,18}(?![\d-]|\.\d)")
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])")
-_SSN = re.compile(r"(?<![\d-])(\d{3})-(\d{2})-(\d{4})(?![\d-])")
-_NINO = re.compile(
-    r"(?<![A-Za-z0-9])([A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]) ?(\d{2}) ?(\d{2}) ?(\d{2}) ?([A-D])(?![A-Za-z0-9])"
+_PHONE_INTL = re.compile(r"\+(?<![\w+]\+)[1-9](?:[ .-]?\(?\d{1,4}\)?){2,6}(?!\w)")
+_PHONE_NANP = re.compile(
+    r"(?:\((?<![\w.+-]\()[2-9]\d\d\) ?|[2-9](?<![\w.+-][2-9])\d\d[.-])[2-9]\d\d[.-]\d{4}(?![\w-]|\.\d)"
 )
-_DNI = re.compile(r"(?<![A-Za-z0-9])(\d{8})-?([A-Z])(?![A-Za-z0-9])")
+_PHONE_UK = re.compile(r"0(?<![\w.+-]0)[12378]\d{1,3}[ -]\d{3,4}[ -]?\d{3,4}(?![\w-]|\.\d)")
+_CARD = re.compile(r"\d(?<![\d.-]\d)(?:[ -]?\d){12,18}(?![\d-]|\.\d)")
+_IBAN = re.compile(
+    r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])"
+)
+_SSN = re.compile(r"\d(?<![\d-]\d)\d\d-\d\d-\d\d\d\d(?![\d-])")
+_NINO = re.compile(
+    r"[A-CEGHJ-PR-TW-Z](?<![A-Za-z0-9][A-Z])[A-CEGHJ-NPR-TW-Z] ?\d\d ?\d\d ?\d\d ?[A-D](?![A-Za-z0-9])"
+)
+_DNI = re.compile(r"\d(?<![A-Za-z0-9]\d)\d{7}-?[A-Z](?![A-Za-z0-9])")
 _DNI_LETTERS: Final = "TRWAGMYFPDXBNJZSQVHLCKE"
 _SAMPLE_SSNS: Final = frozenset({"078-05-1120", "219-09-9999", "123-45-6789"})
 _BAD_NINO_PREFIX: Final = frozenset({"BG", "GB", "KN", "NK", "NT", "TN", "ZZ"})
@@ -135,18 +143,19 @@ def _iban_ok(m: re.Match[str]) -> str | None:
 
 
 def _ssn_ok(m: re.Match[str]) -> str | None:
-    area, group, serial = m.group(1), m.group(2), m.group(3)
+    area, group, serial = m.group(0).split("-")
     if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
         return None
     return None if m.group(0) in _SAMPLE_SSNS else "us_ssn"
 
 
 def _nino_ok(m: re.Match[str]) -> str | None:
-    return None if m.group(1) in _BAD_NINO_PREFIX else "uk_nino"
+    return None if m.group(0)[:2] in _BAD_NINO_PREFIX else "uk_nino"
 
 
 def _dni_ok(m: re.Match[str]) -> str | None:
-    return "es_dni" if _DNI_LETTERS[int(m.group(1)) % 23] == m.group(2) else None
+    text = m.group(0)
+    return "es_dni" if _DNI_LETTERS[int(text[:8]) % 23] == text[-1] else None
 
 
 def _phone_intl_ok(m: re.Match[str]) -> str | None:
@@ -159,7 +168,7 @@ def _phone_nanp_ok(m: re.Match[str]) -> str | None:
 
 
 def _phone_uk_ok(m: re.Match[str]) -> str | None:
-    digits = 1 + sum(len(g) for g in m.groups())
+    digits = sum(ch.isdigit() for ch in m.group(0))
     return "uk" if digits in (10, 11) else None
 
 
@@ -183,41 +192,63 @@ _DETECTORS: Final[tuple[_Detector, ...]] = (
 )
 
 
+def _emails(text: str) -> Iterator[tuple[int, int, str, str]]:
+    """``(start, end, local part, domain)`` of each address, found from its ``@``."""
+    at = text.find("@")
+    while at >= 0:
+        start = at
+        while start > 0 and at - start <= 64 and text[start - 1] in _EMAIL_LOCAL:
+            start -= 1
+        if 1 <= at - start <= 64 and not (start > 0 and text[start - 1] in _EMAIL_LOCAL):
+            m = _EMAIL_DOMAIN.match(text, at + 1)
+            if m is not None:
+                yield start, m.end(), text[start:at], m.group(0)
+        at = text.find("@", at + 1)
+
+
 def find_pii(text: str, path: str, *, skip_emails: bool = False) -> tuple[list[dict[str, Any]], int]:
     """PII locations in one text (never values), and the number of emails skipped as ignorable."""
     index = LineIndex(text)
-    claimed: list[tuple[int, int]] = []
+    starts: list[int] = []  # claimed spans, sorted and disjoint
+    ends: list[int] = []
     findings: list[dict[str, Any]] = []
     ignored = 0
 
     def free(start: int, end: int) -> bool:
-        return all(end <= s or start >= e for s, e in claimed)
+        i = bisect.bisect_right(starts, start)
+        if i > 0 and ends[i - 1] > start:
+            return False
+        return not (i < len(starts) and starts[i] < end)
+
+    def claim(start: int, end: int) -> None:
+        i = bisect.bisect_right(starts, start)
+        starts.insert(i, start)
+        ends.insert(i, end)
 
     def add(kind: str, subtype: str | None, start: int, end: int) -> None:
-        claimed.append((start, end))
+        claim(start, end)
         line, column = index.locate(start)
         finding: dict[str, Any] = {"file": path, "line": line, "column": column, "kind": kind}
         if subtype and subtype != kind:
             finding["subtype"] = subtype
         findings.append(finding)
 
-    for m in _EMAIL.finditer(text):
-        domain = m.group(1)
-        local = m.group(0).split("@", 1)[0].lower()
-        if _RESERVED_DOMAIN.search(domain) or local in ("git", "noreply", "no-reply"):
+    for start, end, local, domain in _emails(text):
+        if _RESERVED_DOMAIN.search(domain) or local.lower() in ("git", "noreply", "no-reply"):
             continue
         if skip_emails:
             ignored += 1
-            claimed.append((m.start(), m.end()))
+            claim(start, end)
             continue
-        add("email", None, m.start(), m.end())
+        add("email", None, start, end)
     for detector in _DETECTORS:
         for m in detector.pattern.finditer(text):
-            if not free(m.start(), m.end()):
+            start = m.start()
+            if not free(start, m.end()):
                 continue
             subtype = detector.check(m)
             if subtype is not None:
-                add(detector.kind, subtype, m.start(), m.end())
+                add(detector.kind, subtype, start, m.end())
     return findings, ignored
 
 
@@ -225,7 +256,9 @@ def validate_compliance(pkg: PackageView, config: ValidatorConfig) -> Validation
     """PII detection (see the module doc); counts and locations only, never values."""
     if not pkg.is_archive:
         return ValidationResult.build(
-            "compliance", passed=False, reasons=[f"not an archive (detected: {pkg.format.value}); nothing scanned"]
+            "compliance",
+            passed=False,
+            reasons=[f"not an archive (detected: {pkg.format.value}); nothing scanned"],
         )
     scan = ScanStats()
     findings: list[dict[str, Any]] = []
@@ -233,15 +266,22 @@ def validate_compliance(pkg: PackageView, config: ValidatorConfig) -> Validation
     for tf in iter_text_files(pkg, config, scan):
         base = tf.path.rsplit("/", 1)[-1]
         metadata = tf.path.startswith(".hallmark/") or bool(_METADATA_FILES.match(base))
-        found, skipped = find_pii(tf.text, tf.path, skip_emails=config.pii_ignore_metadata_emails and metadata)
+        found, skipped = find_pii(
+            tf.text, tf.path, skip_emails=config.pii_ignore_metadata_emails and metadata
+        )
         findings += found
         ignored += skipped
     counts = Counter(f["kind"] for f in findings)
     files = sorted({f["file"] for f in findings})
     reasons: list[str] = []
-    complete = pkg.listing_error is None
+    complete = pkg.listing_error is None and not scan.budget_exhausted and not scan.files_unreadable
     if not complete:
-        reasons.append(f"archive could not be read completely, the scan is incomplete: {pkg.listing_error}")
+        why = pkg.listing_error or (
+            "the scan's byte budget ran out (archive bomb?)"
+            if scan.budget_exhausted
+            else f"{scan.files_unreadable} members could not be read"
+        )
+        reasons.append(f"archive could not be read completely, the scan is incomplete: {why}")
     if findings:
         first = min(findings, key=lambda f: (f["file"], f["line"], f["column"]))
         summary = ", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k])
@@ -258,4 +298,6 @@ def validate_compliance(pkg: PackageView, config: ValidatorConfig) -> Validation
         "files_with_pii": len(files),
         "ignored_metadata_emails": ignored,
     }
-    return ValidationResult.build("compliance", passed=passed, reasons=reasons, findings=findings, stats=stats)
+    return ValidationResult.build(
+        "compliance", passed=passed, reasons=reasons, findings=findings, stats=stats
+    )

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "DEFAULT_LICENSE_ALLOW_LIST",
+    "MAX_FINDINGS",
     "GiB",
     "Impact",
     "MiB",
@@ -30,6 +31,9 @@ __all__ = [
 ]
 
 MiB: Final = 1024 * 1024
+#: Findings kept in one result (results travel in Step Functions payloads, 256 KiB at most);
+#: the rest are counted in ``stats["findings_omitted"]``.
+MAX_FINDINGS: Final = 200
 GiB: Final = 1024 * MiB
 
 #: Permissive licenses accepted by default (SPDX ids; compared after SPDX normalisation).
@@ -76,11 +80,12 @@ class PackageMeta(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="declared SHA-256 of the package bytes")
     license: str = Field(min_length=1, max_length=512, description="SPDX license expression")
     emergency: bool = False
-    filename: str = Field(
+    filename: str | None = Field(
+        default=None,
         min_length=1,
         max_length=255,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$",
-        description="a bare file name: no directories",
+        description="a bare file name (no directories); when given, its extension must match the format",
     )
 
     @field_validator("sha256", mode="before")
@@ -127,7 +132,9 @@ class ValidatorConfig(BaseModel):
     )
     max_total_uncompressed: int = Field(default=1 * GiB, ge=1)
     max_nested_depth: int = Field(default=2, ge=0, description="archives inside archives, levels")
-    max_nested_inspect_size: int = Field(default=32 * MiB, ge=1, description="largest nested archive inspected")
+    max_nested_inspect_size: int = Field(
+        default=32 * MiB, ge=1, description="largest nested archive inspected"
+    )
     # text scans (security, compliance, attribution)
     scan_max_file_bytes: int = Field(default=4 * MiB, ge=1, description="bytes scanned per file")
     # security
@@ -196,15 +203,23 @@ class ValidationResult(BaseModel):
         stats: dict[str, Any] | None = None,
         observations: dict[str, Any] | None = None,
     ) -> ValidationResult:
-        """Normalise (plain JSON, sorted findings, de-duplicated reasons) and seal with the digest."""
+        """Normalise (plain JSON, sorted findings, de-duplicated reasons) and seal with the digest.
+
+        Only the first :data:`MAX_FINDINGS` findings (in sorted order) are kept; how many were
+        left out is then recorded as ``stats["findings_omitted"]``.
+        """
         plain_findings = [_plain_json(f) for f in findings or []]
         plain_findings.sort(key=_finding_sort_key)
+        plain_stats = _plain_json(stats or {})
+        if len(plain_findings) > MAX_FINDINGS:
+            plain_stats["findings_omitted"] = len(plain_findings) - MAX_FINDINGS
+            del plain_findings[MAX_FINDINGS:]
         payload: dict[str, Any] = {
             "validator": validator,
             "passed": passed,
             "reasons": list(dict.fromkeys(reasons)),
             "findings": plain_findings,
-            "stats": _plain_json(stats or {}),
+            "stats": plain_stats,
         }
         digest = hashlib.sha256(rfc8785.dumps(payload)).hexdigest()
         return cls(**payload, digest=digest, observations=_plain_json(observations or {}))

@@ -49,7 +49,13 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from hallmark.release.validators._text import LineIndex, ScanStats, iter_text_files
+from hallmark.release.validators._text import (
+    LineIndex,
+    ScanStats,
+    ascii_lower,
+    iter_text_files,
+    lines_containing,
+)
 from hallmark.release.validators.archive import PackageView
 from hallmark.release.validators.model import ValidationResult, ValidatorConfig
 
@@ -66,6 +72,7 @@ __all__ = [
 ]
 
 PYPI: Final = "PyPI"
+_MAX_REASONS: Final = 20
 NPM: Final = "npm"
 
 # ----------------------------------------------------------------------------- versions
@@ -335,7 +342,8 @@ def parse_package_lock(text: str, file: str) -> tuple[list[Dependency], int]:
         for key, value in packages.items():
             if not key or not isinstance(value, dict) or value.get("link") or "node_modules/" not in key:
                 continue
-            name = value.get("name") if isinstance(value.get("name"), str) else _npm_name_from_key(key)
+            alias = value.get("name")
+            name = alias if isinstance(alias, str) else _npm_name_from_key(key)
             version = value.get("version")
             if not isinstance(version, str) or _parse_version(NPM, version) is None:
                 unparsed += 1
@@ -368,7 +376,9 @@ _REQUIREMENTS_NAME = re.compile(r"^(?:requirements|constraints)[\w.-]*\.txt$", r
 def _manifest_kind(path: str) -> str | None:
     parts = path.split("/")
     base = parts[-1]
-    if _REQUIREMENTS_NAME.match(base) or (len(parts) > 1 and parts[-2] == "requirements" and base.endswith(".txt")):
+    if _REQUIREMENTS_NAME.match(base) or (
+        len(parts) > 1 and parts[-2] == "requirements" and base.endswith(".txt")
+    ):
         return "requirements"
     if base == "pyproject.toml":
         return "pyproject"
@@ -377,7 +387,11 @@ def _manifest_kind(path: str) -> str | None:
     return None
 
 
-_PARSERS = {"requirements": parse_requirements, "pyproject": parse_pyproject, "package-lock": parse_package_lock}
+_PARSERS = {
+    "requirements": parse_requirements,
+    "pyproject": parse_pyproject,
+    "package-lock": parse_package_lock,
+}
 
 
 def _vet(dep: Dependency, advisories: AdvisorySet) -> list[dict[str, Any]]:
@@ -418,36 +432,57 @@ def _vet(dep: Dependency, advisories: AdvisorySet) -> list[dict[str, Any]]:
 class _Rule:
     name: str
     pattern: re.Pattern[str]
+    needles: tuple[str, ...]  # only lines holding one of these are matched (fast ``str.find``)
     group: int = 0  # the group holding the secret value
+    lowered: bool = False  # needles are lower case, searched in the ASCII-lowered text
 
 
 _RULES: Final[tuple[_Rule, ...]] = (
-    _Rule("aws-access-key-id", re.compile(r"(?<![A-Z0-9])((?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])"), 1),
+    _Rule(
+        "aws-access-key-id",
+        re.compile(r"(?<![A-Z0-9])((?:AKIA|ASIA)[A-Z0-9]{16})(?![A-Z0-9])"),
+        ("AKIA", "ASIA"),
+        1,
+    ),
     _Rule(
         "aws-secret-access-key",
         re.compile(
             r"(?i)aws[\w.-]{0,20}?secret[\w.-]{0,20}['\"]?\s*[:=]>?\s*['\"]?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
         ),
+        ("secret",),
         1,
+        lowered=True,
     ),
     _Rule(
         "private-key",
         re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY(?: BLOCK)?-----"),
+        ("PRIVATE KEY",),
     ),
-    _Rule("github-token", re.compile(r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36})\b"), 1),
-    _Rule("github-token", re.compile(r"\b(github_pat_[A-Za-z0-9_]{60,100})\b"), 1),
-    _Rule("slack-token", re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]{10,})"), 1),
+    _Rule(
+        "github-token",
+        re.compile(r"\b((?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36})\b"),
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+        1,
+    ),
+    _Rule("github-token", re.compile(r"\b(github_pat_[A-Za-z0-9_]{60,100})\b"), ("github_pat_",), 1),
+    _Rule("slack-token", re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]{10,})"), ("xox",), 1),
     _Rule(
         "slack-webhook",
         re.compile(r"(https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+)"),
+        ("hooks.slack.com",),
         1,
     ),
-)
-
-_GENERIC = re.compile(
-    r"(?i)(?<![A-Za-z0-9])([A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey"
-    r"|access[_-]?key|private[_-]?key|credentials?)[A-Za-z0-9_.-]*)['\"]?\s*(?::=|=>|[:=])\s*"
-    r"(['\"]?)([A-Za-z0-9+/=_\-.~!@$%^&*]{12,})\2"
+    _Rule(
+        "high-entropy-assignment",
+        re.compile(
+            r"(?i)(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey"
+            r"|access[_-]?key|private[_-]?key|credentials?)[A-Za-z0-9_.-]*)['\"]?\s*(?::=|=>|[:=])\s*"
+            r"(['\"]?)([A-Za-z0-9+/=_\-.~!@#?$%^&*]{12,})\2"
+        ),
+        ("password", "passwd", "pwd", "secret", "token", "key", "credential"),
+        3,
+        lowered=True,
+    ),
 )
 _PLACEHOLDER = re.compile(r"(?i)example|changeme|placeholder|your[_-]|xxxx|dummy|redacted|\*\*\*|<|\$\{|\{\{")
 
@@ -464,24 +499,27 @@ def shannon_entropy(value: str) -> float:
 def find_secrets(text: str, path: str, entropy_threshold: float) -> list[dict[str, Any]]:
     """Secret findings in one text (file, line, column, rule; never the value)."""
     index = LineIndex(text)
+    lowered = ascii_lower(text)
     findings: list[dict[str, Any]] = []
     claimed: set[int] = set()
     for rule in _RULES:
-        for m in rule.pattern.finditer(text):
-            value = m.group(rule.group)
-            if rule.name == "aws-access-key-id" and value.endswith("EXAMPLE"):
-                continue  # AWS's documented example key
-            start = m.start(rule.group)
-            claimed.add(start)
-            line, column = index.locate(start)
-            findings.append({"file": path, "line": line, "column": column, "rule": rule.name})
-    for m in _GENERIC.finditer(text):
-        value = m.group(3)
-        start = m.start(3)
-        if start in claimed or _PLACEHOLDER.search(value) or shannon_entropy(value) < entropy_threshold:
-            continue
-        line, column = index.locate(start)
-        findings.append({"file": path, "line": line, "column": column, "rule": "high-entropy-assignment"})
+        for line_start, line_end in lines_containing(
+            text, rule.needles, haystack=lowered if rule.lowered else None
+        ):
+            for m in rule.pattern.finditer(text, line_start, line_end):
+                value = m.group(rule.group)
+                start = m.start(rule.group)
+                if start in claimed:
+                    continue
+                if rule.name == "aws-access-key-id" and value.endswith("EXAMPLE"):
+                    continue  # AWS's documented example key
+                if rule.name == "high-entropy-assignment" and (
+                    _PLACEHOLDER.search(value) or shannon_entropy(value) < entropy_threshold
+                ):
+                    continue
+                claimed.add(start)
+                line, column = index.locate(start)
+                findings.append({"file": path, "line": line, "column": column, "rule": rule.name})
     return findings
 
 
@@ -492,7 +530,9 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
     """Dependency vetting (OSV) and secret scan (see the module doc for the policy)."""
     if not pkg.is_archive:
         return ValidationResult.build(
-            "security", passed=False, reasons=[f"not an archive (detected: {pkg.format.value}); nothing scanned"]
+            "security",
+            passed=False,
+            reasons=[f"not an archive (detected: {pkg.format.value}); nothing scanned"],
         )
     reasons: list[str] = []
     advisories: AdvisorySet
@@ -520,26 +560,33 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
             deps += found
             unparsed += bad
         secrets += find_secrets(tf.text, tf.path, config.secret_entropy_threshold)
-    complete = pkg.listing_error is None
+    complete = pkg.listing_error is None and not scan.budget_exhausted and not scan.files_unreadable
     if not complete:
-        reasons.append(f"archive could not be read completely, the scan is incomplete: {pkg.listing_error}")
+        why = pkg.listing_error or (
+            "the scan's byte budget ran out (archive bomb?)"
+            if scan.budget_exhausted
+            else f"{scan.files_unreadable} members could not be read"
+        )
+        reasons.append(f"archive could not be read completely, the scan is incomplete: {why}")
 
     vuln_findings = [f for dep in deps for f in _vet(dep, advisories)]
     exact = [f for f in vuln_findings if f["rule"] == "vulnerable-dependency"]
     ranged = [f for f in vuln_findings if f["rule"] == "vulnerable-range"]
 
-    for f in sorted(exact, key=lambda f: (f["file"], f["line"], f["advisory"])):
+    for f in sorted(exact, key=lambda f: (f["file"], f["line"], f["advisory"]))[:_MAX_REASONS]:
         reasons.append(
             f"vulnerable dependency: {f['package']} {f['version']} ({f['ecosystem']}) in {f['file']}:{f['line']} "
             f"is affected by {f['advisory']}" + (f"; fixed in {', '.join(f['fixed'])}" if f["fixed"] else "")
         )
     if ranged:
         verb = "fails" if config.fail_on_vulnerable_range else "warning"
-        for f in sorted(ranged, key=lambda f: (f["file"], f["line"], f["advisory"])):
+        for f in sorted(ranged, key=lambda f: (f["file"], f["line"], f["advisory"]))[:_MAX_REASONS]:
             reasons.append(
                 f"{verb}: {f['package']} {f['specifier']} in {f['file']}:{f['line']} admits versions "
                 f"affected by {f['advisory']}"
             )
+    if len(exact) + len(ranged) > 2 * _MAX_REASONS:
+        reasons.append(f"{len(exact)} vulnerable dependencies and {len(ranged)} vulnerable ranges in all")
     if secrets:
         by_rule = Counter(f["rule"] for f in secrets)
         first = min(secrets, key=lambda f: (f["file"], f["line"], f["column"]))
@@ -549,9 +596,17 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
             + f"), first in {first['file']}:{first['line']}"
         )
     if config.advisory_path is None:
-        reasons.append("no advisory set configured: dependencies were listed but checked against 0 advisories")
+        reasons.append(
+            "no advisory set configured: dependencies were listed but checked against 0 advisories"
+        )
 
-    passed = complete and advisories_ok and not exact and not secrets and not (ranged and config.fail_on_vulnerable_range)
+    passed = (
+        complete
+        and advisories_ok
+        and not exact
+        and not secrets
+        and not (ranged and config.fail_on_vulnerable_range)
+    )
     if passed:
         reasons.append(
             f"{len(deps)} dependencies in {manifests} manifests vetted against {advisories.count} advisories; "

@@ -43,7 +43,6 @@ import resource
 import selectors
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -81,7 +80,8 @@ class SmokeSpec:
 
 @dataclass(frozen=True, slots=True)
 class SmokeOutcome:
-    outcome: str  # passed | exit-nonzero | signal | timeout | cpu-limit | memory-limit | file-size-limit | error
+    #: passed | exit-nonzero | signal | timeout | cpu-limit | memory-limit | file-size-limit | error
+    outcome: str
     exit_code: int | None
     signal: str | None
     network_isolated: bool
@@ -103,7 +103,7 @@ def duration_bucket(seconds: float) -> str:
 
 
 def _root_prefix(pkg: PackageView) -> str | None:
-    """"" when hallmark.toml is at the archive root, "<dir>/" when in the single top folder."""
+    """Where hallmark.toml is: "" at the archive root, "<dir>/" in the single top folder, else None."""
     names = [_clean(e.name) for e in pkg.entries()]
     if _MANIFEST in names:
         return ""
@@ -118,7 +118,8 @@ def _root_prefix(pkg: PackageView) -> str | None:
 def _clean(name: str) -> str:
     while name.startswith("./"):
         name = name[2:]
-    return name.rstrip("/")
+    name = name.rstrip("/")
+    return "" if name == "." else name
 
 
 def _parse_spec(raw: bytes, limits: SmokeLimits) -> SmokeSpec | None:
@@ -141,7 +142,11 @@ def _parse_spec(raw: bytes, limits: SmokeLimits) -> SmokeSpec | None:
     ):
         raise SmokeError("smoke.command must be a non-empty list of strings (no shell string)")
     timeout = smoke.get("timeout_s", limits.default_timeout_s)
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= limits.max_timeout_s:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= limits.max_timeout_s
+    ):
         raise SmokeError(f"smoke.timeout_s must be a number in (0, {limits.max_timeout_s:g}]")
     memory = smoke.get("memory_mb", limits.default_memory_mb)
     if isinstance(memory, bool) or not isinstance(memory, int) or not 16 <= memory <= limits.max_memory_mb:
@@ -226,9 +231,10 @@ def _make_preexec(spec: SmokeSpec, limits: SmokeLimits, status_fd: int) -> Calla
 
     def preexec() -> None:  # runs in the child between fork and exec: keep it small
         isolated = False
-        if libc is not None:
-            if libc.unshare(_CLONE_NEWNET) == 0 or libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0:
-                isolated = True
+        if libc is not None and (
+            libc.unshare(_CLONE_NEWNET) == 0 or libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0
+        ):
+            isolated = True
         for which, value in wanted:
             _soft, hard = resource.getrlimit(which)
             capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
@@ -246,11 +252,13 @@ def _kill_group(pid: int) -> None:
 
 def run_isolated(spec: SmokeSpec, cwd: Path, limits: SmokeLimits) -> SmokeOutcome:
     """Run ``spec.command`` in ``cwd`` under the limits; never raises for the command's faults."""
-    path = limits.path or os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"])
+    path = limits.path or os.pathsep.join(
+        [os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]
+    )
     status_r, status_w = os.pipe()
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(  # noqa: S603 - a list, no shell; that is the point of the runner
+        proc = subprocess.Popen(
             list(spec.command),
             cwd=cwd,
             env={"PATH": path},
@@ -259,7 +267,7 @@ def run_isolated(spec: SmokeSpec, cwd: Path, limits: SmokeLimits) -> SmokeOutcom
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
-            preexec_fn=_make_preexec(spec, limits, status_w),  # noqa: PLW1509 - rlimits need it
+            preexec_fn=_make_preexec(spec, limits, status_w),
         )
     except (OSError, subprocess.SubprocessError) as exc:
         os.close(status_r)
@@ -274,21 +282,23 @@ def run_isolated(spec: SmokeSpec, cwd: Path, limits: SmokeLimits) -> SmokeOutcom
     sizes = {"stdout": 0, "stderr": 0}
     tail = bytearray()
     timed_out = False
+    killed = False
     deadline = started + spec.timeout_s
     assert proc.stdout is not None and proc.stderr is not None
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
         sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
         while sel.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 and not timed_out:
+            now = time.monotonic()
+            if not killed and (now >= deadline or proc.poll() is not None):
+                # the wall clock ran out, or the command ended: nothing in its group may outlive it
                 timed_out = proc.poll() is None
                 _kill_group(proc.pid)
-                deadline = time.monotonic() + 2.0  # drain what is left, briefly
-                continue
-            if remaining <= 0:
+                killed = True
+                deadline = now + 2.0  # drain what is left in the pipes, briefly
+            elif now >= deadline:
                 break
-            for key, _ in sel.select(timeout=min(remaining, 0.5)):
+            for key, _ in sel.select(timeout=max(0.0, min(deadline - now, 0.2))):
                 data = os.read(key.fd, 65536)
                 if not data:
                     sel.unregister(key.fileobj)
@@ -345,8 +355,12 @@ def run_isolated(spec: SmokeSpec, cwd: Path, limits: SmokeLimits) -> SmokeOutcom
 # ----------------------------------------------------------------------------- the validator
 
 
-def _result(passed: bool, reasons: list[str], stats: dict[str, Any], observations: Any = None) -> ValidationResult:
-    return ValidationResult.build("smoke", passed=passed, reasons=reasons, stats=stats, observations=observations)
+def _result(
+    passed: bool, reasons: list[str], stats: dict[str, Any], observations: Any = None
+) -> ValidationResult:
+    return ValidationResult.build(
+        "smoke", passed=passed, reasons=reasons, stats=stats, observations=observations
+    )
 
 
 def validate_smoke(pkg: PackageView, config: ValidatorConfig) -> ValidationResult:
@@ -358,7 +372,10 @@ def validate_smoke(pkg: PackageView, config: ValidatorConfig) -> ValidationResul
     prefix = _root_prefix(pkg)
     if prefix is None:
         return _result(True, ["no smoke command declared"], {"declared": False})
-    manifest = pkg.read(prefix + _MANIFEST, cap=_MANIFEST_CAP)
+    try:
+        manifest = pkg.read(prefix + _MANIFEST, cap=_MANIFEST_CAP)
+    except KeyError:
+        return _result(False, [f"{_MANIFEST} is not a regular file"], {"declared": True})
     if manifest.error is not None or manifest.truncated:
         return _result(False, [f"{_MANIFEST} could not be read"], {"declared": True})
     try:
@@ -382,11 +399,14 @@ def validate_smoke(pkg: PackageView, config: ValidatorConfig) -> ValidationResul
         try:
             extract_safely(pkg, Path(tmp), config.max_total_uncompressed)
         except (SmokeError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, SmokeError) else f"{type(exc).__name__} ({errno.errorcode.get(exc.errno or 0, '?')})"
+            reason = (
+                str(exc)
+                if isinstance(exc, SmokeError)
+                else f"{type(exc).__name__} ({errno.errorcode.get(exc.errno or 0, '?')})"
+            )
             return _result(False, [f"smoke not run: extraction failed: {reason}"], stats)
         cwd = Path(os.path.realpath(tmp)) / prefix if prefix else Path(os.path.realpath(tmp))
         outcome = run_isolated(spec, cwd, limits)
-        _make_removable(Path(tmp))
 
     stats.update(
         {
@@ -423,13 +443,3 @@ def validate_smoke(pkg: PackageView, config: ValidatorConfig) -> ValidationResul
         else:
             reason_list.append("note: the runner could not isolate the network (network_isolated: false)")
     return _result(passed, reason_list, stats, observations)
-
-
-def _make_removable(root: Path) -> None:
-    """Give back write/search permission the command may have removed, so the folder can go."""
-    for dirpath, dirnames, _ in os.walk(root, followlinks=False):
-        for name in dirnames:
-            full = os.path.join(dirpath, name)
-            with contextlib.suppress(OSError):
-                if not os.path.islink(full):
-                    os.chmod(full, stat.S_IRWXU)

@@ -124,7 +124,7 @@ def validate_static(pkg: PackageView, config: ValidatorConfig) -> ValidationResu
     format_ok = fmt in _EXTENSIONS
     if not format_ok:
         reasons.append(f"format: not a .tar.gz or .zip package (detected: {fmt.value})")
-    elif meta is not None and not meta.filename.lower().endswith(_EXTENSIONS[fmt]):
+    elif meta is not None and meta.filename and not meta.filename.lower().endswith(_EXTENSIONS[fmt]):
         format_ok = False
         reasons.append(
             f"format: file name {meta.filename!r} does not match the detected format {fmt.value} "
@@ -165,7 +165,9 @@ def validate_static(pkg: PackageView, config: ValidatorConfig) -> ValidationResu
 
     passed = format_ok and size_ok and checksum_ok and license_ok
     if passed:
-        reasons.append(f"format {fmt.value}, {pkg.size} bytes, checksum matches, license {normalized} allowed")
+        reasons.append(
+            f"format {fmt.value}, {pkg.size} bytes, checksum matches, license {normalized} allowed"
+        )
     return ValidationResult.build(
         "static",
         passed=passed,

@@ -1,0 +1,1 @@
+"""The release flow: package validation, manifests and publishing."""
