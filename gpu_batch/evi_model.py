@@ -208,23 +208,19 @@ def build_candidate_graph(*, candidates: int = DEFAULT_CANDIDATES, group: int = 
                           dim: int = DEFAULT_DIM) -> onnx.ModelProto:
     """The int8 candidate generator: approximate top-``candidates`` corpus rows per query.
 
-    Inputs: queries f32 [B, D]; corpus int8 [D, M] (a chunk of the normalised corpus, quantised
-    symmetrically with one scale for the whole corpus, transposed); chunk_offset int64 [1] (the
-    chunk's first row); prev_cand int32 [B, C] and prev_idx int64 [B, C] (running candidates:
-    INT32_MIN / -1 before the first chunk). Outputs: cand int32 [B, C], cand_idx int64 [B, C].
-    Each query row is quantised to uint8 in [1, 127] around 64 (7 bits: no int16 saturation in
-    AVX2's u8*s8 kernels); one scale per row and one for the corpus keep the integer dot products
-    of a query comparable across chunks. The runner re-ranks the final candidates exactly in fp32.
+    Inputs: queries_u8 uint8 [B, D] (each normalised query row quantised by the runner to [1, 127]
+    around 64 with its own scale: 7 bits keep AVX2's u8*s8 pair sums clear of int16 saturation);
+    corpus int8 [D, M] (a chunk of the normalised corpus, quantised symmetrically with one scale for
+    the whole corpus, transposed); chunk_offset int64 [1] (the chunk's first row); prev_cand int32
+    [B, C] and prev_idx int64 [B, C] (running candidates: INT32_MIN / -1 before the first chunk).
+    Outputs: cand int32 [B, C], cand_idx int64 [B, C]. One scale per query row and one for the
+    corpus keep a query's integer dot products comparable across chunks; the runner re-ranks the
+    final candidates exactly in fp32.
     """
     g = _GraphBuilder()
-    batch_dim = g.op1("Shape", [io.IN_QUERIES], start=0, end=1)
+    batch_dim = g.op1("Shape", [io.IN_QUERIES_U8], start=0, end=1)
     rows_dim = g.op1("Shape", [io.IN_CORPUS], start=1, end=2)
-    qn = _normalised_queries(g, io.IN_QUERIES)
-    amax = g.op1("Max", [g.op1("ReduceMax", [g.op1("Abs", [qn]), g.i64(1)], keepdims=1), g.f32(NORM_EPS)])
-    scale = g.op1("Div", [amax, g.f32(float(io.INT8_QUERY_LEVELS))])
-    levels = g.op1("Round", [g.op1("Div", [qn, scale])])
-    q_u8 = g.op1("Cast", [g.op1("Add", [levels, g.f32(64.0)])], to=TensorProto.UINT8)
-    sims = g.op1("MatMulInteger", [q_u8, io.IN_CORPUS, g.const(64, np.uint8)])  # [B, M] int32
+    sims = g.op1("MatMulInteger", [io.IN_QUERIES_U8, io.IN_CORPUS, g.const(io.INT8_QUERY_ZERO_POINT, np.uint8)])
     vals, cols = _grouped_topk(g, sims, rows_dim, batch_dim, candidates, group)
     global_idx = g.op1("Add", [cols, "chunk_offset"])
     merged_vals = g.op1("Concat", ["prev_cand", vals], axis=1)
@@ -234,7 +230,7 @@ def build_candidate_graph(*, candidates: int = DEFAULT_CANDIDATES, group: int = 
     del top_vals
     g.op1("GatherElements", [merged_idx, pos], out="cand_idx", axis=1)
     inputs = [
-        helper.make_tensor_value_info(io.IN_QUERIES, TensorProto.FLOAT, ["batch", dim]),
+        helper.make_tensor_value_info(io.IN_QUERIES_U8, TensorProto.UINT8, ["batch", dim]),
         helper.make_tensor_value_info(io.IN_CORPUS, TensorProto.INT8, [dim, "rows"]),
         helper.make_tensor_value_info("chunk_offset", TensorProto.INT64, [1]),
         helper.make_tensor_value_info("prev_cand", TensorProto.INT32, ["batch", candidates]),

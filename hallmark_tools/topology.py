@@ -285,13 +285,13 @@ TOPOLOGY = Topology(
             description="Release: commits the signed manifest to the manifest repository (never signs).",
             state_machine_task=True,
             access=(_rw("table", "state"), Access("bucket", "packages", ("read",)),
-                    Access("bucket", "manifests", ("write",)), AUDIT_SEND),
+                    Access("bucket", "manifests", ("write",)), AUDIT_SEND, BUS_PUT),
         ),
         Function(
             name="listing_create",
-            description="Marketplace: creates the listing carrying manifestSignatureId.",
+            description="Marketplace: creates the listing carrying manifestSignatureId; marks Published.",
             state_machine_task=True,
-            access=(_rw("table", "state"), AUDIT_SEND),
+            access=(_rw("table", "state"), AUDIT_SEND, BUS_PUT),
         ),
     ),
     queues=(

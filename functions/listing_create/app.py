@@ -1,4 +1,5 @@
-"""Marketplace: creates the listing carrying manifestSignatureId for a published package."""
+"""Marketplace: creates the listing carrying manifestSignatureId, then marks the package
+Published (audited, and announced on the bus)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,20 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
-from hallmark.docstore import update
 from hallmark.observability import logger
 from hallmark.release.publish import create_listing
-from hallmark.release.service import KIND, ReleaseService
+from hallmark.release.service import ReleaseService
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     store = runtime.docs()
-    package = ReleaseService(store, runtime.audit()).get(event["packageId"])
+    svc = ReleaseService(store, runtime.audit())
+    package = svc.get(event["packageId"])
     listing = create_listing(store, runtime.audit(), package, event["manifest"], event["repository"], runtime.now())
-
-    def link(doc: dict[str, Any]) -> None:
-        doc["listingId"] = listing["listingId"]
-
-    update(store, KIND, package["packageId"], link)
-    return {"listingId": listing["listingId"], "manifestSignatureId": listing["manifestSignatureId"]}
+    svc.mark_published(package["packageId"], event["repository"], listing["listingId"])
+    detail = {"packageId": package["packageId"], "listingId": listing["listingId"],
+              "manifestSignatureId": listing["manifestSignatureId"]}
+    runtime.bus().publish("ListingCreated", detail)
+    runtime.bus().publish("PackagePublished", detail)
+    return detail

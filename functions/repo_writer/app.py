@@ -1,5 +1,5 @@
 """RepoWriter: commits the signed envelope to the manifest repository (versioned, object-locked
-bucket). It commits; it never signs."""
+bucket) and announces ManifestCommitted on the bus. It commits; it never signs."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     put = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json",
                         Metadata={"manifest-signature-id": manifest["signatureId"].replace(":", "_")})
     ref = {"bucket": bucket, "key": key, "versionId": put.get("VersionId")}
-    svc.mark_published(package["packageId"], ref, None)
+    svc.record_repository(package["packageId"], ref)
+    runtime.bus().publish("ManifestCommitted", {"packageId": package["packageId"], **ref,
+                                                "manifestSignatureId": manifest["signatureId"]})
     metrics.add_metric(name="idea.publish_latency_seconds", unit=MetricUnit.Seconds, value=time.perf_counter() - started)
     return ref

@@ -49,7 +49,7 @@ MOTO_CONFIG: dict[str, Any] = {
     "batch": {"use_docker": False},
 }
 _ACTIVE: LocalCloud | None = None
-_PATCHED = False
+_RESTORE: list[tuple[Any, str, Any]] = []  # (owner, attribute, original) of every moto patch
 
 
 @dataclass
@@ -223,6 +223,7 @@ class LocalCloud:
         for name in list(self._modules):
             sys.modules.pop(f"hallmark_fn_{name}", None)
         self._modules.clear()
+        _remove_patches()
         _ACTIVE = None
 
     def _set_env(self, values: dict[str, str]) -> None:
@@ -604,12 +605,23 @@ def _from_lambda_proxy(result: Any) -> ApiResponse:
     return ApiResponse(int(result["statusCode"]), headers, raw)
 
 
+def _patch(owner: Any, attribute: str, replacement: Any) -> None:
+    _RESTORE.append((owner, attribute, owner.__dict__.get(attribute)))
+    setattr(owner, attribute, replacement)
+
+
+def _remove_patches() -> None:
+    while _RESTORE:
+        owner, attribute, original = _RESTORE.pop()
+        if original is None:
+            delattr(owner, attribute)
+        else:
+            setattr(owner, attribute, original)
+
+
 def _install_patches() -> None:
-    """Route moto's Lambda invocations and EventBridge lambda/states targets to the active cloud."""
-    global _PATCHED
-    if _PATCHED:
-        return
-    _PATCHED = True
+    """Route moto's Lambda invocations and EventBridge lambda/states targets to the active cloud
+    and close moto's fidelity gaps; undone when the cloud stops."""
     original_invoke = LambdaFunction.invoke
     original_send = MotoRule.send_to_targets
 
@@ -660,9 +672,9 @@ def _install_patches() -> None:
         return json.dumps(result).encode()
 
     original_simple = LambdaSimpleBackend.invoke
-    LambdaSimpleBackend.invoke = simple_invoke  # type: ignore[method-assign]
-    LambdaFunction.invoke = invoke  # type: ignore[method-assign]
-    MotoRule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    _patch(LambdaSimpleBackend, "invoke", simple_invoke)
+    _patch(LambdaFunction, "invoke", invoke)
+    _patch(MotoRule, "send_to_targets", send_to_targets)
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
 
 
@@ -691,7 +703,7 @@ def _patch_kms_digest() -> None:
         return json.dumps({"KeyId": key.arn, "Signature": base64.b64encode(signature).decode(),
                            "SigningAlgorithm": algorithm})
 
-    KmsResponse.sign = sign  # type: ignore[method-assign]
+    _patch(KmsResponse, "sign", sign)
 
 
 def _patch_state_machine_copy() -> None:
@@ -708,4 +720,4 @@ def _patch_state_machine_copy() -> None:
             setattr(clone, key, [] if key == "executions" else copy.deepcopy(value, memo))
         return clone
 
-    StateMachine.__deepcopy__ = __deepcopy__  # type: ignore[attr-defined]
+    _patch(StateMachine, "__deepcopy__", __deepcopy__)

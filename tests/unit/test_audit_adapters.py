@@ -82,7 +82,8 @@ def _event(seq: int, prev: str, eid: str | None = None, chain: str = "release", 
 
 
 def _client_error(code: str, op: str = "Sign", **extra: Any) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": code}, **extra}, op)  # type: ignore[arg-type]
+    response: Any = {"Error": {"Code": code, "Message": code}, **extra}
+    return ClientError(response, op)
 
 
 # ---- KMS -------------------------------------------------------------------------------------
@@ -140,8 +141,12 @@ class DigestKms:
 
     def get_public_key(self, **kw: Any) -> Any:
         der = self.key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-        return {"KeyId": "arn:aws:kms:us-east-1:111122223333:key/fake", "PublicKey": der,
-                "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}
+        return {
+            "KeyId": "arn:aws:kms:us-east-1:111122223333:key/fake",
+            "PublicKey": der,
+            "KeySpec": "ECC_NIST_P256",
+            "KeyUsage": "SIGN_VERIFY",
+        }
 
     def sign(self, *, KeyId: str, Message: bytes, MessageType: str, SigningAlgorithm: str) -> Any:
         self.types.append(MessageType)
@@ -206,7 +211,14 @@ def test_kms_signed_dsse_and_checkpoints_verify_offline(kms: Any, key_id: str) -
 def test_dynamo_store_append_read_and_conditions(table: Any) -> None:
     store = DynamoAuditStore(table)
     assert store.head("release") is None and store.get("release", "e1") is None
-    data = {"f": 0.1, "big": 2**53 - 1, "neg": -7, "s": "é \"q\" \n", "l": [1.5, None, True], "d": {"z": 1}}
+    data: dict[str, Any] = {
+        "f": 0.1,
+        "big": 2**53 - 1,
+        "neg": -7,
+        "s": 'é "q" \n',
+        "l": [1.5, None, True],
+        "d": {"z": 1},
+    }
     e1 = store.append(_event(1, GENESIS, **data))
     assert store.head("release") == (1, e1.hash)
     back = store.get("release", "e1")
@@ -259,16 +271,21 @@ def test_dynamo_store_maps_transaction_failures(table: Any) -> None:
         def transact_write_items(self, **kw: Any) -> None:
             raise self.error
 
-    conflict = _client_error("TransactionCanceledException", "TransactWriteItems",
-                             CancellationReasons=[{"Code": "None"}, {"Code": "None"},
-                                                  {"Code": "TransactionConflict"}])
+    conflict = _client_error(
+        "TransactionCanceledException",
+        "TransactWriteItems",
+        CancellationReasons=[{"Code": "None"}, {"Code": "None"}, {"Code": "TransactionConflict"}],
+    )
     with pytest.raises(HeadMoved):
         DynamoAuditStore(table, client=Client(conflict)).append(_event(1, GENESIS))
     throttled = _client_error("ThrottlingException", "TransactWriteItems")
     with pytest.raises(ClientError):
         DynamoAuditStore(table, client=Client(throttled)).append(_event(1, GENESIS))
-    limit = _client_error("TransactionCanceledException", "TransactWriteItems",
-                          CancellationReasons=[{"Code": "None"}, {"Code": "None"}, {"Code": "ThrottlingError"}])
+    limit = _client_error(
+        "TransactionCanceledException",
+        "TransactWriteItems",
+        CancellationReasons=[{"Code": "None"}, {"Code": "None"}, {"Code": "ThrottlingError"}],
+    )
     with pytest.raises(ClientError):
         DynamoAuditStore(table, client=Client(limit)).append(_event(1, GENESIS))
 
@@ -363,9 +380,9 @@ def queue(aws: None) -> tuple[Any, str]:
 def _receive(sqs: Any, url: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     while True:
-        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]).get(
-            "Messages", []
-        )
+        msgs = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+        ).get("Messages", [])
         if not msgs:
             return out
         for m in msgs:
@@ -376,13 +393,22 @@ def _receive(sqs: Any, url: str) -> list[dict[str, Any]]:
 def test_sqs_emitter_message_shape(queue: tuple[Any, str]) -> None:
     sqs, url = queue
     emitter = SqsAuditEmitter(sqs, url, clock=lambda: datetime(2026, 11, 22, 20, 11, tzinfo=UTC))
-    eid = emitter.emit(chain="release", type="PackageSubmitted", actor="alice", subject="pkg-1", data={"size": 3})
+    eid = emitter.emit(
+        chain="release", type="PackageSubmitted", actor="alice", subject="pkg-1", data={"size": 3}
+    )
     assert len(eid) == 36  # uuid4
     msgs = _receive(sqs, url)
     assert len(msgs) == 1
     body = json.loads(msgs[0]["Body"])
-    assert body == {"id": eid, "chain": "release", "ts": "2026-11-22T20:11:00.000Z", "type": "PackageSubmitted",
-                    "actor": "alice", "subject": "pkg-1", "data": {"size": 3}}
+    assert body == {
+        "id": eid,
+        "chain": "release",
+        "ts": "2026-11-22T20:11:00.000Z",
+        "type": "PackageSubmitted",
+        "actor": "alice",
+        "subject": "pkg-1",
+        "data": {"size": 3},
+    }
     assert msgs[0]["Attributes"]["MessageGroupId"] == "release"
     assert msgs[0]["Attributes"]["MessageDeduplicationId"] == eid
     assert parse_audit_message(msgs[0]["Body"]) == body
@@ -392,12 +418,29 @@ def test_sqs_emitter_deterministic_ids_deduplicate(queue: tuple[Any, str]) -> No
     sqs, url = queue
     emitter = SqsAuditEmitter(sqs, url)
     for _ in range(3):  # a retried step emits the same event id
-        assert emitter.emit(chain="governance", type="ApprovalRecorded", actor="a1", subject="u-1", data={},
-                            event_id="exec-1:approve:a1") == "exec-1:approve:a1"
-    emitter.emit(chain="governance", type="ApprovalRecorded", actor="a2", subject="u-1", data={},
-                 event_id="exec-1:approve:a2")
+        assert (
+            emitter.emit(
+                chain="governance",
+                type="ApprovalRecorded",
+                actor="a1",
+                subject="u-1",
+                data={},
+                event_id="exec-1:approve:a1",
+            )
+            == "exec-1:approve:a1"
+        )
+    emitter.emit(
+        chain="governance",
+        type="ApprovalRecorded",
+        actor="a2",
+        subject="u-1",
+        data={},
+        event_id="exec-1:approve:a2",
+    )
     odd = "exec 1/é"  # not a valid SQS deduplication id: its SHA-256 is used
-    emitter.emit(chain="governance", type="ApprovalRecorded", actor="a3", subject="u-1", data={}, event_id=odd)
+    emitter.emit(
+        chain="governance", type="ApprovalRecorded", actor="a3", subject="u-1", data={}, event_id=odd
+    )
     msgs = _receive(sqs, url)
     assert [json.loads(m["Body"])["actor"] for m in msgs] == ["a1", "a2", "a3"]
     assert msgs[2]["Attributes"]["MessageDeduplicationId"] == hashlib.sha256(odd.encode()).hexdigest()
@@ -405,7 +448,9 @@ def test_sqs_emitter_deterministic_ids_deduplicate(queue: tuple[Any, str]) -> No
     log = AuditLog(InMemoryAuditStore(), LocalSigner.generate())
     for m in [*msgs, msgs[0]]:
         body = parse_audit_message(m["Body"])
-        log.append(body["chain"], body["id"], body["ts"], body["type"], body["actor"], body["subject"], body["data"])
+        log.append(
+            body["chain"], body["id"], body["ts"], body["type"], body["actor"], body["subject"], body["data"]
+        )
     assert [e.actor for e in log.store.events("governance")] == ["a1", "a2", "a3"]
 
 

@@ -103,7 +103,9 @@ def test_append_validates_input(signer: LocalSigner) -> None:
     with pytest.raises(ValueError):
         log.append("no spaces", "x", TS, "PackageSubmitted", "a", "s", {})
     assert log.store.head("release") is None
-    ev = log.append("release", "y", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "PackageSubmitted", "a", "s", {})
+    ev = log.append(
+        "release", "y", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), "PackageSubmitted", "a", "s", {}
+    )
     assert ev.ts == "2026-01-02T03:04:05.000Z"
 
 
@@ -157,15 +159,26 @@ def test_lost_race_rereads_the_head(signer: LocalSigner) -> None:
 
 def test_in_memory_store_refuses_a_stale_append(signer: LocalSigner) -> None:
     store = InMemoryAuditStore()
-    e1 = AuditEvent.create(id="a", chain="c", seq=1, ts=TS, type="OrderPlaced", actor="x", subject="y", data={},
-                           prevHash=GENESIS)
+    e1 = AuditEvent.create(
+        id="a", chain="c", seq=1, ts=TS, type="OrderPlaced", actor="x", subject="y", data={}, prevHash=GENESIS
+    )
     store.append(e1)
-    stale = AuditEvent.create(id="b", chain="c", seq=1, ts=TS, type="OrderPlaced", actor="x", subject="y", data={},
-                              prevHash=GENESIS)
+    stale = AuditEvent.create(
+        id="b", chain="c", seq=1, ts=TS, type="OrderPlaced", actor="x", subject="y", data={}, prevHash=GENESIS
+    )
     with pytest.raises(HeadMoved):
         store.append(stale)
-    wrong_prev = AuditEvent.create(id="b", chain="c", seq=2, ts=TS, type="OrderPlaced", actor="x", subject="y",
-                                   data={}, prevHash="1" * 64)
+    wrong_prev = AuditEvent.create(
+        id="b",
+        chain="c",
+        seq=2,
+        ts=TS,
+        type="OrderPlaced",
+        actor="x",
+        subject="y",
+        data={},
+        prevHash="1" * 64,
+    )
     with pytest.raises(HeadMoved):
         store.append(wrong_prev)
     assert store.append(e1) == e1  # duplicate id: the stored event
@@ -177,7 +190,16 @@ def test_checkpoints_every_n(signer: LocalSigner) -> None:
     ckpts = list(log.store.checkpoints("release"))
     assert [c["seq"] for c in ckpts] == [10, 20]
     c10, c20 = ckpts
-    assert tuple(c10) == ("chain", "seq", "ts", "headHash", "merkleRoot", "prevCheckpointHash", "keyId", "signature")
+    assert tuple(c10) == (
+        "chain",
+        "seq",
+        "ts",
+        "headHash",
+        "merkleRoot",
+        "prevCheckpointHash",
+        "keyId",
+        "signature",
+    )
     assert c10["headHash"] == events[9].hash
     assert c10["merkleRoot"] == merkle_root([bytes.fromhex(e.hash) for e in events[:10]]).hex()
     assert c10["prevCheckpointHash"] == "0" * 64
@@ -229,7 +251,7 @@ def test_policy_validation() -> None:
 def test_export_derives_signature_references(signer: LocalSigner) -> None:
     log = make_log(signer, every_n=10)
     for i in range(1, 24):
-        add(log, i, note="é\n\"q\"", ratio=0.25)
+        add(log, i, note='é\n"q"', ratio=0.25)
     event_lines, ckpt_lines = log.export("release")
     assert len(event_lines) == 23 and len(ckpt_lines) == 2
     events = [json.loads(x) for x in event_lines]
@@ -275,8 +297,9 @@ def test_inclusion_and_consistency_proofs(signer: LocalSigner) -> None:
         assert cp.verify(pem), (old, new)
     cp = log.consistency_proof("release", 7, 21)
     assert cp.path
-    tampered = type(cp)(cp.chain, cp.old_size, cp.new_size, ("0" * 64, *cp.path[1:]), cp.old_checkpoint,
-                        cp.new_checkpoint)
+    tampered = type(cp)(
+        cp.chain, cp.old_size, cp.new_size, ("0" * 64, *cp.path[1:]), cp.old_checkpoint, cp.new_checkpoint
+    )
     assert not tampered.verify(pem)
     with pytest.raises(LookupError):
         log.consistency_proof("release", 8, 21)
@@ -300,7 +323,9 @@ def test_checkpoint_race_is_resolved(signer: LocalSigner) -> None:
 def _threads(log: AuditLog, n_threads: int, per_thread: int) -> Iterator[threading.Thread]:
     def work(t: int) -> None:
         for i in range(per_thread):
-            log.append("scoring", f"t{t}-{i}", TS, "BatchScored", f"worker-{t}", f"batch-{i}", {"t": t, "i": i})
+            log.append(
+                "scoring", f"t{t}-{i}", TS, "BatchScored", f"worker-{t}", f"batch-{i}", {"t": t, "i": i}
+            )
 
     for t in range(n_threads):
         yield threading.Thread(target=work, args=(t,))

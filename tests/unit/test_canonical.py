@@ -24,7 +24,9 @@ from hypothesis import strategies as st
 _SAFE_INT = st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
 _JSON = st.recursive(
     st.none() | st.booleans() | _SAFE_INT | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=25,
 )
 
@@ -52,7 +54,20 @@ def test_keys_sorted_by_utf16_code_units() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [1.0, -0.0, 2.5, 1e-7, 1e-6, 1e16, 1e21, 123456789012345680.0, 5e-324, 0.1, -1234.5678, 1.7976931348623157e308],
+    [
+        1.0,
+        -0.0,
+        2.5,
+        1e-7,
+        1e-6,
+        1e16,
+        1e21,
+        123456789012345680.0,
+        5e-324,
+        0.1,
+        -1234.5678,
+        1.7976931348623157e308,
+    ],
 )
 def test_floats_match_reference(value: float) -> None:
     assert canonical_bytes(value) == rfc8785.dumps(value)
@@ -71,7 +86,7 @@ def test_values_json_cannot_carry_are_rejected(value: Any) -> None:
 
 
 def test_control_characters_and_non_ascii() -> None:
-    value = {"s": "tab\there\x00\x1f\x7f\u2028é😀", "é": True}
+    value: dict[str, Any] = {"s": "tab\there\x00\x1f\x7f\u2028é😀", "é": True}
     assert canonical_bytes(value) == rfc8785.dumps(value)
 
 
@@ -95,7 +110,9 @@ def test_rfc3339_helpers() -> None:
     assert to_rfc3339(dt.astimezone(timezone(timedelta(hours=2)))) == "2026-11-22T20:11:00.123Z"
     with pytest.raises(ValueError):
         to_rfc3339(datetime(2026, 1, 1))  # naive
-    assert parse_rfc3339("2026-11-22T20:11:00.123456789Z") == datetime(2026, 11, 22, 20, 11, 0, 123456, tzinfo=UTC)
+    assert parse_rfc3339("2026-11-22T20:11:00.123456789Z") == datetime(
+        2026, 11, 22, 20, 11, 0, 123456, tzinfo=UTC
+    )
     assert parse_rfc3339("2026-11-22T22:11:00+02:00") == datetime(2026, 11, 22, 20, 11, tzinfo=UTC)
     for bad in ("2026-11-22 20:11:00Z", "2026-11-22T20:11:00+00:00", "2026-13-01T00:00:00Z", "yesterday"):
         assert not is_rfc3339_utc(bad)

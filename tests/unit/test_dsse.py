@@ -98,11 +98,15 @@ def test_securesystemslib_verifies_our_envelope(signer: LocalSigner) -> None:
 
     statement = _statement()
     statement["subject"][0]["digest"]["sha256"] = "0" * 64
-    tampered = Envelope.from_dict(copy.deepcopy(dict(env, payload=base64.b64encode(rfc8785.dumps(statement)).decode())))
+    tampered = Envelope.from_dict(
+        copy.deepcopy(dict(env, payload=base64.b64encode(rfc8785.dumps(statement)).decode()))
+    )
     with pytest.raises(VerificationError):
         tampered.verify([key], 1)
 
-    other = SSlibKey.from_crypto(load_public_key(LocalSigner.generate().public_key_pem()), keyid=signer.key_id)
+    other = SSlibKey.from_crypto(
+        load_public_key(LocalSigner.generate().public_key_pem()), keyid=signer.key_id
+    )
     with pytest.raises(VerificationError):
         Envelope.from_dict(copy.deepcopy(env)).verify([other], 1)
 

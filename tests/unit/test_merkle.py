@@ -72,8 +72,19 @@ def leaves(n: int, salt: int = 0) -> list[bytes]:
 # ---- tests --------------------------------------------------------------------------------------
 def test_published_vectors() -> None:
     # The RFC 6962 test tree used by certificate-transparency (leaves of arbitrary length).
-    data = [bytes.fromhex(x) for x in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",
-                                         "606162636465666768696a6b6c6d6e6f")]
+    data = [
+        bytes.fromhex(x)
+        for x in (
+            "",
+            "00",
+            "10",
+            "2021",
+            "3031",
+            "40414243",
+            "5051525354555657",
+            "606162636465666768696a6b6c6d6e6f",
+        )
+    ]
     roots = [
         "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
         "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -143,7 +154,9 @@ def test_consistency_proofs_exhaustive_small() -> None:
                 # a tree that rewrote an old leaf is not consistent with the old root
                 forged = list(d[:n])
                 forged[m - 1] = _h(b"rewritten")
-                assert not verify_consistency(m, n, old_root, ref_mth(forged), consistency_proof(forged, m, n))
+                assert not verify_consistency(
+                    m, n, old_root, ref_mth(forged), consistency_proof(forged, m, n)
+                )
     assert not verify_consistency(5, 4, ref_mth(d[:5]), ref_mth(d[:4]), [])
 
 

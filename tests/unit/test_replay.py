@@ -6,6 +6,7 @@ The log: 45 events on one chain, checkpoints at 10, 20, 30, 40 (events 41..45 un
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -27,12 +28,21 @@ SIGNER = LocalSigner.generate(key_id="audit-key")
 PEM = SIGNER.public_key_pem()
 
 
-def build(n: int = 45, every: int = 10, chains: tuple[str, ...] = ("release",)) -> dict[str, tuple[list[str], list[str]]]:
+def build(
+    n: int = 45, every: int = 10, chains: tuple[str, ...] = ("release",)
+) -> dict[str, tuple[list[str], list[str]]]:
     log = AuditLog(InMemoryAuditStore(), SIGNER, CheckpointPolicy(every, math.inf))
     for i in range(1, n + 1):
         for chain in chains:
-            log.append(chain, f"{chain}-{i}", TS, "ValidationPassed", "validator", f"pkg-{i % 7}",
-                       {"validator": "static", "i": i, "ratio": i / 8, "note": "ok \"quoted\" é"})
+            log.append(
+                chain,
+                f"{chain}-{i}",
+                TS,
+                "ValidationPassed",
+                "validator",
+                f"pkg-{i % 7}",
+                {"validator": "static", "i": i, "ratio": i / 8, "note": 'ok "quoted" é'},
+            )
     return {chain: log.export(chain) for chain in chains}
 
 
@@ -66,7 +76,12 @@ def test_untouched_export_verifies() -> None:
     assert report.ok, report.reason
     assert (report.events, report.checkpoints, report.first_bad_seq, report.reason) == (45, 4, None, None)
     summary = report.chains["release"]
-    assert (summary.events, summary.checkpoints, summary.head_seq, summary.last_checkpoint_seq) == (45, 4, 45, 40)
+    assert (summary.events, summary.checkpoints, summary.head_seq, summary.last_checkpoint_seq) == (
+        45,
+        4,
+        45,
+        40,
+    )
     assert summary.head_hash == ev(45)["hash"]
     # bytes lines with newlines (files opened "rb"), str lines with "\r\n", blank lines
     assert verify_export([x.encode() + b"\n" for x in EVENTS], [c.encode() + b"\n" for c in CKPTS], PEM).ok
@@ -76,7 +91,9 @@ def test_untouched_export_verifies() -> None:
 def test_files(tmp_path: Path) -> None:
     (tmp_path / "release.events.jsonl").write_text("".join(x + "\n" for x in EVENTS))
     (tmp_path / "release.checkpoints.jsonl").write_text("".join(x + "\n" for x in CKPTS))
-    report = verify_export_files(tmp_path / "release.events.jsonl", tmp_path / "release.checkpoints.jsonl", PEM)
+    report = verify_export_files(
+        tmp_path / "release.events.jsonl", tmp_path / "release.checkpoints.jsonl", PEM
+    )
     assert report.ok
 
 
@@ -192,8 +209,12 @@ def test_checkpoint_links_and_fields() -> None:
     check(EVENTS, [canon({**json.loads(CKPTS[0]), "signature": sig + "=="}), *CKPTS[1:]], 10, "signature")
     check(EVENTS, [canon({**json.loads(CKPTS[0]), "extra": 1}), *CKPTS[1:]], 10, "fields differ")
     # keyId changed consistently (events' references too), re-signed with the right key
-    lines = [canon({**ev(s), "signature": {**ev(s)["signature"], "keyId": "k2"}}) if 11 <= s <= 20 else EVENTS[s - 1]
-             for s in range(1, 46)]
+    lines = [
+        canon({**ev(s), "signature": {**ev(s)["signature"], "keyId": "k2"}})
+        if 11 <= s <= 20
+        else EVENTS[s - 1]
+        for s in range(1, 46)
+    ]
     ckpts = list(CKPTS)
     ckpts[1] = canon(resign({**c20, "keyId": "k2"}))
     check(lines, ckpts, 20, "keyId")
@@ -269,3 +290,26 @@ def test_any_single_byte_change_is_detected(data: st.DataObject) -> None:
 def test_bad_public_key_is_the_callers_error() -> None:
     with pytest.raises(ValueError):
         verify_export(EVENTS, CKPTS, b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+
+
+def _forge_raw(seq: int, prev: str, data_text: str, sig: str = "null") -> str:
+    """A line in the export's layout whose data is raw text, with a self-consistent hash."""
+    head = f'{{"actor":"a","chain":"release","data":{data_text}'
+    mid = f',"id":"forged-{seq}","prevHash":"{prev}","seq":{seq}'
+    tail = ',"subject":"s","ts":"2026-11-22T20:11:00.000Z","type":"ValidationPassed"}'
+    digest = hashlib.sha256((head + mid + tail).encode()).hexdigest()
+    return f'{head},"hash":"{digest}"{mid},"signature":{sig}{tail}'
+
+
+def test_a_non_json_line_with_a_matching_hash_never_passes() -> None:
+    # past the last checkpoint: nothing authenticates the line, it is parsed strictly
+    bad = _forge_raw(46, ev(45)["hash"], '{"i":46,}')
+    check([*EVENTS, bad], CKPTS, 46, "not valid JSON")
+    good = _forge_raw(46, ev(45)["hash"], '{"i":46}')
+    assert verify_export([*EVENTS, good], CKPTS, PEM).ok  # (an unsigned tail is only self-consistent)
+    # inside a covered range the forged line cannot match the signed root
+    ref = canon(ev(15)["signature"])
+    lines = list(EVENTS)
+    lines[14] = _forge_raw(15, ev(14)["hash"], '{"i":15,}', ref)
+    report = verify_export(lines, CKPTS, PEM)
+    assert not report.ok and report.first_bad_seq in (15, 16)

@@ -151,7 +151,9 @@ class DynamoAuditStore:
                 if existing is not None:
                     return existing  # already appended: idempotent
             if not reasons or any(r in ("ConditionalCheckFailed", "TransactionConflict") for r in reasons):
-                raise HeadMoved(event.chain, (event.seq - 1, event.prevHash) if event.seq > 1 else None) from exc
+                raise HeadMoved(
+                    event.chain, (event.seq - 1, event.prevHash) if event.seq > 1 else None
+                ) from exc
             raise
         return event
 
@@ -177,12 +179,14 @@ class DynamoAuditStore:
         marker = self._table.get_item(Key={"pk": pk, "sk": f"ID#{event_id}"}, ConsistentRead=True).get("Item")
         if not marker:
             return None
-        item = self._table.get_item(Key={"pk": pk, "sk": _event_sk(_int(marker["seq"]))}, ConsistentRead=True).get(
-            "Item"
-        )
+        item = self._table.get_item(
+            Key={"pk": pk, "sk": _event_sk(_int(marker["seq"]))}, ConsistentRead=True
+        ).get("Item")
         return self._event_from_item(item) if item else None
 
-    def _query(self, pk: str, low: str, high: str, *, forward: bool = True, limit: int | None = None) -> Iterator[Any]:
+    def _query(
+        self, pk: str, low: str, high: str, *, forward: bool = True, limit: int | None = None
+    ) -> Iterator[Any]:
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
             "ExpressionAttributeValues": {":pk": pk, ":lo": low, ":hi": high},
@@ -261,20 +265,24 @@ class DynamoAuditStore:
 
     @staticmethod
     def _record(item: dict[str, Any]) -> CheckpointRecord:
-        return CheckpointRecord(json.loads(item["checkpoint"]), tuple(json.loads(item.get("frontier") or "[]")))
+        return CheckpointRecord(
+            json.loads(item["checkpoint"]), tuple(json.loads(item.get("frontier") or "[]"))
+        )
 
     def latest_checkpoint(self, chain: str) -> CheckpointRecord | None:
         pk = _pk(chain)
         pointer = self._table.get_item(Key={"pk": pk, "sk": _CKPT_HEAD}, ConsistentRead=True).get("Item")
         if not pointer:
             return None
-        item = self._table.get_item(Key={"pk": pk, "sk": _ckpt_sk(_int(pointer["seq"]))}, ConsistentRead=True).get(
-            "Item"
-        )
+        item = self._table.get_item(
+            Key={"pk": pk, "sk": _ckpt_sk(_int(pointer["seq"]))}, ConsistentRead=True
+        ).get("Item")
         return self._record(item) if item else None
 
     def get_checkpoint(self, chain: str, seq: int) -> dict[str, Any] | None:
-        item = self._table.get_item(Key={"pk": _pk(chain), "sk": _ckpt_sk(seq)}, ConsistentRead=True).get("Item")
+        item = self._table.get_item(Key={"pk": _pk(chain), "sk": _ckpt_sk(seq)}, ConsistentRead=True).get(
+            "Item"
+        )
         return self._record(item).checkpoint if item else None
 
     def checkpoints(self, chain: str) -> Iterator[dict[str, Any]]:

@@ -126,12 +126,18 @@ class KmsSigner:
                     raise  # unreachable, for the type checker
                 spec = resp.get("KeySpec") or resp.get("CustomerMasterKeySpec")
                 if spec and spec != "ECC_NIST_P256":
-                    raise KmsSigningError(f"key {self._key_id!r} is {spec}, not ECC_NIST_P256", key_id=self._key_id)
+                    raise KmsSigningError(
+                        f"key {self._key_id!r} is {spec}, not ECC_NIST_P256", key_id=self._key_id
+                    )
                 if resp.get("KeyUsage", "SIGN_VERIFY") != "SIGN_VERIFY":
-                    raise KmsSigningError(f"key {self._key_id!r} is not a SIGN_VERIFY key", key_id=self._key_id)
+                    raise KmsSigningError(
+                        f"key {self._key_id!r} is not a SIGN_VERIFY key", key_id=self._key_id
+                    )
                 der = resp["PublicKey"]
                 key = serialization.load_der_public_key(der)
-                pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                pem = key.public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
                 load_public_key(pem)  # validates P-256
                 self._arn = resp.get("KeyId") or self._arn
                 self._pem = pem

@@ -78,6 +78,13 @@ def audit() -> Any:
     return SqsAuditEmitter(client("sqs"), require("QUEUE_AUDIT_URL"))
 
 
+@cache
+def bus() -> Any:
+    from hallmark.adapters.bus import EventBusPublisher
+
+    return EventBusPublisher(client("events"), require("EVENT_BUS_NAME"))
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -86,5 +93,5 @@ def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
     from hallmark.adapters import audit_runtime
 
-    for f in (client, table, docs, signer, audit, audit_runtime.audit_log):
+    for f in (client, table, docs, signer, audit, bus, audit_runtime.audit_log):
         f.cache_clear()

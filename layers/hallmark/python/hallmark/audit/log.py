@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,7 +83,11 @@ class InclusionProof:
         try:
             path = [bytes.fromhex(p) for p in self.path]
             return verify_inclusion(
-                bytes.fromhex(self.event_hash), self.seq - 1, self.tree_size, path, bytes.fromhex(ckpt["merkleRoot"])
+                bytes.fromhex(self.event_hash),
+                self.seq - 1,
+                self.tree_size,
+                path,
+                bytes.fromhex(ckpt["merkleRoot"]),
             )
         except (ValueError, TypeError, KeyError):
             return False
@@ -118,7 +122,10 @@ class ConsistencyProof:
             return False
         if old.get("seq") != self.old_size or new.get("seq") != self.new_size:
             return False
-        if not (verify_checkpoint_signature(old, public_key_pem) and verify_checkpoint_signature(new, public_key_pem)):
+        if not (
+            verify_checkpoint_signature(old, public_key_pem)
+            and verify_checkpoint_signature(new, public_key_pem)
+        ):
             return False
         try:
             return verify_consistency(
@@ -262,7 +269,9 @@ class AuditLog:
         self._since_cache[key] = since
         return since
 
-    def maybe_checkpoint(self, chain: str, *, latest: CheckpointRecord | None = None) -> dict[str, Any] | None:
+    def maybe_checkpoint(
+        self, chain: str, *, latest: CheckpointRecord | None = None
+    ) -> dict[str, Any] | None:
         """Make a checkpoint if the policy says one is due (also for a scheduled sweeper)."""
         if self.checkpoint_due(chain, latest=latest):
             return self.checkpoint_now(chain)
@@ -287,14 +296,18 @@ class AuditLog:
                 frontier.append(bytes.fromhex(ev.hash))
                 last_hash = ev.hash
             if frontier.size != head[0] or last_hash != head[1]:
-                raise AuditIntegrityError(f"chain {chain!r}: events end at {frontier.size}, head is {head[0]}")
+                raise AuditIntegrityError(
+                    f"chain {chain!r}: events end at {frontier.size}, head is {head[0]}"
+                )
             ckpt = build_checkpoint(
                 chain=chain,
                 seq=head[0],
                 ts=to_rfc3339(self.clock()),
                 head_hash=head[1],
                 merkle_root=frontier.root().hex(),
-                prev_checkpoint_hash=checkpoint_hash(latest.checkpoint) if latest else GENESIS_CHECKPOINT_HASH,
+                prev_checkpoint_hash=checkpoint_hash(latest.checkpoint)
+                if latest
+                else GENESIS_CHECKPOINT_HASH,
                 signer=self.signer,
             )
             try:
@@ -304,7 +317,9 @@ class AuditLog:
             except CheckpointConflict:
                 continue  # another writer checkpointed meanwhile: re-read and see what is left
             return ckpt
-        raise AppendContention(f"chain {chain!r}: checkpoints kept conflicting for {self.max_attempts} attempts")
+        raise AppendContention(
+            f"chain {chain!r}: checkpoints kept conflicting for {self.max_attempts} attempts"
+        )
 
     def _frontier_from(self, chain: str, latest: CheckpointRecord | None) -> tuple[MerkleFrontier, str]:
         if latest is None:
@@ -316,9 +331,13 @@ class AuditLog:
             for ev in self.store.events(chain, 1, latest.seq):
                 frontier.append(bytes.fromhex(ev.hash))
             if frontier.size != latest.seq:
-                raise AuditIntegrityError(f"chain {chain!r}: checkpoint {latest.seq} covers missing events") from None
+                raise AuditIntegrityError(
+                    f"chain {chain!r}: checkpoint {latest.seq} covers missing events"
+                ) from None
         if frontier.root().hex() != latest.checkpoint["merkleRoot"]:
-            raise AuditIntegrityError(f"chain {chain!r}: stored frontier does not match checkpoint {latest.seq}")
+            raise AuditIntegrityError(
+                f"chain {chain!r}: stored frontier does not match checkpoint {latest.seq}"
+            )
         return frontier, str(latest.checkpoint["headHash"])
 
     # -- export and proofs -------------------------------------------------------------------
@@ -330,26 +349,40 @@ class AuditLog:
         checkpoint with seq >= the event's>, "keyId": <its keyId>}``, or ``null`` if no
         checkpoint covers the event yet.
         """
+        checkpoint_lines, events = self.iter_export(chain)
+        return list(events), checkpoint_lines
+
+    def iter_export(self, chain: str) -> tuple[list[str], Iterator[str]]:
+        """Like :meth:`export`, with the event lines streamed (for long chains)."""
         ckpts = list(self.store.checkpoints(chain))
         checkpoint_lines = [canonical_bytes(c).decode("utf-8") for c in ckpts]
-        event_lines: list[str] = []
-        ci, n = 0, len(ckpts)
-        for ev in self.store.events(chain):
-            while ci < n and ckpts[ci]["seq"] < ev.seq:
-                ci += 1
-            wire = ev.to_wire()
-            wire["signature"] = {"checkpoint": ckpts[ci]["seq"], "keyId": ckpts[ci]["keyId"]} if ci < n else None
-            event_lines.append(canonical_bytes(wire).decode("utf-8"))
-        return event_lines, checkpoint_lines
+
+        def lines() -> Iterator[str]:
+            ci, n = 0, len(ckpts)
+            ref: dict[str, Any] | None = None
+            for ev in self.store.events(chain):
+                while ci < n and ckpts[ci]["seq"] < ev.seq:
+                    ci += 1
+                    ref = None
+                if ref is None and ci < n:
+                    ref = {"checkpoint": ckpts[ci]["seq"], "keyId": ckpts[ci]["keyId"]}
+                wire = ev.to_wire()
+                wire["signature"] = ref if ci < n else None
+                yield canonical_bytes(wire).decode("utf-8")
+
+        return checkpoint_lines, lines()
 
     def write_export(self, chain: str, directory: str | Path) -> tuple[Path, Path]:
         """Write ``<chain>.events.jsonl`` and ``<chain>.checkpoints.jsonl`` into ``directory``."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        events, checkpoints = self.export(chain)
+        checkpoints, events = self.iter_export(chain)
         events_path = out / f"{chain}.events.jsonl"
         checkpoints_path = out / f"{chain}.checkpoints.jsonl"
-        events_path.write_text("".join(line + "\n" for line in events), encoding="utf-8")
+        with events_path.open("w", encoding="utf-8", newline="\n") as f:
+            for line in events:
+                f.write(line)
+                f.write("\n")
         checkpoints_path.write_text("".join(line + "\n" for line in checkpoints), encoding="utf-8")
         return events_path, checkpoints_path
 
@@ -367,7 +400,9 @@ class AuditLog:
         else:
             ckpt = self.store.get_checkpoint(chain, checkpoint_seq)
         if ckpt is None:
-            raise LookupError(f"chain {chain!r}: no checkpoint {checkpoint_seq if checkpoint_seq else '(none yet)'}")
+            raise LookupError(
+                f"chain {chain!r}: no checkpoint {checkpoint_seq if checkpoint_seq else '(none yet)'}"
+            )
         size = int(ckpt["seq"])
         if not 1 <= seq <= size:
             raise LookupError(f"chain {chain!r}: event {seq} is not covered by checkpoint {size}")
@@ -375,7 +410,9 @@ class AuditLog:
         if merkle_root(leaves).hex() != ckpt["merkleRoot"]:
             raise AuditIntegrityError(f"chain {chain!r}: events do not match checkpoint {size}")
         path = inclusion_proof(leaves, seq - 1, size)
-        return InclusionProof(chain, seq, leaves[seq - 1].hex(), size, tuple(p.hex() for p in path), dict(ckpt))
+        return InclusionProof(
+            chain, seq, leaves[seq - 1].hex(), size, tuple(p.hex() for p in path), dict(ckpt)
+        )
 
     def consistency_proof(self, chain: str, old_ckpt_seq: int, new_ckpt_seq: int) -> ConsistencyProof:
         """Prove that checkpoint ``old_ckpt_seq``'s tree is a prefix of ``new_ckpt_seq``'s."""

@@ -11,18 +11,29 @@ been reached (no tail cut). The first failure stops the replay and is reported w
 ``seq`` at which it was detected and the reason.
 
 Speed. The hash input is ``RFC8785(event without hash and signature)``. Exports are
-canonical JSON, so for a canonical line that input is the line itself with the ``"hash"``
-and ``"signature"`` members cut out (removing members of a canonical object leaves a
-canonical object, and the key order is fixed: actor, chain, data, hash, id, prevHash, seq,
-signature, subject, ts, type). The fast path recognises that shape with two anchored
-regular expressions (the ``data`` object stays opaque) and hashes the spliced bytes;
-there is no JSON decoding or re-serialization per event. It is sound because it only ever
-accepts: whatever bytes ``B`` it hashes, an event passes the link and Merkle checks only if
-``sha256(B)`` equals the genuine hash, i.e. ``B`` equals the genuine canonical bytes; the
-strict, anchored tail pattern then makes the accepted line byte-identical to the genuine
-export line. Any line the fast path does not accept (a different shape, escapes in the
-chain name, a non-canonical but valid JSON line, a hash mismatch) is decided by the slow
-path: strict ``json.loads`` (duplicate keys rejected), field validation and ``rfc8785``.
+canonical JSON (keys in the order actor, chain, data, hash, id, prevHash, seq, signature,
+subject, ts, type), and removing members from a canonical object leaves the canonical form
+of the rest; so for a canonical line the hash input is the line itself with the ``"hash"``
+and ``"signature"`` members cut out, and no JSON needs to be decoded or re-encoded.
+
+The fast path knows what the next event of the chain must hold: ``prevHash`` (the previous
+hash), ``seq`` (the next number) and ``signature`` (the covering checkpoint's reference).
+It finds ``","prevHash":"P","seq":N,"signature":S,"subject":"`` with one search, requires
+exactly 9 quote characters after it (``U","ts":"T","type":"Y"}``: only the top-level tail
+has so few), ``,"id":"`` before the id's opening quote and ``,"hash":"<64>"`` right before
+that, hashes the bytes around the two members, and accepts the line if the digest is the
+declared hash. Soundness: let ``B`` be the bytes hashed. The event passes the later checks
+(link, checkpoint ``headHash`` and ``merkleRoot``) only if ``sha256(B)`` is the genuine
+hash, i.e. ``B`` is the genuine canonical event ``G``. The quote count pins the cut before
+``,"subject"`` to ``G``'s top level, the quote search pins the cut before ``,"id"``, so the
+line is ``G`` with its genuine ``hash`` and the expected ``signature`` inserted at their
+canonical places: byte for byte the genuine export line. Nothing is accepted that a JSON
+parser would read differently. Every line the fast path does not accept (another chain, a
+different shape, escaped quotes, a non-canonical but valid line, a mismatch) goes to the
+slow path: strict ``json.loads`` (duplicate keys rejected), field checks and ``rfc8785``,
+which also produces the diagnosis. Events past the last checkpoint (authenticated by
+nothing yet) always take the slow path. Merkle roots come from an RFC 6962 frontier fed as the
+events stream by (two hashes per event on average, O(log n) memory).
 """
 
 from __future__ import annotations
@@ -30,7 +41,6 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,15 +59,6 @@ from hallmark.signing import load_public_key
 
 __all__ = ["ChainSummary", "ReplayReport", "verify_export", "verify_export_files"]
 
-_STR: Final = rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
-_HEAD_RE: Final = re.compile(rb'\{"actor":' + _STR + rb',"chain":"([A-Za-z0-9._-]{1,128})","data":\{')
-_TAIL_RE: Final = re.compile(
-    rb',"hash":"([0-9a-f]{64})"'
-    rb'(,"id":' + _STR + rb',"prevHash":"([0-9a-f]{64})","seq":([1-9][0-9]{0,15}))'
-    rb',"signature":(null|\{"checkpoint":[1-9][0-9]{0,15},"keyId":' + _STR + rb"\})"
-    rb'(,"subject":' + _STR + rb',"ts":' + _STR + rb',"type":' + _STR + rb"\})\r?\n?"
-)
-_HASH_KEY: Final = b',"hash":"'
 _GENESIS_HEX: Final = GENESIS.encode()
 _EVENT_KEYS: Final = frozenset(EVENT_FIELDS)
 _CHECKPOINT_KEYS: Final = frozenset(CHECKPOINT_FIELDS)
@@ -183,9 +184,13 @@ def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoi
         keys = set(obj)
         if keys != _CHECKPOINT_KEYS:
             extra, missing = sorted(keys - _CHECKPOINT_KEYS), sorted(_CHECKPOINT_KEYS - keys)
-            raise _Bad(bad_seq, f"checkpoints line {lineno}: fields differ (extra {extra}, missing {missing})", chain)
+            raise _Bad(
+                bad_seq, f"checkpoints line {lineno}: fields differ (extra {extra}, missing {missing})", chain
+            )
         if chain is None or seq is None or seq < 1:
-            raise _Bad(bad_seq, f"checkpoints line {lineno}: chain must be a string and seq an integer >= 1", chain)
+            raise _Bad(
+                bad_seq, f"checkpoints line {lineno}: chain must be a string and seq an integer >= 1", chain
+            )
         for name in ("headHash", "merkleRoot", "prevCheckpointHash"):
             if not is_hex64(obj[name]):
                 raise _Bad(seq, f"checkpoint {seq}: {name} is not 64 lowercase hex characters", chain)
@@ -282,7 +287,11 @@ def _describe_ref(st: _Chain, seq: int, got: bytes) -> str:
             )
         return f"event {seq}: signature names checkpoint {ref.get('checkpoint')}, but no checkpoint covers it"
     if ref.get("checkpoint") != expected.seq:
-        where = "is not in the checkpoint file" if ref.get("checkpoint") not in names else "is not the first to cover it"
+        where = (
+            "is not in the checkpoint file"
+            if ref.get("checkpoint") not in names
+            else "is not the first to cover it"
+        )
         return f"event {seq}: signature names checkpoint {ref.get('checkpoint')}, which {where} (expected {expected.seq})"
     return f"event {seq}: signature keyId {ref.get('keyId')!r} differs from checkpoint {expected.seq}'s keyId"
 
@@ -300,7 +309,9 @@ def _check_checkpoint(st: _Chain, seq: int, head_hash: bytes, pem: bytes) -> Non
     if not verify_checkpoint_signature(ck, pem):
         raise _Bad(seq, _signature_reason(seq), chain)
     if ck["keyId"] != st.key_id:
-        raise _Bad(seq, f"checkpoint {seq}: keyId {ck['keyId']!r} differs from the chain's {st.key_id!r}", chain)
+        raise _Bad(
+            seq, f"checkpoint {seq}: keyId {ck['keyId']!r} differs from the chain's {st.key_id!r}", chain
+        )
     expected_prev = checkpoint_hash(st.prev_ckpt) if st.prev_ckpt is not None else GENESIS_CHECKPOINT_HASH
     if ck["prevCheckpointHash"] != expected_prev:
         prev = f"checkpoint {st.prev_ckpt['seq']}" if st.prev_ckpt is not None else "genesis (64 zeros)"
@@ -317,11 +328,24 @@ def _check_checkpoint(st: _Chain, seq: int, head_hash: bytes, pem: bytes) -> Non
         )
 
 
+def _needle_tail(st: _Chain) -> bytes:
+    """What the fast path looks for after ``seq``; nothing (never found) past the last checkpoint."""
+    if st.next_ckpt < 0:
+        return b"\x00"  # an uncovered tail is not authenticated: parse it strictly (slow path)
+    return b',"signature":' + st.ref + b',"subject":"'
+
+
 def _save(
     st: _Chain | None, last_hash: bytes, last_prev: bytes | None, expected: int, nodes: list[bytes], size: int
 ) -> None:
     if st is not None:
-        st.last_hash, st.last_prev, st.expected, st.nodes, st.size = last_hash, last_prev, expected, nodes, size
+        st.last_hash, st.last_prev, st.expected, st.nodes, st.size = (
+            last_hash,
+            last_prev,
+            expected,
+            nodes,
+            size,
+        )
 
 
 def _gap_reason(chain: str, expected: int, seq: int, rest: Iterator[bytes | str]) -> str:
@@ -351,7 +375,6 @@ def verify_export(
     """
     load_public_key(public_key_pem)  # a bad key is the caller's error, not the log's
     states: dict[str, _Chain] = {}
-    total_events = 0
     total_ckpts = 0
     try:
         by_chain = _parse_checkpoints(checkpoint_lines)
@@ -368,116 +391,105 @@ def verify_export(
     hexlify = binascii.hexlify
     leaf_base = sha(b"\x00").copy
     node_base = sha(b"\x01").copy
-    head_match = _HEAD_RE.match
 
     # The current chain's state lives in locals (written back on a switch and at the end).
     st: _Chain | None = None
-    pre = b"\x00"  # '","chain":"<chain>","data":{' of the current chain; never matches before the first
     last_hash = _GENESIS_HEX
     expected = 1
-    sig_member = b""
+    sig_member = b"\x00"  # never found before the first chain is known
+    sig_len = 1
     nodes: list[bytes] = []
     size = 0
     next_ckpt = -1
 
     last_prev: bytes | None = None
     it = iter(event_lines)
-    lineno = 0
     try:
-        for raw in it:
-            lineno += 1
-            line = raw if raw.__class__ is bytes else (raw.encode("utf-8") if isinstance(raw, str) else bytes(raw))
+        for lineno, raw in enumerate(it, 1):
+            line = (
+                raw
+                if raw.__class__ is bytes
+                else (raw.encode("utf-8") if isinstance(raw, str) else bytes(raw))
+            )
             # ---- fast path: the canonical line this chain's next event must be --------------
             # Layout: {"actor":"A","chain":"C","data":{..},"hash":"H","id":"I","prevHash":"P",
             #         "seq":N,"signature":S,"subject":"U","ts":"T","type":"Y"}
-            # P, N and S are known in advance (previous hash, next seq, covering checkpoint).
+            # P, N and S are known in advance (previous hash, next seq, covering checkpoint), so
+            # one search finds them; the quote count pins them to the top level, the id's
+            # opening quote pins the "hash" member. The bytes around are hashed as they are:
+            # if that hash is the genuine one, the line is the genuine line (see module doc).
             end = len(line)
             if end and line[end - 1] == 10:  # "\n"
                 end -= 1
                 if end and line[end - 1] == 13:  # "\r"
                     end -= 1
-            link = b'","prevHash":"' + last_hash + b'","seq":' + b"%d" % expected
-            q = line.rfind(link + sig_member, 0, end)
+            needle = b'","prevHash":"%b","seq":%d%b' % (last_hash, expected, sig_member)
+            q = line.rfind(needle, 0, end)
             if q > 0:
-                o = line.rfind(b'"', 0, q)  # opening quote of the id
-                pos = o - 80  # start of ',"hash":"<64 hex>"' right before ',"id":"'
-                r0 = q + len(link) + len(sig_member)  # start of the subject's text
-                a = line.find(b'"', 10)  # closing quote of the actor
+                o = line.rfind(b'"', 0, q)  # the id's opening quote
+                pos = o - 80  # ',"hash":"<64 hex>"' ends where ',"id":"' starts
+                r0 = q + len(needle)  # the subject's first character
+                q_end = r0 - sig_len  # end of the "seq" member
                 if (
                     pos > 0
-                    and line.startswith(b',"id":"', o - 6)
+                    and line.startswith(b'","id":"', o - 7)  # the hash's closing quote, then the id
+                    and line.count(b'"', r0, end) == 9  # 'U","ts":"T","type":"Y"}': the top-level tail
                     and line.startswith(b',"hash":"', pos)
-                    and line[pos + 73] == 34  # '"'
-                    and line[pos - 1] == 125  # '}' closes data
-                    and line.startswith(b'{"actor":"')
-                    and line.startswith(pre, a)
-                    and line.find(b"\\", 0, a) < 0
-                    and line.find(b"\\", o, q) < 0
-                    and line.find(b"\\", r0, end) < 0
-                    and line.count(b'"', r0, end) == 9
-                    and line.startswith(b'"}', end - 2)
                 ):
-                    i1 = line.find(b'","ts":"', r0, end)
-                    if i1 > 0 and line.find(b'","type":"', i1, end) > 0:
-                        hash_hex = line[pos + 9 : pos + 73]
-                        digest = sha(line[:pos] + line[o - 6 : q] + link + line[r0 - 12 : end]).digest()
-                        if hexlify(digest) == hash_hex:
-                            # accepted: seq, prevHash and signature are the expected ones
-                            h = leaf_base()
-                            h.update(digest)
-                            nodes.append(h.digest())
-                            size += 1
-                            m = size
-                            while not m & 1:
-                                right = nodes.pop()
-                                h = node_base()
-                                h.update(nodes[-1])
-                                h.update(right)
-                                nodes[-1] = h.digest()
-                                m >>= 1
-                            last_prev = last_hash
-                            last_hash = hash_hex
-                            total_events += 1
-                            if expected == next_ckpt:
-                                assert st is not None
-                                _save(st, last_hash, last_prev, expected, nodes, size)
-                                _check_checkpoint(st, expected, hash_hex, public_key_pem)
-                                st.advance()
-                                total_ckpts += 1
-                                next_ckpt = st.next_ckpt
-                                sig_member = b',"signature":' + st.ref + b',"subject":"'
-                            expected += 1
-                            continue
+                    digest = sha(line[:pos] + line[o - 6 : q_end] + line[r0 - 12 : end]).digest()
+                    hash_hex = hexlify(digest)
+                    if line.startswith(hash_hex, pos + 9):
+                        # accepted: seq, prevHash and signature are the expected ones
+                        h = leaf_base()
+                        h.update(digest)
+                        nodes.append(h.digest())
+                        size += 1
+                        m = size
+                        while not m & 1:
+                            right = nodes.pop()
+                            h = node_base()
+                            h.update(nodes[-1])
+                            h.update(right)
+                            nodes[-1] = h.digest()
+                            m >>= 1
+                        last_prev = last_hash
+                        last_hash = hash_hex
+                        if expected == next_ckpt:
+                            assert st is not None
+                            _save(st, last_hash, last_prev, expected, nodes, size)
+                            _check_checkpoint(st, expected, hash_hex, public_key_pem)
+                            st.advance()
+                            total_ckpts += 1
+                            next_ckpt = st.next_ckpt
+                            sig_member = _needle_tail(st)
+                            sig_len = len(sig_member)
+                        expected += 1
+                        continue
 
             # ---- everything else: another chain, an unusual or a bad line ---------------------
             if not line.strip():
                 continue
-            parsed: tuple[str, int, bytes, bytes, bytes, bytes] | None = None
-            hm = head_match(line)
-            if hm is not None:
-                p = line.rfind(_HASH_KEY)
-                t = _TAIL_RE.fullmatch(line, p) if p > 0 and line[p - 1] == 125 else None
-                if t is not None:
-                    hash_hex, mid, prev_hex, seq_txt, sig, rest = t.groups()
-                    digest = sha(line[:p] + mid + rest).digest()
-                    if hexlify(digest) == hash_hex:
-                        parsed = (hm.group(1).decode("ascii"), int(seq_txt), prev_hex, hash_hex, sig, digest)
-            if parsed is None:
-                try:
-                    parsed = _slow_event(line)
-                except _Bad as bad:
-                    at = bad.seq if bad.seq is not None else (expected if st is not None else None)
-                    raise _Bad(
-                        at, f"event line {lineno}: {bad.reason}", bad.chain or (st.name if st else None)
-                    ) from None
+            try:
+                parsed = _slow_event(line)
+            except _Bad as bad:
+                at = bad.seq if bad.seq is not None else (expected if st is not None else None)
+                raise _Bad(
+                    at, f"event line {lineno}: {bad.reason}", bad.chain or (st.name if st else None)
+                ) from None
             name, seq, prev_hex, hash_hex, sig, digest = parsed
             if st is None or name != st.name:
                 _save(st, last_hash, last_prev, expected, nodes, size)
                 st = state_for(name)
-                pre = b'","chain":"' + name.encode("utf-8") + b'","data":{'
-                last_hash, last_prev, expected, nodes, size = st.last_hash, st.last_prev, st.expected, st.nodes, st.size
+                last_hash, last_prev, expected, nodes, size = (
+                    st.last_hash,
+                    st.last_prev,
+                    st.expected,
+                    st.nodes,
+                    st.size,
+                )
                 next_ckpt = st.next_ckpt
-                sig_member = b',"signature":' + st.ref + b',"subject":"'
+                sig_member = _needle_tail(st)
+                sig_len = len(sig_member)
             if seq != expected:
                 if seq > expected:
                     raise _Bad(expected, _gap_reason(name, expected, seq, it), name)
@@ -489,7 +501,9 @@ def verify_export(
                         name,
                     )
                 raise _Bad(
-                    seq, f"duplicate seq {seq} after seq {expected - 1} (a fork, or a duplicated or inserted event)", name
+                    seq,
+                    f"duplicate seq {seq} after seq {expected - 1} (a fork, or a duplicated or inserted event)",
+                    name,
                 )
             if prev_hex != last_hash:
                 raise _Bad(
@@ -522,14 +536,14 @@ def verify_export(
                 m >>= 1
             last_prev = last_hash
             last_hash = hash_hex
-            total_events += 1
             if seq == next_ckpt:
                 _save(st, last_hash, last_prev, expected, nodes, size)
                 _check_checkpoint(st, seq, hash_hex, public_key_pem)
                 st.advance()
                 total_ckpts += 1
                 next_ckpt = st.next_ckpt
-                sig_member = b',"signature":' + st.ref + b',"subject":"'
+                sig_member = _needle_tail(st)
+                sig_len = len(sig_member)
             expected = seq + 1
         _save(st, last_hash, last_prev, expected, nodes, size)
         # ---- end of stream: every checkpoint must have been reached ---------------------------
@@ -548,14 +562,17 @@ def verify_export(
         _save(st, last_hash, last_prev, expected, nodes, size)
         return ReplayReport(
             False,
-            total_events,
+            sum(c.size for c in states.values()),
             total_ckpts,
             bad.seq,
             bad.reason,
             {n: s.summary() for n, s in states.items()},
             bad.chain,
         )
-    return ReplayReport(True, total_events, total_ckpts, None, None, {n: s.summary() for n, s in states.items()})
+    total_events = sum(c.size for c in states.values())
+    return ReplayReport(
+        True, total_events, total_ckpts, None, None, {n: s.summary() for n, s in states.items()}
+    )
 
 
 def verify_export_files(

@@ -190,4 +190,3 @@ class InMemoryAuditStore:
         """Names of the chains that have events or checkpoints."""
         with self._lock:
             return sorted(self._chains)
-

@@ -208,15 +208,26 @@ class ReleaseService:
 
         return self._transition(package_id, "AwaitingApproval", ("Validating",), extra)
 
+    def record_repository(self, package_id: str, repo_ref: dict[str, Any]) -> dict[str, Any]:
+        """RepoWriter committed the envelope: remember where (the status does not change)."""
+
+        def change(doc: dict[str, Any]) -> None:
+            doc["manifest"] = {**(doc.get("manifest") or {}), "repository": repo_ref}
+
+        return update(self.store, KIND, package_id, change)
+
     def mark_published(self, package_id: str, repo_ref: dict[str, Any], listing_id: str | None) -> dict[str, Any]:
+        """Published only once the manifest is committed and the listing exists."""
+
         def extra(d: dict[str, Any]) -> None:
             d["manifest"] = {**(d.get("manifest") or {}), "repository": repo_ref}
             d["listingId"] = listing_id
             d["publishedAt"] = rfc3339(self.clock())
 
         doc = self._transition(package_id, "Published", ("Validating", "AwaitingApproval"), extra)
-        self.audit.emit(chain=CHAIN, type="PackagePublished", actor="system:repo_writer", subject=package_id,
-                        data={"repository": repo_ref, "manifestSignatureId": (doc.get("manifest") or {}).get("signatureId")},
+        self.audit.emit(chain=CHAIN, type="PackagePublished", actor="system:marketplace", subject=package_id,
+                        data={"repository": repo_ref, "listingId": listing_id,
+                              "manifestSignatureId": (doc.get("manifest") or {}).get("signatureId")},
                         event_id=event_id(package_id, "PackagePublished"))
         return doc
 

@@ -6,8 +6,6 @@ One call of the model scores a batch of B events against one chunk of M corpus r
 
     queries        float32   [B, D]     raw embeddings (a zero row where an event has none)
     corpus         T         [M, D]     float32 / float16: L2-normalised rows of one chunk
-                   int8      [D, M]     int8 models: the chunk quantised and transposed
-    corpus_exact   float32   [M, D]     int8 models only: the same chunk, for exact re-ranking
     prev_topk      float32   [B, k]     running top-k cosine similarities (-inf = none yet)
     features       float32   [B, 4]     freshness, impact, confidence, gap (host-computed)
     has_embedding  bool      [B]
@@ -19,6 +17,10 @@ One call of the model scores a batch of B events against one chunk of M corpus r
 
 The runner streams the corpus through the model chunk by chunk, feeding ``topk`` back; the
 outputs of the last call are the answer (an empty corpus is one call with M = 0).
+
+The optional int8 candidate model (see ``gpu_batch.evi_model.build_candidate_graph``) takes
+``queries_u8`` uint8 [B, D], ``corpus`` int8 [D, M], ``chunk_offset``, ``prev_cand``/``prev_idx``
+and returns the running candidates ``cand``/``cand_idx``.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ CorpusDType = Literal["float32", "float16", "int8"]
 CORPUS_DTYPES: Final[tuple[CorpusDType, ...]] = ("float32", "float16", "int8")
 
 IN_QUERIES: Final = "queries"
+IN_QUERIES_U8: Final = "queries_u8"
 IN_CORPUS: Final = "corpus"
-IN_CORPUS_EXACT: Final = "corpus_exact"
 IN_PREV_TOPK: Final = "prev_topk"
 IN_FEATURES: Final = "features"
 IN_HAS_EMBEDDING: Final = "has_embedding"
@@ -53,6 +55,7 @@ META_CANDIDATES: Final = "hallmark.evi.candidates"
 FORMAT_VERSION: Final = "1"
 
 INT8_QUERY_LEVELS: Final = 63
-"""int8 models quantise each normalised query row to uint8 in [1, 127] (zero point 64): 7-bit
-activations keep AVX2's u8*s8 pair sums below int16 saturation."""
+INT8_QUERY_ZERO_POINT: Final = 64
+"""The int8 candidate model takes each normalised query row quantised to uint8 in [1, 127] (zero
+point 64, its own scale): 7-bit activations keep AVX2's u8*s8 pair sums below int16 saturation."""
 INT8_CORPUS_LEVELS: Final = 127

@@ -100,6 +100,13 @@ def normalise_corpus(corpus: npt.ArrayLike, *, block_rows: int = 65_536) -> F32:
     return out
 
 
+def quantise_queries(normalised: F32) -> npt.NDArray[np.uint8]:
+    """uint8 [B, D] for the int8 candidate model: per row, round(q / (max|q| / 63)) + 64."""
+    amax = np.maximum(np.abs(normalised).max(axis=1, keepdims=True), 1e-12)
+    levels = np.rint(normalised * (io.INT8_QUERY_LEVELS / amax))
+    return (levels + io.INT8_QUERY_ZERO_POINT).astype(np.uint8)
+
+
 @dataclass
 class PreparedCorpus:
     """A corpus laid out for one runner: normalised, in the model's dtype, on the model's device."""
@@ -136,6 +143,7 @@ class EviRunner:
         chunk_rows: int | None = None,
         intra_op_threads: int | None = None,
         candidate_model: tuple[str | os.PathLike[str], str] | None = None,
+        int8_chunk_rows: int = INT8_CHUNK_ROWS,
         use_io_binding: bool | None = None,
     ) -> None:
         model_bytes = load_verified(model_path, expected_digest)  # raises before anything is loaded
@@ -143,8 +151,9 @@ class EviRunner:
         self.digest = sha256_hex(model_bytes)
         self.config = config or ScoringConfig()
         self.chunk_rows = chunk_rows
-        if chunk_rows is not None and chunk_rows < 1:
-            raise ValueError("chunk_rows must be positive")
+        self.int8_chunk_rows = int8_chunk_rows
+        if (chunk_rows is not None and chunk_rows < 1) or int8_chunk_rows < 1:
+            raise ValueError("chunk rows must be positive")
 
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -210,8 +219,9 @@ class EviRunner:
             ]
         if self.candidate_session is not None and host.shape[0]:
             scale = float(np.abs(host).max()) / io.INT8_CORPUS_LEVELS or 1.0
-            for s in range(0, host.shape[0], INT8_CHUNK_ROWS):
-                block = np.clip(np.rint(host[s:s + INT8_CHUNK_ROWS] / scale), -127, 127).astype(np.int8)
+            rows = self.int8_chunk_rows
+            for s in range(0, host.shape[0], rows):
+                block = np.clip(np.rint(host[s:s + rows] / scale), -127, 127).astype(np.int8)
                 prepared.int8_chunks.append((s, np.ascontiguousarray(block.T)))
         return prepared
 
@@ -236,16 +246,18 @@ class EviRunner:
         """Score B events: ``features`` [B, 4] (freshness, impact, confidence, gap), ``has_embedding``
         [B], ``queries`` [B, D] (zero rows where there is no embedding), a corpus [N, D]."""
         q = np.ascontiguousarray(queries, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(f"queries must be [B, {self.dim}], got {q.shape}")
         batch = q.shape[0]
         feats = np.ascontiguousarray(features, dtype=np.float32).reshape(batch, 4)
         has = np.ascontiguousarray(has_embedding, dtype=np.bool_).reshape(batch)
-        if q.ndim != 2 or q.shape[1] != self.dim:
-            raise ValueError(f"queries must be [B, {self.dim}], got {q.shape}")
         if batch == 0:
             e = np.zeros(0, np.float32)
             return ScoreArrays(np.zeros((0, self.k), np.float32), e, np.zeros((0, 5), np.float32), e,
                                np.zeros(0, np.int64))
         prepared = corpus if isinstance(corpus, PreparedCorpus) else self.prepare_corpus(corpus)
+        if prepared.host.dtype != self._np_dtype:
+            raise ValueError(f"corpus prepared as {prepared.host.dtype}, this model takes {self.corpus_dtype}")
         feeds: dict[str, npt.NDArray[Any]] = {
             io.IN_QUERIES: q,
             io.IN_FEATURES: feats,
@@ -307,12 +319,13 @@ class EviRunner:
         batch = q.shape[0]
         cand = np.full((batch, self.candidates), np.iinfo(np.int32).min, dtype=np.int32)
         idx = np.full((batch, self.candidates), -1, dtype=np.int64)
+        qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+        q_u8 = quantise_queries(qn)
         for offset, chunk in prepared.int8_chunks:
             cand, idx = self.candidate_session.run(None, {
-                io.IN_QUERIES: q, io.IN_CORPUS: chunk, "chunk_offset": np.asarray([offset], np.int64),
+                io.IN_QUERIES_U8: q_u8, io.IN_CORPUS: chunk, "chunk_offset": np.asarray([offset], np.int64),
                 "prev_cand": cand, "prev_idx": idx,
             })
-        qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         rows = prepared.host[np.maximum(idx, 0)]  # [B, C, D]
         exact = np.einsum("bcd,bd->bc", rows, qn, dtype=np.float32)
         exact[idx < 0] = -np.inf
