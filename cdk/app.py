@@ -7,11 +7,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aws_cdk import App, Environment, Validations  # noqa: E402
-from cdk_nag import AwsSolutionsChecks  # noqa: E402
+from aws_cdk import App, Environment, Validations
+from cdk_nag import AwsSolutionsChecks
 
-from cdk.hallmark_stack import HallmarkStack  # noqa: E402
-from hallmark_tools.topology import TOPOLOGY  # noqa: E402
+from cdk.hallmark_stack import HallmarkStack
+from hallmark_tools.topology import TOPOLOGY
 
 
 def build_app(app: App | None = None) -> App:

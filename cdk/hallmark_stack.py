@@ -365,7 +365,7 @@ class HallmarkStack(Stack):
                 tracing_enabled=True,
                 logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             )
-            for placeholder, (kind, value) in sm.substitutions.items():
+            for kind, value in sm.substitutions.values():
                 if kind == "function":
                     self.functions[value].grant_invoke(machine)
                 elif kind == "queue":

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import ValidationError
+
 from hallmark.scoring.features import (
     ScoringConfig,
     compute_features,
@@ -43,7 +45,6 @@ from hallmark.scoring.features import (
 from hallmark.scoring.ports import BlobStore
 from hallmark.scoring.runner import EviRunner, normalise_corpus
 from hallmark.scoring.schema import EMBEDDING_DIM, EnrichedEvent
-from pydantic import ValidationError
 
 log = logging.getLogger("hallmark.gpu_batch")
 

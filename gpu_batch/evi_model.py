@@ -11,11 +11,11 @@ O(B x M) whatever the corpus size:
     similarity   Gemm(normalise(queries), chunk, transB=1)          [B, M]   (the work)
     selection    exact top-k through group maxima: the rows of each query are cut into groups of
                  G = 16 columns; a top-k element lies in one of the k groups with the largest
-                 maxima, so ReduceMax -> TopK(k groups) -> GatherND(k x G candidates) -> TopK(k)
-                 is exact and touches the [B, M] similarities once, at memory speed (a TopK over
+                 maxima, so ReduceMax -> TopK(k groups) -> GatherND(k x G candidates) keeps the
+                 exact top-k and touches the [B, M] similarities once, at memory speed (a TopK over
                  all of [B, M] costs ~10% of the Gemm on a CPU). A chunk whose M is not a multiple
                  of G (the corpus tail) takes G = 1, i.e. a plain TopK.
-    merge        TopK(k) over [prev_topk | chunk top-k]
+    merge        TopK(k) over [prev_topk | the chunk's k x G candidates]
     finishing    novelty = clamp(1 - mean(valid top-k), 0, 1); 1.0 with no neighbour (empty corpus),
                  0.5 without an embedding; scores = [freshness, novelty, impact, confidence, gap];
                  total_evi = clamp(scores @ weights, 0, 1); band from total_evi and the cut-offs.
@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper, numpy_helper
+
 from hallmark.scoring import model_io as io
 from hallmark.scoring.features import BAND_EPSILON  # the host's banding rule, same constant
-from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 21
 IR_VERSION = 10
@@ -98,11 +99,15 @@ def _normalised_queries(g: _GraphBuilder, queries: str) -> str:
     return g.op1("Div", [queries, norm])
 
 
-def _grouped_topk(g: _GraphBuilder, sims: str, rows_dim: str, batch_dim: str, k: int, group: int) -> tuple[str, str]:
-    """Exact top-k values and column indices of each row of ``sims`` [B, M] via group maxima.
+def _group_candidates(g: _GraphBuilder, sims: str, rows_dim: str, batch_dim: str, k: int, group: int
+                      ) -> tuple[str, str, str]:
+    """Candidates holding each row's top-k of ``sims`` [B, M], found through group maxima.
 
-    ``rows_dim`` is M as a [1] int64 tensor, ``batch_dim`` is B as a [1] int64 tensor.
-    Returns ([B, min(k, M)] values, [B, min(k, M)] int64 column indices).
+    The columns are cut into groups of G; any top-k element lies in one of the k groups with the
+    largest maxima (else k larger maxima would beat it), so those k x G values contain the exact
+    top-k. ``rows_dim`` is M and ``batch_dim`` is B, as [1] int64 tensors. A chunk whose M is not
+    a multiple of G takes G = 1. Returns (values [B, min(k, M/G) * G], group ids [B, min(k, M/G)],
+    G as a [1] tensor).
     """
     g_full = g.i64(group)
     divisible = g.op1("Equal", [g.op1("Mod", [rows_dim, g_full]), g.i64(0)])
@@ -115,7 +120,13 @@ def _grouped_topk(g: _GraphBuilder, sims: str, rows_dim: str, batch_dim: str, k:
     cand = g.op1("GatherND", [grouped, g.op1("Unsqueeze", [gidx, g.i64(2)])], batch_dims=1)  # [B, kg, G]
     ncand = g.op1("Mul", [kg, gsize])
     flat = g.op1("Reshape", [cand, g.op1("Concat", [batch_dim, ncand], axis=0)])  # [B, kg*G]
-    kc = g.op1("Min", [g.i64(k), ncand])
+    return flat, gidx, gsize
+
+
+def _grouped_topk(g: _GraphBuilder, sims: str, rows_dim: str, batch_dim: str, k: int, group: int) -> tuple[str, str]:
+    """Exact top-k values [B, min(k, M)] and their int64 column indices, per row of ``sims``."""
+    flat, gidx, gsize = _group_candidates(g, sims, rows_dim, batch_dim, k, group)
+    kc = g.op1("Min", [g.i64(k), g.op1("Shape", [flat], start=1, end=2)])
     vals, pos = g.op("TopK", [flat, kc], n_out=2, axis=1, largest=1, sorted=0)  # [B, kc]
     slot = g.op1("Div", [pos, gsize])
     within = g.op1("Mod", [pos, gsize])
@@ -175,10 +186,10 @@ def build_graph(corpus_dtype: io.CorpusDType = "float32", *, k: int = DEFAULT_K,
     if elem != TensorProto.FLOAT:
         qn = g.op1("Cast", [qn], to=elem)
     sims = g.op1("Gemm", [qn, io.IN_CORPUS], transB=1)  # [B, M] cosine similarities
-    chunk_vals, _ = _grouped_topk(g, sims, rows_dim, batch_dim, k, group)
+    cand, _, _ = _group_candidates(g, sims, rows_dim, batch_dim, k, group)  # [B, <= k*G] holding the top-k
     if elem != TensorProto.FLOAT:
-        chunk_vals = g.op1("Cast", [chunk_vals], to=TensorProto.FLOAT)
-    merged = g.op1("Concat", [io.IN_PREV_TOPK, chunk_vals], axis=1)
+        cand = g.op1("Cast", [cand], to=TensorProto.FLOAT)
+    merged = g.op1("Concat", [io.IN_PREV_TOPK, cand], axis=1)  # one TopK merges the chunk in
     topk = g.op("TopK", [merged, g.i64(k)], out=[io.OUT_TOPK, "topk_pos"], axis=1, largest=1, sorted=1)[0]
     _finishing(g, topk, k)
 

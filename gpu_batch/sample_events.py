@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from hallmark.scoring.schema import EMBEDDING_DIM
 
 BASE_TS_MS = 1_763_800_000_000  # 2025-11-22T08:26:40Z

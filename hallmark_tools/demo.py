@@ -8,98 +8,15 @@ import json
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from hallmark_tools import samples
 from hallmark_tools.driver import Driver
-from hallmark_tools.export import export_audit, export_keys, export_manifests
 from hallmark_tools.localcloud.cloud import LocalCloud
-
-
-@dataclass
-class DemoContext:
-    cloud: LocalCloud
-    driver: Driver
-    out: Path
-    console: Console
-    facts: dict[str, Any] = field(default_factory=dict)
-
-
-Step = Callable[[DemoContext], dict[str, Any]]
-
-
-def step_health(ctx: DemoContext) -> dict[str, Any]:
-    resp = ctx.driver.call("GET", "/health")
-    assert resp.status == 200, resp.body
-    return {"status": resp.json()["status"]}
-
-
-def step_release_clean(ctx: DemoContext) -> dict[str, Any]:
-    body = samples.clean_package("greeter")
-    pid = ctx.driver.submit(body, name="greeter", version="1.0.0")
-    doc = ctx.driver.wait_package(pid)
-    assert doc["status"] == "Published", doc
-    ctx.facts["published"] = doc
-    return {"packageId": pid, "status": doc["status"], "manifestSignatureId": doc["manifest"]["signatureId"],
-            "listingId": doc["listingId"], "validators": {k: v["passed"] for k, v in doc["validators"].items()}}
-
-
-def _rejected(kind: str) -> Step:
-    def step(ctx: DemoContext) -> dict[str, Any]:
-        pid = ctx.driver.submit(samples.variant(kind), name=f"greeter-{kind.replace('_', '-')}", version="1.0.0")
-        doc = ctx.driver.wait_package(pid)
-        assert doc["status"] == "Rejected", doc
-        assert doc["listingId"] is None
-        return {"packageId": pid, "status": doc["status"], "reasons": doc["reasons"][:3]}
-
-    return step
-
-
-def step_refusals(ctx: DemoContext) -> dict[str, Any]:
-    out = {}
-    r = ctx.driver.call("POST", "/packages", "submitter", {"name": "x"})
-    out["schema_violation"] = r.status
-    r = ctx.driver.cloud.api("POST", "/packages", token=ctx.driver.tokens["submitter"], body=b"{not json",
-                             headers={"content-type": "application/json"})
-    out["malformed_json"] = r.status
-    r = ctx.driver.call("POST", "/packages", "auditor", samples.submission("x", "1.0.0", b"x"))
-    out["wrong_role"] = r.status
-    r = ctx.driver.call("POST", "/packages", None, samples.submission("x", "1.0.0", b"x"))
-    out["no_token"] = r.status
-    assert out == {"schema_violation": 400, "malformed_json": 400, "wrong_role": 403, "no_token": 401}, out
-    return out
-
-
-def step_export(ctx: DemoContext) -> dict[str, Any]:
-    ctx.cloud.wait_idle()
-    keys = export_keys(ctx.out / "keys", ctx.cloud.client("kms"))
-    manifests = export_manifests(ctx.out / "manifests", ctx.cloud.client("s3"))
-    chains = export_audit(ctx.out / "audit")
-    from hallmark.audit.replay import verify_export
-
-    verified = {}
-    for chain, (events_path, ckpt_path) in chains.items():
-        with events_path.open() as ev, ckpt_path.open() as ck:
-            report = verify_export(ev, ck, (ctx.out / "keys" / "audit.pem").read_bytes())
-        assert report.ok, f"{chain}: {report.reason} at {report.first_bad_seq}"
-        verified[chain] = {"events": report.events, "checkpoints": report.checkpoints}
-    return {"keys": sorted(keys), "manifests": len(manifests), "chains": verified}
-
-
-STEPS: list[tuple[str, Step]] = [
-    ("API answers /health", step_health),
-    ("Release: clean package -> validated, signed, published, listed", step_release_clean),
-    ("Release: zip-slip archive -> Rejected", _rejected("zip_slip")),
-    ("Release: leaked AWS key -> Rejected", _rejected("secret")),
-    ("API: malformed / invalid / wrong role / no token -> JSON 4xx", step_refusals),
-    ("Audit: checkpoint, export and verify every chain offline", step_export),
-]
+from hallmark_tools.scenarios import STEPS, DemoContext, Step
 
 
 def run_demo(out: Path, console: Console, steps: list[tuple[str, Step]] | None = None) -> dict[str, Any]:

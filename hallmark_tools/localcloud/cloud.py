@@ -38,7 +38,15 @@ from moto.utilities.arns import parse_arn
 
 from hallmark_tools.localcloud import shapes
 from hallmark_tools.localcloud.auth import LocalIssuer
-from hallmark_tools.topology import BUS_NAME, TOPOLOGY, Function, Topology, env_name, resolve_pattern, route_env
+from hallmark_tools.topology import (
+    BUS_NAME,
+    TOPOLOGY,
+    Function,
+    Topology,
+    env_name,
+    resolve_pattern,
+    route_env,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -180,7 +188,7 @@ class LocalCloud:
         from hallmark.adapters import runtime
 
         runtime.reset()  # cached clients/signers of a previous boot point at old resources
-        self._mock = mock_aws(config=MOTO_CONFIG)
+        self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
         self._mock.start()
         if self.serve_port is not None:
             from moto.server import ThreadedMotoServer
@@ -286,14 +294,14 @@ class LocalCloud:
             self.resources[env_name("bucket", bucket.name)] = name
             self.arns[("bucket", bucket.name)] = f"arn:aws:s3:::{name}"
         for queue in t.queues:
-            fifo_attrs = {"FifoQueue": "true"} if queue.fifo else {}
+            fifo_attrs: dict[str, str] = {"FifoQueue": "true"} if queue.fifo else {}
             dlq_url = sqs.create_queue(
                 QueueName=self.physical_name("queue", queue.dlq_name), Attributes=fifo_attrs
             )["QueueUrl"]
             dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
-            attrs = {
+            attrs: dict[str, str] = {
                 **fifo_attrs,
                 "VisibilityTimeout": str(queue.visibility_timeout),
                 "RedrivePolicy": json.dumps(
@@ -713,7 +721,7 @@ def _patch_state_machine_copy() -> None:
 
     from moto.stepfunctions.models import StateMachine
 
-    def __deepcopy__(self: StateMachine, memo: dict[int, Any]) -> StateMachine:
+    def __deepcopy__(self: Any, memo: dict[int, Any]) -> Any:
         clone = StateMachine.__new__(StateMachine)
         memo[id(self)] = clone
         for key, value in self.__dict__.items():

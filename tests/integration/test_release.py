@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from hallmark.dsse import verify_envelope
+from hallmark.dsse import DsseError, verify_envelope
 from hallmark_tools import samples
 from hallmark_tools.driver import Driver
 from hallmark_tools.export import export_keys
@@ -42,7 +42,7 @@ def test_clean_package_is_published_with_a_verifying_envelope(shared_cloud: Loca
     assert preconditions == {k: v["digest"] for k, v in doc["validators"].items()}
     # tampering with the payload breaks the signature
     forged = dict(envelope, payload=base64.b64encode(payload.replace(b"LOW", b"HIGH")).decode())
-    with pytest.raises(Exception):
+    with pytest.raises(DsseError):
         verify_envelope(forged, keys["manifest"].read_bytes())
 
 

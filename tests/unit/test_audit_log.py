@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 import rfc8785
+from pydantic import ValidationError
+
 from hallmark.audit.checkpoints import CheckpointPolicy, checkpoint_hash, verify_checkpoint_signature
 from hallmark.audit.events import (
     ALL_EVENT_TYPES,
@@ -33,7 +35,6 @@ from hallmark.audit.merkle import merkle_root
 from hallmark.audit.replay import verify_export
 from hallmark.audit.store import CheckpointConflict, CheckpointRecord, HeadMoved, InMemoryAuditStore
 from hallmark.signing import LocalSigner, verify_signature
-from pydantic import ValidationError
 
 TS = "2026-11-22T20:11:00.000Z"
 

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hallmark.canonical import (
     CanonicalizationError,
     canonical_bytes,
@@ -18,8 +21,6 @@ from hallmark.canonical import (
     to_rfc3339,
     utc_now_rfc3339,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 _SAFE_INT = st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
 _JSON = st.recursive(

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from hallmark._crypto import b64encode, public_pem_of, sign_p256
 from hallmark._domain import Caller
 from hallmark.ceremony import (

@@ -12,6 +12,10 @@ from typing import Any
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ec
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import VerificationError
+from securesystemslib.signer import CryptoSigner, SSlibKey
+
 from hallmark.dsse import (
     IN_TOTO_PAYLOAD_TYPE,
     IN_TOTO_STATEMENT_TYPE,
@@ -23,9 +27,6 @@ from hallmark.dsse import (
     verify_envelope,
 )
 from hallmark.signing import LocalSigner, load_public_key, verify_signature
-from securesystemslib.dsse import Envelope
-from securesystemslib.exceptions import VerificationError
-from securesystemslib.signer import CryptoSigner, SSlibKey
 
 DIGEST = hashlib.sha256(b"artifact").hexdigest()
 

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from hallmark.adapters.encryption import EnvelopeEncryptor
 from hallmark.errors import DomainError
 from hallmark.market import encryption_context
-from moto import mock_aws
 
 ARTIFACT = b"\x00artifact bytes\xff" * 1000
 

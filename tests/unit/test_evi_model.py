@@ -11,12 +11,12 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 import pytest
+
+from gpu_batch.evi_model import build_candidate_model, build_model
 from hallmark.scoring import runner as runner_mod
 from hallmark.scoring.features import BandCutoffs, EventFeatures, EviWeights, ScoringConfig
 from hallmark.scoring.reference import reference_scores
 from hallmark.scoring.runner import EviRunner, ModelDigestMismatch, ScoreArrays
-
-from gpu_batch.evi_model import build_candidate_model, build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 D = 768

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from hallmark._crypto import public_pem_of
 from hallmark._domain import Caller
 from hallmark.errors import DomainError

@@ -12,6 +12,10 @@ from typing import Any
 import boto3
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from moto import mock_aws
+
 from hallmark._crypto import public_pem_of, sign_p256
 from hallmark.adapters.dynamo_ledger import DynamoLedgerRepository, ledger_table_definition
 from hallmark.errors import DomainError
@@ -38,9 +42,6 @@ from hallmark.market import (
     split_fee,
     verify_proof,
 )
-from hypothesis import assume, given
-from hypothesis import strategies as st
-from moto import mock_aws
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

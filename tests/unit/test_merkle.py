@@ -7,6 +7,9 @@ import hashlib
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hallmark.audit.merkle import (
     EMPTY_ROOT,
     MerkleFrontier,
@@ -16,8 +19,6 @@ from hallmark.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 # ---- the reference: RFC 9162 section 2.1, literally (recursion over slices) -------------------

@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 import rfc8785
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hallmark.audit.checkpoints import CheckpointPolicy
 from hallmark.audit.events import event_hash
 from hallmark.audit.log import AuditLog
 from hallmark.audit.replay import verify_export, verify_export_files
 from hallmark.audit.store import InMemoryAuditStore
 from hallmark.signing import LocalSigner
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 TS = "2026-11-22T20:11:00.000Z"
 SIGNER = LocalSigner.generate(key_id="audit-key")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hallmark.scoring.reference import reference_scores
-from hallmark.scoring.runner import ModelDigestMismatch
-from hallmark.scoring.schema import EVIEnvelope
 
 from gpu_batch import entrypoint
 from gpu_batch.evi_model import build_model
 from gpu_batch.sample_events import BASE_TS_MS, make_event
+from hallmark.scoring.reference import reference_scores
+from hallmark.scoring.runner import ModelDigestMismatch
+from hallmark.scoring.schema import EVIEnvelope
 
 D = 768
 

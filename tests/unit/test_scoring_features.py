@@ -7,11 +7,12 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from hallmark.scoring import features as f
 from hallmark.scoring.features import BandCutoffs, EviWeights, ScoringConfig
 from hallmark.scoring.schema import EnrichedEvent
-from hypothesis import given
-from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 MIN = 60_000

@@ -11,8 +11,9 @@ from typing import Any
 
 import jsonschema
 import pytest
-from hallmark.scoring.schema import BriefPayload, EnrichedEvent, EVIEnvelope
 from pydantic import BaseModel, ValidationError
+
+from hallmark.scoring.schema import BriefPayload, EnrichedEvent, EVIEnvelope
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "events" / "schemas"

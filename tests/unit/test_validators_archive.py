@@ -11,7 +11,6 @@ from hallmark.release.validators.archive import (
     PackageView,
     detect_format,
 )
-
 from tests.unit.test_validators_support import Member, make_tar_gz, make_zip
 
 

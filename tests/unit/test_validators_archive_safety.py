@@ -6,9 +6,9 @@ import tarfile
 from typing import Any
 
 import pytest
+
 from hallmark.release.validators import PackageView, ValidationResult
 from hallmark.release.validators.archive_safety import validate_archive_safety
-
 from tests.unit.test_validators_support import Member, clean_tar_gz, clean_zip, config, make_tar_gz, make_zip
 
 ZEROS = bytes(20 * 1024 * 1024)  # 20 MiB of zeros: compresses about 1000:1

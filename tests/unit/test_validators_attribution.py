@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from hallmark.release.validators import PackageView, ValidationResult
 from hallmark.release.validators.attribution import (
     identify_tool,
@@ -10,7 +11,6 @@ from hallmark.release.validators.attribution import (
     scan_file,
     validate_attribution,
 )
-
 from tests.unit.test_validators_support import CLEAN_FILES, config, make_tar_gz
 
 GIT_LOG = """commit 3f2a9c1d4e5b6a7980f1e2d3c4b5a69788776655

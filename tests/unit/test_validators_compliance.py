@@ -3,9 +3,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hallmark.release.validators import PackageView, ValidationResult
 from hallmark.release.validators.compliance import find_pii, iban_valid, luhn_valid, validate_compliance
-
 from tests.unit.test_validators_support import clean_tar_gz, clean_zip, config, make_tar_gz
 
 # Personal-looking values are assembled at run time so that no scanner flags the repository.

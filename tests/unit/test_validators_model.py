@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 import rfc8785
-from hallmark.release.validators import PackageMeta, ValidationResult, ValidatorConfig
 from pydantic import ValidationError
 
+from hallmark.release.validators import PackageMeta, ValidationResult, ValidatorConfig
 from tests.unit.test_validators_support import meta_for
 
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+
 from hallmark.release import validators as registry
 from hallmark.release.validators import VALIDATORS, ValidationResult, run_all, run_one, run_validator
-
 from tests.unit.test_validators_support import clean_tar_gz, clean_zip, config, meta_for
 
 NAMES = ["static", "archive_safety", "security", "compliance", "attribution", "smoke"]

@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import pytest
+
 from hallmark.release.validators import PackageView, ValidationResult, ValidatorConfig
 from hallmark.release.validators.security import (
     SemVer,
@@ -13,7 +14,6 @@ from hallmark.release.validators.security import (
     parse_requirements,
     validate_security,
 )
-
 from tests.unit.test_validators_support import ADVISORIES, clean_tar_gz, config, make_tar_gz, make_zip
 
 

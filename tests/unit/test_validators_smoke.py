@@ -8,7 +8,6 @@ from typing import Any
 
 from hallmark.release.validators import PackageView, ValidationResult
 from hallmark.release.validators.smoke import validate_smoke
-
 from tests.unit.test_validators_support import CLEAN_FILES, Member, config, make_tar_gz, make_zip
 
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+
 from hallmark.release.validators import PackageView
 from hallmark.release.validators.static import evaluate_license, validate_static
-
 from tests.unit.test_validators_support import clean_tar_gz, clean_zip, config, meta_for
 
 

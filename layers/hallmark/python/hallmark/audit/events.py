@@ -19,6 +19,7 @@ from hallmark.canonical import canonical_bytes, is_rfc3339_utc, sha256_hex
 
 __all__ = [
     "ALL_EVENT_TYPES",
+    "CHAIN_PATTERN",
     "EVENT_FIELDS",
     "EVENT_TYPES",
     "GENESIS",
@@ -28,6 +29,7 @@ __all__ = [
     "UnknownEventType",
     "event_hash",
     "flow_of",
+    "is_hex64",
     "validate_event_type",
 ]
 

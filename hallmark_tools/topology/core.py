@@ -1,0 +1,77 @@
+"""Core: health, the audit log (FIFO queue, writer, checkpointer, auditor API), shared
+tables, buckets and signing keys."""
+
+from __future__ import annotations
+
+from hallmark_tools.topology.model import (
+    Access,
+    Bucket,
+    Function,
+    Key,
+    Part,
+    Queue,
+    QueueTrigger,
+    Route,
+    Rule,
+    Table,
+    Target,
+    rw,
+)
+
+PART = Part(
+    functions=(
+        Function(
+            name="health",
+            description="Liveness: reports the service version and time.",
+            memory=256,
+            timeout=5,
+            routes=(Route("GET", "/health", public=True),),
+        ),
+        Function(
+            name="audit_writer",
+            description="Appends audit events to their chain (FIFO, conditional write) and signs checkpoints.",
+            timeout=60,
+            queue=QueueTrigger("audit", batch_size=10),
+            access=(rw("table", "audit"), Access("key", "audit", ("sign",))),
+        ),
+        Function(
+            name="audit_checkpointer",
+            description="Scheduled: signs a checkpoint on chains whose uncovered events are older than T seconds.",
+            timeout=60,
+            access=(rw("table", "audit"), Access("key", "audit", ("sign",))),
+        ),
+        Function(
+            name="audit_api",
+            description="Auditor API: events, latest checkpoint, inclusion proofs and offline-style replay.",
+            timeout=60,
+            memory=1024,
+            routes=(
+                Route("GET", "/audit/{chain}/events", roles=("auditor", "superadmin")),
+                Route("GET", "/audit/{chain}/checkpoints", roles=("auditor", "superadmin")),
+                Route("GET", "/audit/{chain}/checkpoints/latest", roles=("auditor", "superadmin")),
+                Route("GET", "/audit/{chain}/proof/{seq}", roles=("auditor", "superadmin")),
+                Route("POST", "/audit/{chain}/replay", roles=("auditor",)),
+            ),
+            access=(Access("table", "audit", ("read",)), Access("key", "audit", ("read",))),
+        ),
+    ),
+    queues=(Queue("audit", fifo=True, visibility_timeout=120, max_receive_count=5),),
+    tables=(
+        Table("audit"),
+        Table("state"),
+        Table("idempotency", partition_key="id", sort_key=None, ttl_attribute="expiration"),
+    ),
+    buckets=(
+        Bucket("packages", eventbridge=True),
+        Bucket("manifests", object_lock=True),
+    ),
+    keys=(Key("manifest"), Key("audit"), Key("proof")),
+    rules=(
+        Rule(
+            name="audit-checkpoint-tick",
+            schedule="rate(1 minute)",
+            bus="default",
+            target=Target("function", "audit_checkpointer"),
+        ),
+    ),
+)
