@@ -301,7 +301,7 @@ class LocalCloud:
             dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
-            attrs: dict[str, str] = {
+            queue_attrs: dict[str, str] = {
                 **fifo_attrs,
                 "VisibilityTimeout": str(queue.visibility_timeout),
                 "RedrivePolicy": json.dumps(
@@ -309,8 +309,8 @@ class LocalCloud:
                 ),
             }
             if queue.fifo and queue.content_based_dedup:
-                attrs["ContentBasedDeduplication"] = "true"
-            url = sqs.create_queue(QueueName=self.physical_name("queue", queue.name), Attributes=attrs)["QueueUrl"]
+                queue_attrs["ContentBasedDeduplication"] = "true"
+            url = sqs.create_queue(QueueName=self.physical_name("queue", queue.name), Attributes=queue_attrs)["QueueUrl"]
             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             self.resources[env_name("queue", queue.name)] = url
             self.resources[env_name("queue", queue.dlq_name)] = dlq_url
