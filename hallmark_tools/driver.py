@@ -72,3 +72,38 @@ class Driver:
                 return str(arn)
             time.sleep(0.05)
         raise TimeoutError(f"no execution started for {package_id}")
+
+
+class Approvers:
+    """Five approvers whose keys are generated here, at run time; only public keys are registered."""
+
+    def __init__(self, driver: Driver, count: int = 5, prefix: str = "approver") -> None:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.driver = driver
+        self.keys = {f"{prefix}-{i + 1}": ec.generate_private_key(ec.SECP256R1()) for i in range(count)}
+        for approver_id, key in self.keys.items():
+            pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+            resp = driver.call("POST", "/approvers", "superadmin", {"approverId": approver_id, "publicKeyPem": pem})
+            if resp.status not in (201, 409):
+                raise AssertionError(f"registering {approver_id}: {resp.status} {resp.body!r}")
+
+    def token(self, approver_id: str) -> str:
+        return self.driver.cloud.token("approver", approver_id)
+
+    def form(self, approver_id: str, upgrade_id: str, digest: str, decision: str = "approve",
+             expires_in_s: int = 600, nonce: str | None = None, key_of: str | None = None) -> dict[str, Any]:
+        from datetime import UTC, datetime, timedelta
+
+        from hallmark.governance.messages import sign_approval
+
+        return sign_approval(self.keys[key_of or approver_id], approver_id=approver_id, subject_id=upgrade_id,
+                             digest=digest, decision=decision,  # type: ignore[arg-type]
+                             expires_at=datetime.now(UTC) + timedelta(seconds=expires_in_s), nonce=nonce)
+
+    def submit(self, approver_id: str, upgrade_id: str, form: dict[str, Any],
+               collection: str = "approvals") -> ApiResponse:
+        return self.driver.call("POST", f"/upgrades/{upgrade_id}/{collection}", body=form,
+                                token=self.token(approver_id))

@@ -46,7 +46,7 @@ def get_package(packageId: str) -> dict[str, Any]:
         "submittedBy": doc["submittedBy"], "submittedAt": doc["submittedAt"],
         "validators": doc["results"], "reasons": doc["reasons"], "manifest": doc["manifest"],
         "listingId": doc["listingId"], "upgradeId": doc.get("upgradeId"),
-        "executionArn": doc["executionArn"], "history": doc["history"],
+        "executionArn": doc["executionArn"], "history": doc["history"], "restored": doc.get("restored"),
     }
 
 

@@ -19,5 +19,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     package_id = key.split("/")[1]
     doc = ReleaseService(runtime.docs(), runtime.audit()).mark_uploaded(
         package_id, key, int(detail["object"].get("size", 0)), event["executionArn"])
-    return {"packageId": package_id, "bucket": bucket, "key": key,
-            "meta": {**doc["meta"], "filename": doc["filename"]}}
+    return {"packageId": package_id, "bucket": bucket, "key": key, "submittedBy": doc["submittedBy"],
+            "meta": {**doc["meta"], "filename": doc["filename"]},
+            "policy": {"approvalTimeoutSeconds": runtime.approval_timeout_seconds(),
+                       "ratificationSeconds": runtime.ratification_seconds()}}

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
 from hallmark.observability import logger, metrics
+from hallmark.release.current import write_pointer
 from hallmark.release.publish import repository_key
 from hallmark.release.service import ReleaseService
 
@@ -29,6 +30,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                         Metadata={"manifest-signature-id": manifest["signatureId"].replace(":", "_")})
     ref = {"bucket": bucket, "key": key, "versionId": put.get("VersionId")}
     svc.record_repository(package["packageId"], ref)
+    write_pointer(s3, bucket, package["meta"]["name"], {
+        "packageId": package["packageId"], "version": package["meta"]["version"], **ref,
+        "manifestSignatureId": manifest["signatureId"]})
     runtime.bus().publish("ManifestCommitted", {"packageId": package["packageId"], **ref,
                                                 "manifestSignatureId": manifest["signatureId"]})
     metrics.add_metric(name="idea.publish_latency_seconds", unit=MetricUnit.Seconds, value=time.perf_counter() - started)

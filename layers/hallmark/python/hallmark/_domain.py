@@ -93,6 +93,18 @@ def emit_all(emitter: _Emitter, chain: str, events: list[EventDraft] | tuple[Eve
     ]
 
 
+def emit_by_flow(emitter: _Emitter, events: list[EventDraft] | tuple[EventDraft, ...]) -> list[str]:
+    """Record drafts on the chain of their flow (DESIGN.md's vocabulary decides: an
+    ``UpgradeApplied`` lands on ``governance``, a ``PackageRejected`` on ``release``)."""
+    from hallmark.audit.events import flow_of
+
+    return [
+        emitter.emit(chain=flow_of(e.type), type=e.type, actor=e.actor, subject=e.subject, data=e.data,
+                     event_id=e.event_id)
+        for e in events
+    ]
+
+
 # --------------------------------------------------------------------------- callers
 
 

@@ -86,6 +86,11 @@ def make_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(DomainError)
     def _domain(exc: DomainError) -> Response[Any]:
         logger.info("request refused", extra={"code": exc.code, "status": exc.http_status})
+        if getattr(exc, "events", None):  # an audited refusal: it changes nothing else
+            from hallmark._domain import emit_by_flow
+            from hallmark.adapters import runtime
+
+            emit_by_flow(runtime.audit(), list(exc.events))
         return error_response(exc.http_status, exc.code, exc.message, exc.details)
 
     @app.exception_handler(RequestValidationError)

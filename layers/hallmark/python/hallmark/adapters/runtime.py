@@ -85,6 +85,34 @@ def bus() -> Any:
     return EventBusPublisher(client("events"), require("EVENT_BUS_NAME"))
 
 
+@cache
+def governance() -> Any:
+    """GovernanceService on the state table; thresholds and windows from the environment."""
+    from datetime import timedelta
+
+    from hallmark.adapters.dynamo_governance import DynamoApprovalRepository, DynamoApproverRepository
+    from hallmark.governance.models import ThresholdPolicy
+    from hallmark.governance.service import GovernanceService
+
+    name = require("TABLE_STATE")
+    threshold = int(os.environ.get("MULTISIG_THRESHOLD", "3"))
+    policy = ThresholdPolicy(
+        thresholds={"LOW": 0, "MEDIUM": 0, "HIGH": threshold, "CRITICAL": threshold},
+        settlement=threshold,
+        ratification_window=timedelta(seconds=ratification_seconds()),
+    )
+    return GovernanceService(DynamoApprovalRepository(client("dynamodb"), name),
+                             DynamoApproverRepository(client("dynamodb"), name), policy)
+
+
+def ratification_seconds() -> int:
+    return int(os.environ.get("RATIFICATION_WINDOW_SECONDS", str(48 * 3600)))
+
+
+def approval_timeout_seconds() -> int:
+    return int(os.environ.get("APPROVAL_TIMEOUT_SECONDS", str(7 * 24 * 3600)))
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -93,5 +121,5 @@ def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
     from hallmark.adapters import audit_runtime
 
-    for f in (client, table, docs, signer, audit, bus, audit_runtime.audit_log):
+    for f in (client, table, docs, signer, audit, bus, governance, audit_runtime.audit_log):
         f.cache_clear()

@@ -49,10 +49,13 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "governance": (
             "ApprovalRequested", "ApprovalRecorded", "ApprovalRefused", "UpgradeApplied",
             "UpgradeRatified", "UpgradeRolledBack", "UpgradeExpired",
+            # registry maintenance and settlement expiry (beyond DESIGN.md's table, same flow)
+            "ApproverAdded", "ApproverRemoved", "ApproverKeyRotated", "SettlementExpired",
         ),
         "ceremony": (
             "CeremonyInitiated", "WitnessAdded", "BlessingGiven", "CeremonyCompleted",
             "TierAwarded", "CeremonyLapsed", "DeploymentPlanned", "DeploymentRefused",
+            "WitnessRegistered", "WitnessRemoved",
         ),
         "market": ("OrderPlaced", "LedgerPosted", "DeliveryIssued", "SettlementPlanned", "PayoutPosted"),
         "scoring": ("EventsIngested", "BatchScored", "BriefCreated", "WebhookDelivered"),

@@ -1,0 +1,76 @@
+"""The approver registry (5 approvers, P-256 public keys), managed by superadmin and audited."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, Field
+
+from hallmark._domain import Caller, emit_by_flow
+from hallmark.adapters import runtime
+from hallmark.adapters.dynamo_governance import DynamoApproverRepository
+from hallmark.governance.registry import ApproverRegistry
+from hallmark.http import caller_of, make_resolver
+from hallmark.observability import logger, tracer
+
+app = make_resolver()
+
+
+class NewApprover(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    approverId: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    publicKeyPem: str = Field(min_length=100, max_length=4096)
+
+
+class NewKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    publicKeyPem: str = Field(min_length=100, max_length=4096)
+
+
+def registry() -> ApproverRegistry:
+    gov = runtime.governance()
+    return ApproverRegistry(DynamoApproverRepository(runtime.client("dynamodb"), runtime.require("TABLE_STATE")),
+                            gov.policy)
+
+
+def _caller() -> Caller:
+    c = caller_of(app)
+    return Caller(c.sub, c.roles)
+
+
+def _public(a: Any) -> dict[str, Any]:
+    return {k: v for k, v in a.to_json_dict().items() if k != "previousKeys"}
+
+
+@app.get("/approvers")
+def list_approvers() -> dict[str, Any]:
+    return {"approvers": [_public(a) for a in registry().active()], "threshold": runtime.governance().policy.settlement}
+
+
+@app.post("/approvers")
+@tracer.capture_method
+def add_approver(body: Annotated[NewApprover, Body()]) -> Response[Any]:
+    change = registry().add(_caller(), body.approverId, body.publicKeyPem, runtime.now())
+    emit_by_flow(runtime.audit(), change.events)
+    return Response(201, "application/json", body=_public(change.approver))
+
+
+@app.put("/approvers/<approverId>/key")
+def rotate_key(approverId: str, body: Annotated[NewKey, Body()]) -> dict[str, Any]:
+    change = registry().rotate(_caller(), approverId, body.publicKeyPem, runtime.now())
+    emit_by_flow(runtime.audit(), change.events)
+    return _public(change.approver)
+
+
+@app.delete("/approvers/<approverId>")
+def remove_approver(approverId: str) -> dict[str, Any]:
+    change = registry().remove(_caller(), approverId, runtime.now())
+    emit_by_flow(runtime.audit(), change.events)
+    return _public(change.approver)
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,72 @@
+"""Approvers' API: GET /upgrades/{id}; POST /upgrades/{id}/approvals and /ratifications carry a
+decision signed by the approver's own key. At the threshold the waiting execution resumes
+(SendTaskSuccess); when the threshold can no longer be reached it ends Rejected."""
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark._domain import emit_by_flow
+from hallmark.adapters import runtime
+from hallmark.governance.models import ApprovalForm, ApprovalSubject
+from hallmark.governance.service import ApprovalResult
+from hallmark.http import caller_of, make_resolver
+from hallmark.observability import logger, metrics, tracer
+
+app = make_resolver()
+
+
+def view(subject: ApprovalSubject) -> dict[str, Any]:
+    doc = subject.to_json_dict()
+    doc.pop("taskToken", None)  # a capability: never shown
+    doc["approvalCount"] = subject.count("approvals", "approve")
+    doc["ratificationCount"] = subject.count("ratifications", "ratify")
+    return doc
+
+
+def _settle(result: ApprovalResult) -> None:
+    # The release state machine records the package's rejection itself (Record governance rejection).
+    emit_by_flow(runtime.audit(), [e for e in result.events if e.type != "PackageRejected"])
+    token = result.task_token
+    if token and result.outcome == "resume":
+        runtime.client("stepfunctions").send_task_success(
+            taskToken=token, output=json.dumps({"decision": "approved", "subjectId": result.subject.subject_id}))
+        metrics.add_metric(name="idea.multisig_pending_total", unit=MetricUnit.Count, value=-1)
+    elif token and result.outcome == "reject":
+        runtime.client("stepfunctions").send_task_failure(
+            taskToken=token, error="Rejected", cause="enough approvers rejected the upgrade that the threshold is unreachable")
+        metrics.add_metric(name="idea.multisig_pending_total", unit=MetricUnit.Count, value=-1)
+
+
+@app.get("/upgrades/<upgradeId>")
+def get_upgrade(upgradeId: str) -> dict[str, Any]:
+    return view(runtime.governance().load("upgrade", upgradeId))
+
+
+@app.post("/upgrades/<upgradeId>/approvals")
+@tracer.capture_method
+def approve(upgradeId: str, form: Annotated[ApprovalForm, Body()]) -> Response[Any]:
+    svc = runtime.governance()
+    result = svc.record_approval(svc.load("upgrade", upgradeId), form, caller_of(app).sub, runtime.now())
+    _settle(result)
+    return Response(201, "application/json", body={"outcome": result.outcome, "upgrade": view(result.subject)})
+
+
+@app.post("/upgrades/<upgradeId>/ratifications")
+@tracer.capture_method
+def ratify(upgradeId: str, form: Annotated[ApprovalForm, Body()]) -> Response[Any]:
+    svc = runtime.governance()
+    result = svc.record_ratification(svc.load("upgrade", upgradeId), form, caller_of(app).sub, runtime.now())
+    _settle(result)
+    return Response(201, "application/json", body={"outcome": result.outcome, "upgrade": view(result.subject)})
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
