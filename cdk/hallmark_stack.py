@@ -38,6 +38,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from cdk.observability import Observability
 from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +96,8 @@ class HallmarkStack(Stack):
         self._workflows()
         self._rules()
         self._api(oidc_issuer, oidc_audience)
+        self.observability = Observability(self, "Observability", http_api=self.http_api,
+                                           release=self.state_machines.get("release"), dlq_alarms=self.alarms)
 
     # ------------------------------------------------------------ signing keys
     def _keys(self) -> None:
@@ -323,11 +326,11 @@ class HallmarkStack(Stack):
                 key.grant(fn, "kms:Sign", "kms:GetPublicKey", "kms:DescribeKey")
             if "read" in modes:
                 key.grant(fn, "kms:GetPublicKey", "kms:DescribeKey")
+            # Exact actions (no GenerateDataKey*/ReEncrypt* wildcards): envelope encryption needs these.
             if "encrypt" in modes:
-                key.grant_encrypt(fn)
-                key.grant(fn, "kms:GenerateDataKey")
+                key.grant(fn, "kms:GenerateDataKey", "kms:Encrypt", "kms:DescribeKey")
             if "decrypt" in modes:
-                key.grant_decrypt(fn)
+                key.grant(fn, "kms:Decrypt", "kms:DescribeKey")
         elif acc.kind == "bus":
             self.bus.grant_put_events_to(fn)
         elif acc.kind == "state_machine":

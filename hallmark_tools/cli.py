@@ -88,6 +88,99 @@ def audit_verify(
     raise typer.Exit(2)
 
 
+@keys_app.command("export")
+def keys_export(out: Path = typer.Option(Path("keys"), "--out", help="directory for <purpose>.pem")) -> None:
+    """Write the public key of every KMS signing key as PEM (uses your AWS credentials)."""
+    from hallmark_tools.export import export_keys
+
+    for purpose, path in export_keys(out).items():
+        console.print(f"{purpose}: {path}")
+
+
+def _http(method: str, url: str, token: str, body: object = None) -> tuple[int, object]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"authorization": f"Bearer {token}", "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+@app.command()
+def approve(
+    key: Path = typer.Option(..., "--key", exists=True, dir_okay=False, help="your approver private key (PEM); it never leaves this machine"),
+    upgrade: str = typer.Option(..., "--upgrade", help="the upgrade id (GET /packages/{id} shows it)"),
+    api: str = typer.Option("http://127.0.0.1:8080", "--api", help="the Hallmark API base URL"),
+    token: str = typer.Option(..., "--token", envvar="HALLMARK_TOKEN", help="your bearer token (role approver)"),
+    decision: str = typer.Option("approve", "--decision", help="approve | reject (approvals), ratify | veto (ratifications)"),
+    approver_id: str = typer.Option("", "--approver-id", help="defaults to the token's sub"),
+    valid_for: int = typer.Option(900, "--valid-for", help="seconds the signed decision stays valid"),
+) -> None:
+    """Sign a decision on an upgrade locally and submit it."""
+    from datetime import UTC, datetime, timedelta
+
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from hallmark.governance.messages import sign_approval
+
+    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+    if not isinstance(private, ec.EllipticCurvePrivateKey):
+        raise typer.BadParameter("the key must be an ECDSA P-256 private key", param_hint="--key")
+    who = approver_id or str(jwt.decode(token, options={"verify_signature": False})["sub"])
+    status, upgrade_doc = _http("GET", f"{api}/upgrades/{upgrade}", token)
+    if status != 200 or not isinstance(upgrade_doc, dict):
+        console.print(f"[red]cannot read upgrade {upgrade}: {status} {upgrade_doc}")
+        raise typer.Exit(2)
+    form = sign_approval(private, approver_id=who, subject_id=upgrade, digest=upgrade_doc["manifestDigest"],
+                         decision=decision,  # type: ignore[arg-type]
+                         expires_at=datetime.now(UTC) + timedelta(seconds=valid_for))
+    collection = "ratifications" if decision in ("ratify", "veto") else "approvals"
+    status, answer = _http("POST", f"{api}/upgrades/{upgrade}/{collection}", token, form)
+    if status >= 300:
+        console.print(f"[red]refused ({status}):[/] {answer}")
+        raise typer.Exit(2)
+    console.print(f"[green]recorded[/] {decision} by {who}: outcome {answer['outcome']}")  # type: ignore[index]
+
+
+@audit_app.command("export")
+def audit_export(
+    chain: str = typer.Option(..., "--chain", help="release | governance | ceremony | market | scoring"),
+    out: Path = typer.Option(Path("audit-export"), "--out", help="directory for <chain>.events.jsonl and .checkpoints.jsonl"),
+    api: str = typer.Option("http://127.0.0.1:8080", "--api", help="the Hallmark API base URL"),
+    token: str = typer.Option(..., "--token", envvar="HALLMARK_TOKEN", help="a bearer token (role auditor)"),
+) -> None:
+    """Export a chain as JSON Lines through the auditor API (then verify it offline)."""
+    import rfc8785
+
+    out.mkdir(parents=True, exist_ok=True)
+    events: list[object] = []
+    after = 0
+    while True:
+        status, page = _http("GET", f"{api}/audit/{chain}/events?after={after}&limit=1000", token)
+        if status != 200 or not isinstance(page, dict):
+            console.print(f"[red]cannot read events: {status} {page}")
+            raise typer.Exit(2)
+        events += page["events"]
+        if page["next"] is None:
+            break
+        after = int(page["next"])
+    status, ckpts = _http("GET", f"{api}/audit/{chain}/checkpoints", token)
+    if status != 200 or not isinstance(ckpts, dict):
+        console.print(f"[red]cannot read checkpoints: {status} {ckpts}")
+        raise typer.Exit(2)
+    (out / f"{chain}.events.jsonl").write_bytes(b"".join(rfc8785.dumps(e) + b"\n" for e in events))
+    (out / f"{chain}.checkpoints.jsonl").write_bytes(b"".join(rfc8785.dumps(c) + b"\n" for c in ckpts["checkpoints"]))
+    console.print(f"wrote {len(events)} events and {len(ckpts['checkpoints'])} checkpoints to {out}")
+
+
+
 def main() -> None:  # pragma: no cover - console script entry
     sys.exit(app())
 

@@ -19,6 +19,9 @@ from hallmark_tools.localcloud.cloud import LocalCloud
 from hallmark_tools.scenarios import STEPS, DemoContext, Step
 
 
+DEMO_ENV = {"RATIFICATION_WINDOW_SECONDS": "5", "APPROVAL_TIMEOUT_SECONDS": "600"}
+
+
 def run_demo(out: Path, console: Console, steps: list[tuple[str, Step]] | None = None) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
@@ -31,7 +34,8 @@ def run_demo(out: Path, console: Console, steps: list[tuple[str, Step]] | None =
     # Handlers log JSON to stdout as in Lambda: keep those lines in logs/functions.log.
     with contextlib.redirect_stdout(log):
         boot = time.perf_counter()
-        with LocalCloud() as cloud:
+        # Windows shortened for the demo (48 h ratification / 7 d approval in AWS).
+        with LocalCloud(env=DEMO_ENV) as cloud:
             console.print(f"local cloud up in {time.perf_counter() - boot:.1f}s: "
                           f"{len(cloud.topology.functions)} functions, {len(cloud.topology.state_machines)} state machines")
             ctx = DemoContext(cloud, Driver(cloud), out, console)

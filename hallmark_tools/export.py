@@ -24,7 +24,8 @@ def export_keys(out: Path, kms: Any = None) -> dict[str, Path]:
     for key in TOPOLOGY.keys:
         if not key.signing:
             continue
-        der = kms.get_public_key(KeyId=os.environ[env_name("key", key.name)])["PublicKey"]
+        key_id = os.environ.get(env_name("key", key.name), f"alias/hallmark-{key.name}")
+        der = kms.get_public_key(KeyId=key_id)["PublicKey"]
         pem = serialization.load_der_public_key(der).public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         path = out / f"{key.name}.pem"

@@ -81,3 +81,49 @@ def test_token_and_curl_upload_run_the_release_to_published(server: tuple[str, d
             break
         time.sleep(0.3)
     assert doc["status"] == "Published", doc  # type: ignore[index]
+
+
+def test_hallmark_approve_signs_locally_and_resumes_the_release(server: tuple[str, dict[str, str]],
+                                                                 tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    base, env = server
+
+    def token(role: str, sub: str) -> str:
+        out = subprocess.run([*HALLMARK, "local", "token", "--role", role, "--sub", sub], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        return out.split()[-1]
+
+    admin = token("superadmin", "root")
+    for i in range(1, 4):
+        key = ec.generate_private_key(ec.SECP256R1())  # generated now; written only to this test's tmp dir
+        (tmp_path / f"a{i}.pem").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        status, _ = _request(base + "/approvers", "POST", admin, {"approverId": f"cli-approver-{i}", "publicKeyPem": pem})
+        assert status == 201
+    submitter = token("submitter", "sam")
+    body = samples.clean_package("cli-high")
+    status, created = _request(base + "/packages", "POST", submitter,
+                               samples.submission("cli-high", "3.0.0", body, impact="HIGH"))
+    assert status == 201
+    pkg = tmp_path / "cli-high-3.0.0.tar.gz"
+    pkg.write_bytes(body)
+    put = subprocess.run(["curl", "-sf", "-X", "PUT", "--upload-file", str(pkg), created["uploadUrl"]],  # type: ignore[index]
+                         capture_output=True, timeout=60)
+    assert put.returncode == 0
+    pid = created["packageId"]  # type: ignore[index]
+    deadline = time.monotonic() + 60
+    while (doc := _request(f"{base}/packages/{pid}", token=submitter)[1])["status"] != "AwaitingApproval":  # type: ignore[index]
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.3)
+    for i in range(1, 4):
+        run = subprocess.run([*HALLMARK, "approve", "--key", str(tmp_path / f"a{i}.pem"), "--upgrade",
+                              doc["upgradeId"], "--api", base, "--token", token("approver", f"cli-approver-{i}")],  # type: ignore[index]
+                             env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout + run.stderr
+    while (doc := _request(f"{base}/packages/{pid}", token=submitter)[1])["status"] != "Published":  # type: ignore[index]
+        assert time.monotonic() < deadline + 60, doc
+        time.sleep(0.3)

@@ -1,0 +1,66 @@
+"""SLO alarms and the operations dashboard (seed 004 SLOs; DESIGN.md "operators")."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_apigatewayv2 as apigw
+from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+NAMESPACE = "Hallmark"
+VALIDATORS = ("static", "archive_safety", "security", "compliance", "attribution", "smoke")
+
+
+def _slo(scope: Construct, cid: str, name: str, description: str, metric: cw.IMetric, threshold: float) -> cw.Alarm:
+    return cw.Alarm(
+        scope, cid, alarm_name=name, alarm_description=description, metric=metric, threshold=threshold,
+        comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD, evaluation_periods=3,
+        datapoints_to_alarm=2, treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+    )
+
+
+class Observability(Construct):
+    """One alarm per SLO, plus the DLQ alarms made with the queues, on one dashboard."""
+
+    def __init__(self, scope: Construct, cid: str, *, http_api: apigw.HttpApi,
+                 release: sfn.StateMachine | None, dlq_alarms: list[cw.Alarm]) -> None:
+        super().__init__(scope, cid)
+        period = Duration.minutes(5)
+        validation = {
+            v: cw.Metric(namespace=NAMESPACE, metric_name="idea.validation_duration_seconds", statistic="p95",
+                         period=period, dimensions_map={"service": f"validate_{v}", "validator": v})
+            for v in VALIDATORS
+        }
+        sign = cw.Metric(namespace=NAMESPACE, metric_name="idea.manifest_sign_latency_seconds", statistic="p95",
+                         period=period, dimensions_map={"service": "release_sign"})
+        api_p99 = http_api.metric_latency(statistic="p99", period=period)
+        self.alarms = [
+            *(_slo(self, f"Validation{v.title().replace('_', '')}P95", f"hallmark-slo-validation-{v}-p95",
+                   f"SLO: {v} validation p95 < 30 s (docs/runbooks/manifest_issues.md)", m, 30)
+              for v, m in validation.items()),
+            _slo(self, "ManifestSignP95", "hallmark-slo-manifest-sign-p95",
+                 "SLO: manifest sign p95 < 500 ms (KMS; docs/runbooks/manifest_issues.md)", sign, 0.5),
+            _slo(self, "ApiP99", "hallmark-slo-api-p99", "SLO: API p99 < 500 ms", api_p99, 500),
+        ]
+        widgets: list[cw.IWidget] = [
+            cw.GraphWidget(title="Validation p95 (s) - SLO 30 s", left=list(validation.values()), width=12),
+            cw.GraphWidget(title="Manifest sign p95 (s) - SLO 0.5 s", left=[sign], width=6),
+            cw.GraphWidget(title="API latency p99 (ms) - SLO 500 ms", left=[api_p99], width=6),
+        ]
+        if release is not None:
+            e2e = release.metric(metric_name="ExecutionTime", statistic="p95", period=period)
+            self.alarms.append(_slo(self, "SubmitToPublishP95", "hallmark-slo-submit-to-publish-p95",
+                                    "SLO: submit -> publish p95 < 30 s (LOW/MEDIUM; governed releases wait for people)",
+                                    e2e, 30_000))
+            widgets.append(cw.GraphWidget(title="Release execution p95 (ms) - SLO 30 s", left=[e2e], width=12))
+            widgets.append(cw.GraphWidget(title="Releases failed / succeeded",
+                                          left=[release.metric_failed(period=period), release.metric_succeeded(period=period)],
+                                          width=12))
+        pending = cw.Metric(namespace=NAMESPACE, metric_name="idea.multisig_pending_total", statistic="Sum",
+                            period=period, dimensions_map={"service": "governance_request"})
+        widgets.append(cw.GraphWidget(title="Multisig requests opened", left=[pending], width=12))
+        widgets.append(cw.AlarmStatusWidget(title="SLO and DLQ alarms", alarms=[*self.alarms, *dlq_alarms], width=24))
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name="hallmark-operations")
+        for i in range(0, len(widgets), 2):
+            self.dashboard.add_widgets(*widgets[i:i + 2])
