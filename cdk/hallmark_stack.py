@@ -167,8 +167,10 @@ class HallmarkStack(Stack):
         self.bus = events.EventBus(self, "Bus", event_bus_name=BUS_NAME)
         self.env_values[env_name("bus", BUS_NAME)] = self.bus.event_bus_name
         for q in self.topology.queues:
+            suffix = ".fifo" if q.fifo else ""
             dlq = sqs.Queue(
                 self, f"{q.name.title().replace('_', '')}Dlq",
+                queue_name=f"hallmark-{q.dlq_name}{suffix}",  # stable names: `hallmark ops redrive` finds them
                 fifo=q.fifo or None,
                 encryption=sqs.QueueEncryption.SQS_MANAGED,
                 enforce_ssl=True,
@@ -177,6 +179,7 @@ class HallmarkStack(Stack):
             acknowledge(dlq, "AwsSolutions-SQS3", "This queue is itself a dead-letter queue.")
             queue = sqs.Queue(
                 self, f"{q.name.title().replace('_', '')}Queue",
+                queue_name=f"hallmark-{q.name}{suffix}",
                 fifo=q.fifo or None,
                 content_based_deduplication=(q.fifo and q.content_based_dedup) or None,
                 encryption=sqs.QueueEncryption.SQS_MANAGED,

@@ -97,6 +97,29 @@ def keys_export(out: Path = typer.Option(Path("keys"), "--out", help="directory 
         console.print(f"{purpose}: {path}")
 
 
+@ops_app.command("redrive")
+def ops_redrive(
+    queue: str = typer.Argument(..., help="a queue of the topology, e.g. audit (its DLQ is audit-dlq)"),
+    limit: int = typer.Option(0, help="move at most this many messages (0: all)"),
+) -> None:
+    """Move dead-lettered messages back to their queue (FIFO group and dedup ids kept), so the
+    handlers process them again; idempotent consumers make this safe to repeat."""
+    import boto3
+
+    from hallmark_tools.ops import redrive
+    from hallmark_tools.topology import TOPOLOGY
+
+    spec = next((q for q in TOPOLOGY.queues if q.name == queue), None)
+    if spec is None:
+        raise typer.BadParameter(f"unknown queue {queue!r}; one of {[q.name for q in TOPOLOGY.queues]}")
+    sqs = boto3.client("sqs")
+    suffix = ".fifo" if spec.fifo else ""
+    source = sqs.get_queue_url(QueueName=f"hallmark-{spec.name}{suffix}")["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName=f"hallmark-{spec.dlq_name}{suffix}")["QueueUrl"]
+    moved = redrive(sqs, dlq, source, limit=limit or None)
+    console.print(f"moved {moved} message(s) from hallmark-{spec.dlq_name}{suffix} back to hallmark-{spec.name}{suffix}")
+
+
 def _http(method: str, url: str, token: str, body: object = None) -> tuple[int, object]:
     import json
     import urllib.error
