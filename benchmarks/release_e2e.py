@@ -21,14 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hallmark.canonical import canonical_bytes  # noqa: E402
-from hallmark.dsse import sign_envelope  # noqa: E402
-from hallmark.release.validators import ValidatorConfig, run_all  # noqa: E402
-from hallmark.release.validators.model import PackageMeta  # noqa: E402
-from hallmark.signing import LocalSigner  # noqa: E402
-from hallmark_tools import samples  # noqa: E402
-from hallmark_tools.driver import Driver  # noqa: E402
-from hallmark_tools.localcloud.cloud import ROOT, LocalCloud  # noqa: E402
+from hallmark.canonical import canonical_bytes
+from hallmark.dsse import sign_envelope
+from hallmark.release.validators import ValidatorConfig, run_all
+from hallmark.release.validators.model import PackageMeta
+from hallmark.signing import LocalSigner
+from hallmark_tools import samples
+from hallmark_tools.driver import Driver
+from hallmark_tools.localcloud.cloud import ROOT, LocalCloud
 
 
 def pct(values: list[float], p: float) -> float:
