@@ -18,7 +18,6 @@ from hallmark_tools.driver import Driver
 from hallmark_tools.localcloud.cloud import LocalCloud
 from hallmark_tools.scenarios import STEPS, DemoContext, Step
 
-
 DEMO_ENV = {"RATIFICATION_WINDOW_SECONDS": "5", "APPROVAL_TIMEOUT_SECONDS": "600"}
 
 
