@@ -39,6 +39,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk.observability import Observability
+from cdk.scoring_batch import ScoringBatch
 from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +97,8 @@ class HallmarkStack(Stack):
         self._workflows()
         self._rules()
         self._api(oidc_issuer, oidc_audience)
+        self.scoring_batch = ScoringBatch(self, "ScoringBatch", bucket=self.buckets["scoring"],
+                                          state_machine=self.state_machines["scoring"])
         self.observability = Observability(self, "Observability", http_api=self.http_api,
                                            release=self.state_machines.get("release"), dlq_alarms=self.alarms)
 

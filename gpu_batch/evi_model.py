@@ -8,7 +8,9 @@ One call scores B queries against one corpus chunk of M rows and merges the chun
 neighbours into the running top-k fed back from the previous call, so the working memory is
 O(B x M) whatever the corpus size:
 
-    similarity   Gemm(normalise(queries), chunk, transB=1)          [B, M]   (the work)
+    similarity   Gemm(queries, chunk, transB=1)                     [B, M]   (the work; the fp32
+                 model ranks raw dot products and divides the candidates by ||q||, the fp16 model
+                 normalises the queries first)
     selection    exact top-k through group maxima: the rows of each query are cut into groups of
                  G = 16 columns; a top-k element lies in one of the k groups with the largest
                  maxima, so ReduceMax -> TopK(k groups) -> GatherND(k x G candidates) keeps the
@@ -93,10 +95,14 @@ class _GraphBuilder:
         return self.op(op_type, inputs, out=[out] if out else None, **attrs)[0]
 
 
-def _normalised_queries(g: _GraphBuilder, queries: str) -> str:
+def _query_norms(g: _GraphBuilder, queries: str) -> str:
+    """max(||q||, eps) per row, [B, 1]."""
     sq = g.op1("ReduceSumSquare", [queries, g.i64(1)], keepdims=1)
-    norm = g.op1("Max", [g.op1("Sqrt", [sq]), g.f32(NORM_EPS)])
-    return g.op1("Div", [queries, norm])
+    return g.op1("Max", [g.op1("Sqrt", [sq]), g.f32(NORM_EPS)])
+
+
+def _normalised_queries(g: _GraphBuilder, queries: str) -> str:
+    return g.op1("Div", [queries, _query_norms(g, queries)])
 
 
 def _group_candidates(g: _GraphBuilder, sims: str, rows_dim: str, batch_dim: str, k: int, group: int
@@ -182,12 +188,17 @@ def build_graph(corpus_dtype: io.CorpusDType = "float32", *, k: int = DEFAULT_K,
     g = _GraphBuilder()
     batch_dim = g.op1("Shape", [io.IN_QUERIES], start=0, end=1)
     rows_dim = g.op1("Shape", [io.IN_CORPUS], start=0, end=1)
-    qn = _normalised_queries(g, io.IN_QUERIES)
-    if elem != TensorProto.FLOAT:
-        qn = g.op1("Cast", [qn], to=elem)
-    sims = g.op1("Gemm", [qn, io.IN_CORPUS], transB=1)  # [B, M] cosine similarities
-    cand, _, _ = _group_candidates(g, sims, rows_dim, batch_dim, k, group)  # [B, <= k*G] holding the top-k
-    if elem != TensorProto.FLOAT:
+    if elem == TensorProto.FLOAT:
+        # rank on the raw dot products (a positive per-row scale keeps the order) and divide only
+        # the k x G candidates by ||q||: cheaper than normalising [B, D] queries on every call
+        sims = g.op1("Gemm", [io.IN_QUERIES, io.IN_CORPUS], transB=1)  # [B, M] = ||q|| * cosine
+        cand, _, _ = _group_candidates(g, sims, rows_dim, batch_dim, k, group)  # [B, <= k*G] holding the top-k
+        cand = g.op1("Div", [cand, _query_norms(g, io.IN_QUERIES)])
+    else:
+        # fp16: normalise first, so the Gemm's operands and results stay in fp16's range
+        qn = g.op1("Cast", [_normalised_queries(g, io.IN_QUERIES)], to=elem)
+        sims = g.op1("Gemm", [qn, io.IN_CORPUS], transB=1)  # [B, M] cosine similarities
+        cand, _, _ = _group_candidates(g, sims, rows_dim, batch_dim, k, group)
         cand = g.op1("Cast", [cand], to=TensorProto.FLOAT)
     merged = g.op1("Concat", [io.IN_PREV_TOPK, cand], axis=1)  # one TopK merges the chunk in
     topk = g.op("TopK", [merged, g.i64(k)], out=[io.OUT_TOPK, "topk_pos"], axis=1, largest=1, sorted=1)[0]

@@ -120,6 +120,11 @@ def ops_redrive(
     console.print(f"moved {moved} message(s) from hallmark-{spec.dlq_name}{suffix} back to hallmark-{spec.name}{suffix}")
 
 
+from hallmark_tools.fetch import fetch_command  # noqa: E402  (the buyer's download-decrypt-verify)
+
+app.command("fetch")(fetch_command)
+
+
 def _http(method: str, url: str, token: str, body: object = None) -> tuple[int, object]:
     import json
     import urllib.error
@@ -180,10 +185,12 @@ def audit_export(
     token: str = typer.Option(..., "--token", envvar="HALLMARK_TOKEN", help="a bearer token (role auditor)"),
 ) -> None:
     """Export a chain as JSON Lines through the auditor API (then verify it offline)."""
-    import rfc8785
+    from typing import Any
+
+    from hallmark.canonical import canonical_bytes
 
     out.mkdir(parents=True, exist_ok=True)
-    events: list[object] = []
+    events: list[Any] = []
     after = 0
     while True:
         status, page = _http("GET", f"{api}/audit/{chain}/events?after={after}&limit=1000", token)
@@ -198,8 +205,9 @@ def audit_export(
     if status != 200 or not isinstance(ckpts, dict):
         console.print(f"[red]cannot read checkpoints: {status} {ckpts}")
         raise typer.Exit(2)
-    (out / f"{chain}.events.jsonl").write_bytes(b"".join(rfc8785.dumps(e) + b"\n" for e in events))
-    (out / f"{chain}.checkpoints.jsonl").write_bytes(b"".join(rfc8785.dumps(c) + b"\n" for c in ckpts["checkpoints"]))
+    (out / f"{chain}.events.jsonl").write_bytes(b"".join(canonical_bytes(e) + b"\n" for e in events))
+    (out / f"{chain}.checkpoints.jsonl").write_bytes(
+        b"".join(canonical_bytes(c) + b"\n" for c in ckpts["checkpoints"]))
     console.print(f"wrote {len(events)} events and {len(ckpts['checkpoints'])} checkpoints to {out}")
 
 

@@ -20,7 +20,7 @@ import time
 import traceback
 import uuid
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -38,6 +38,7 @@ from moto.utilities.arns import parse_arn
 
 from hallmark_tools.localcloud import shapes
 from hallmark_tools.localcloud.auth import LocalIssuer
+from hallmark_tools.localcloud.batch import install_batch_patches
 from hallmark_tools.topology import (
     BUS_NAME,
     TOPOLOGY,
@@ -97,6 +98,28 @@ class HandlerError(Exception):
         super().__init__(f"{error_type}: {message}")
         self.error_type = error_type
         self.message = message
+
+
+@dataclass
+class InjectedFault:
+    """One fault installed by :meth:`LocalCloud.inject_error`; ``injected`` counts the calls it failed."""
+
+    service: str
+    operation: str
+    code: str
+    times: int | None
+    when: Callable[[dict[str, Any]], bool] | None
+    injected: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self, params: dict[str, Any]) -> bool:
+        with self._lock:
+            if self.times is not None and self.injected >= self.times:
+                return False
+            if self.when is not None and not self.when(params):
+                return False
+            self.injected += 1
+            return True
 
 
 def _route_regex(path: str) -> re.Pattern[str]:
@@ -576,6 +599,71 @@ class LocalCloud:
             while self._inflight and time.monotonic() < deadline:
                 time.sleep(0.05)
 
+    # ---------------------------------------------------------------- fault injection
+    @contextlib.contextmanager
+    def inject_error(
+        self,
+        service: str,
+        operation: str,
+        code: str,
+        *,
+        times: int | None = 1,
+        when: Callable[[dict[str, Any]], bool] | None = None,
+        after_call: bool = False,
+        status: int = 400,
+        message: str = "injected by LocalCloud.inject_error",
+    ) -> Iterator[InjectedFault]:
+        """Make boto3 calls ``service.operation`` (e.g. "kms", "Sign") fail with the AWS error ``code``.
+
+        The next ``times`` matching calls (every one with ``times=None``) raise the ``ClientError``
+        botocore raises for that code, as if its own retries were spent; ``when(params)`` narrows
+        the calls (the operation's API parameters). With ``after_call`` the call is made first and
+        the error raised after it succeeded: a write that committed, then a crash or a lost response.
+
+        Installed on the default boto3 session (``before-call`` / ``after-call`` events), which the
+        handlers' clients are made from; the handlers' cached clients are rebuilt on the way in and
+        out (``runtime.reset()``) so that they see it, and only they.
+        """
+        import boto3
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
+        from botocore.exceptions import ClientError
+
+        from hallmark.adapters import runtime
+
+        fault = InjectedFault(service, operation, code, times, when)
+        error = {"Error": {"Code": code, "Message": message},
+                 "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
+        key = "localcloud_fault_params"
+
+        def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+            context[key] = params
+
+        def before(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+            if after_call or not fault.take(context.get(key) or {}):
+                return None
+            return AWSResponse("https://localcloud.invalid/", status, HTTPHeaders(), None), json.loads(json.dumps(error))
+
+        def after(http_response: Any, context: dict[str, Any], **_: Any) -> None:
+            if after_call and http_response.status_code < 300 and fault.take(context.get(key) or {}):
+                raise ClientError(json.loads(json.dumps(error)), operation)  # type: ignore[arg-type]
+
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+        uid = f"localcloud-fault-{id(fault)}"
+        hooks: tuple[tuple[str, Callable[..., Any]], ...] = (
+            ("before-parameter-build", remember), ("before-call", before), ("after-call", after))
+        for event, handler in hooks:
+            events.register(f"{event}.{service}.{operation}", handler, unique_id=f"{uid}-{event}")  # type: ignore[arg-type]
+        runtime.reset()
+        try:
+            yield fault
+        finally:
+            for event, _handler in hooks:
+                events.unregister(f"{event}.{service}.{operation}", unique_id=f"{uid}-{event}")
+            fault.times = fault.injected  # clients made meanwhile keep the hooks: exhaust them
+            runtime.reset()
+
     # ---------------------------------------------------------------- EventBridge targets
     def deliver_rule_target(self, target: dict[str, Any], event: dict[str, Any]) -> None:
         arn = parse_arn(target["Arn"])
@@ -665,6 +753,7 @@ def _install_patches() -> None:
 
     _patch_kms_digest()
     _patch_state_machine_copy()
+    install_batch_patches(_patch)
     def simple_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
                       response_headers: Any) -> str | bytes | None:
         name = function_name.split(":function:")[-1].split(":")[0]

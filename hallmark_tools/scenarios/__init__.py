@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from hallmark_tools.scenarios import audit, release
+from hallmark_tools.scenarios import audit, ceremony, governance, market, release, scoring
 from hallmark_tools.scenarios.base import DemoContext, Step
 
 STEPS: list[tuple[str, Step]] = [
     *release.STEPS,
+    *governance.STEPS,
+    *ceremony.STEPS,
+    *market.STEPS,
+    *scoring.STEPS,
     *audit.STEPS,  # last: exports and verifies what every flow wrote
 ]
 

@@ -24,7 +24,7 @@ def step_multisig(ctx: DemoContext) -> dict[str, Any]:
     up, digest = doc["upgradeId"], doc["manifest"]["digest"]
     forged = approvers.form("approver-4", up, digest, key_of="approver-5")  # signed with someone else's key
     refused = approvers.submit("approver-4", up, forged)
-    assert refused.status == 403 or refused.status == 400, refused.body
+    assert 400 <= refused.status < 500, refused.body
     outcomes = []
     for a in ("approver-1", "approver-2", "approver-3"):
         outcomes.append(approvers.submit(a, up, approvers.form(a, up, digest)).json()["outcome"])

@@ -139,6 +139,19 @@ def test_chunked_equals_unchunked(models: dict[str, tuple[Path, str]], chunk_row
     assert (whole.band == chunked.band).all()
 
 
+@pytest.mark.parametrize("query_block", [1, 7, 32, 1024])
+def test_query_blocks_equal_one_block(models: dict[str, tuple[Path, str]], query_block: int) -> None:
+    rng = np.random.default_rng(17)
+    feats, has, queries, corpus = batch(rng, b=40, n=1100)
+    path, digest = models["float32"]
+    whole = EviRunner(path, digest, chunk_rows=256).score_arrays(feats, has, queries, corpus)
+    blocked = EviRunner(path, digest, chunk_rows=256, query_block=query_block).score_arrays(
+        feats, has, queries, corpus)
+    np.testing.assert_allclose(blocked.topk, whole.topk, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(blocked.total_evi, whole.total_evi, rtol=0, atol=1e-5)
+    assert blocked.band.shape == (40,) and blocked.scores.shape == (40, 5)
+
+
 def test_io_binding_path_matches(models: dict[str, tuple[Path, str]]) -> None:
     rng = np.random.default_rng(8)
     feats, has, queries, corpus = batch(rng, b=20, n=1500)

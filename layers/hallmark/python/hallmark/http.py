@@ -4,6 +4,8 @@ role enforcement from the declared route table, and one JSON error shape:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from collections.abc import Callable
@@ -61,14 +63,15 @@ def make_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     public_routes = set(json.loads(os.environ.get("HALLMARK_PUBLIC_ROUTES", '["GET /health"]')))
 
-    def authorize(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    def refusal(app: APIGatewayHttpResolver) -> Response[Any] | None:
+        """413/401/403 for a request that must not reach validation or the route; else None."""
         event = app.current_event.raw_event
         route_key = event.get("routeKey", "")
         body = event.get("body") or ""
         if len(body.encode() if isinstance(body, str) else body) > MAX_BODY_BYTES:
             return error_response(413, "payload_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes")
         if route_key in public_routes:
-            return next_middleware(app)
+            return None
         caller = current_caller(app)
         if caller is None:
             return error_response(401, "unauthorized", "a valid bearer token is required")
@@ -79,8 +82,47 @@ def make_resolver() -> APIGatewayHttpResolver:
                 {"required": sorted(allowed), "roles": sorted(caller.roles)},
             )
         app.append_context(caller=caller)
-        return next_middleware(app)
+        return None
 
+    def body_refusal(app: APIGatewayHttpResolver) -> Response[Any] | None:
+        """415 for a body that is not JSON, 400 for one that is not UTF-8, before Powertools parses
+        it (it would answer 415 in its own shape, or fail with a 500 on either)."""
+        event = app.current_event.raw_event
+        body = event.get("body")
+        method = str((event.get("requestContext") or {}).get("http", {}).get("method", "")).upper()
+        if not body or method not in ("POST", "PUT", "PATCH"):
+            return None
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type not in ("", "application/json"):
+            return error_response(415, "unsupported_media_type", "request bodies must be application/json",
+                                  {"contentType": media_type})
+        if event.get("isBase64Encoded"):
+            try:
+                base64.b64decode(body, validate=True).decode("utf-8")
+            except (binascii.Error, ValueError):
+                return error_response(400, "malformed_json", "the body is not UTF-8 encoded JSON")
+        return None
+
+    def gate(app: APIGatewayHttpResolver) -> Response[Any] | None:
+        refused = refusal(app)
+        return refused if refused is not None else body_refusal(app)
+
+    def authorize(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+        refused = gate(app)
+        return refused if refused is not None else next_middleware(app)
+
+    # Powertools runs request validation before every user middleware, so a caller with the wrong
+    # role (or a body over the limit) would get a 400 listing the schema's errors instead of
+    # 403/413. The gate runs first: it wraps the resolver's request-validation middleware. The
+    # plain middleware stays as the backstop for a route that turns validation off.
+    validate = getattr(app, "_request_validation_middleware", None)
+    if validate is not None:
+        def authorize_then_validate(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
+            refused = gate(app)
+            return refused if refused is not None else validate(app, next_middleware)
+
+        app._request_validation_middleware = authorize_then_validate  # type: ignore[assignment]
     app.use(middlewares=[authorize])
 
     @app.exception_handler(DomainError)

@@ -55,11 +55,15 @@ def plan_deployment(
     signature_id: str | None = None,
     witnesses: Iterable[str] = (),
     actor: str = "system",
+    reason: str | None = None,
+    deployment_id: str | None = None,
 ) -> PlannedDeployment:
     """The deployment plan for an artifact whose provenance verified, or a refusal.
 
     Raises ``provenance_unverified`` (403) carrying a ``DeploymentRefused`` event when the
-    provenance did not verify; ``invalid_input``/``invalid_tier`` for unknown enum values.
+    provenance did not verify (``reason`` says why: ``no_provenance``, ``envelope_invalid``,
+    ``record_mismatch``, ...); ``invalid_input``/``invalid_tier`` for unknown enum values.
+    ``deployment_id`` names the request in the events (two identical requests are two events).
     """
     if environment not in ENVIRONMENTS:
         raise InvalidInput(f"unknown environment {environment!r}", {"allowed": list(ENVIRONMENTS)})
@@ -67,14 +71,16 @@ def plan_deployment(
         raise DomainError("invalid_tier", f"unknown tier {tier!r}", details={"allowed": list(TIERS)})
     env: Environment = environment  # type: ignore[assignment]
     tier_: Tier = tier  # type: ignore[assignment]
+    request = {"deploymentId": deployment_id} if deployment_id else {}
     if not provenance_verified:
+        why = reason or "provenance_unverified"
         raise DomainError(
             "provenance_unverified",
-            "deployment refused: the artifact's provenance does not verify",
-            details={"artifactId": artifact_id, "environment": env},
+            f"deployment refused: the artifact's provenance does not verify ({why})",
+            details={"artifactId": artifact_id, "environment": env, "reason": why, "signatureId": signature_id},
             events=[EventDraft("DeploymentRefused", artifact_id,
-                               {"environment": env, "reason": "provenance_unverified",
-                                "signatureId": signature_id}, actor=actor)],
+                               {"environment": env, "reason": "provenance_unverified", "detail": why,
+                                "signatureId": signature_id, **request}, actor=actor)],
         )
     witness_list = sorted(witnesses)
     annotations = {
@@ -96,6 +102,6 @@ def plan_deployment(
     )
     event = EventDraft("DeploymentPlanned", artifact_id, {
         "environment": env, "tier": tier_, "signatureId": signature_id,
-        "resources": plan.resources.to_json_dict(), "monitoring": plan.monitoring.to_json_dict(),
+        "resources": plan.resources.to_json_dict(), "monitoring": plan.monitoring.to_json_dict(), **request,
     }, actor=actor)
     return PlannedDeployment(plan, [event])

@@ -9,7 +9,12 @@ from hallmark._domain import DomainModel, UtcDatetime
 
 Tier = Literal["bronze", "silver", "gold"]
 CeremonyType = Literal["release", "update", "milestone", "collaboration"]
-CeremonyStatus = Literal["Gathering", "Completed", "Lapsed"]
+CeremonyStatus = Literal["Gathering", "Witnessed", "Signed", "Completed", "Lapsed"]
+"""``Gathering`` -> (``Witnessed`` -> ``Signed`` ->) ``Completed``, or ``Lapsed`` at the deadline.
+
+The staged statuses are used when a state machine runs the completion (``CeremonyService(
+staged=True)``): ``Witnessed`` = enough witnesses (and the blessing); ``Signed`` = the
+provenance record is signed and stored; ``Completed`` = the tiers are awarded."""
 Environment = Literal["development", "staging", "production"]
 
 TIERS: tuple[Tier, ...] = ("bronze", "silver", "gold")
@@ -65,12 +70,18 @@ class Blessing(DomainModel):
 
 class ProvenanceAttestation(DomainModel):
     """The signed provenance record: ``signature`` (base64 DER) by ``key_id`` over
-    ``encode(record)`` (RFC 8785 of the record by default). ``signature_id`` names it."""
+    ``encode(record)`` (RFC 8785 of the record by default). ``signature_id`` names it.
+
+    When signed as a DSSE envelope (``payload_type`` set), ``envelope`` is the envelope
+    itself (``payload`` = base64 of RFC 8785 of ``record``) and ``signature`` its signature
+    over ``PAE(payload_type, payload)``; ``signature_id`` hashes those PAE bytes."""
 
     record: dict[str, Any]
     key_id: str
     signature: str
     signature_id: str
+    payload_type: str | None = None
+    envelope: dict[str, Any] | None = None
 
 
 class Ceremony(DomainModel):
@@ -88,6 +99,10 @@ class Ceremony(DomainModel):
     blessed_by: Blessing | None = None
     provenance: ProvenanceAttestation | None = None
     completed_at: UtcDatetime | None = None
+    awarded: tuple[str, ...] = ()
+    """The artifacts whose tier this ceremony raised (staged completion; an artifact that
+    already held the tier through a concurrent ceremony is not in it)."""
+    awarded_at: UtcDatetime | None = None
     version: int = 1
 
     @property

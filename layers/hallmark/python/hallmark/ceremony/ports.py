@@ -11,8 +11,8 @@ import threading
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
-from hallmark.ceremony.models import ArtifactProvenance, Ceremony, Tier, Witness
-from hallmark.errors import Conflict
+from hallmark.ceremony.models import ArtifactProvenance, Ceremony, ProvenanceAttestation, Tier, Witness
+from hallmark.errors import Conflict, NotFound
 
 
 class TierAward(NamedTuple):
@@ -42,6 +42,32 @@ class CeremonyRepository(Protocol):
 
     def artifact(self, artifact_id: str) -> ArtifactProvenance | None: ...
 
+    def provenance(self, signature_id: str) -> ProvenanceAttestation | None:
+        """The stored attestation named ``signature_id`` (``None`` if there is none)."""
+        ...
+
+
+class TaskTokens(Protocol):
+    """The Step Functions task token a waiting ceremony execution resumes with.
+
+    Attaching the token and completing the witnesses can happen in either order; whoever
+    comes second must resume the execution, and only one of them may. ``claim`` hands the
+    token out once, and only while the ceremony is ``Witnessed``: both sides call it after
+    their own write, so exactly one of them gets it.
+    """
+
+    def attach_task_token(self, ceremony_id: str, token: str) -> None:
+        """Keep ``token`` on the ceremony (a retried wait replaces it); ``NotFound`` if none."""
+        ...
+
+    def claim_task_token(self, ceremony_id: str) -> str | None:
+        """The token, once, if one is attached and the ceremony is ``Witnessed``; else ``None``."""
+        ...
+
+    def release_task_token(self, ceremony_id: str) -> None:
+        """Undo a claim whose resume failed, so that a later attempt may claim again."""
+        ...
+
 
 class InMemoryWitnessRepository:
     def __init__(self) -> None:
@@ -64,6 +90,8 @@ class InMemoryCeremonyRepository:
     def __init__(self) -> None:
         self._ceremonies: dict[str, Ceremony] = {}
         self._artifacts: dict[str, ArtifactProvenance] = {}
+        self._tokens: dict[str, str] = {}
+        self._claimed: set[str] = set()
         self._lock = threading.Lock()
 
     def get(self, ceremony_id: str) -> Ceremony | None:
@@ -94,6 +122,31 @@ class InMemoryCeremonyRepository:
     def artifact(self, artifact_id: str) -> ArtifactProvenance | None:
         with self._lock:
             return self._artifacts.get(artifact_id)
+
+    def provenance(self, signature_id: str) -> ProvenanceAttestation | None:
+        with self._lock:
+            return next((c.provenance for c in self._ceremonies.values()
+                         if c.provenance is not None and c.provenance.signature_id == signature_id), None)
+
+    def attach_task_token(self, ceremony_id: str, token: str) -> None:
+        with self._lock:
+            if ceremony_id not in self._ceremonies:
+                raise NotFound("ceremony", ceremony_id)
+            self._tokens[ceremony_id] = token
+            self._claimed.discard(ceremony_id)
+
+    def claim_task_token(self, ceremony_id: str) -> str | None:
+        with self._lock:
+            ceremony = self._ceremonies.get(ceremony_id)
+            token = self._tokens.get(ceremony_id)
+            if ceremony is None or token is None or ceremony.status != "Witnessed" or ceremony_id in self._claimed:
+                return None
+            self._claimed.add(ceremony_id)
+            return token
+
+    def release_task_token(self, ceremony_id: str) -> None:
+        with self._lock:
+            self._claimed.discard(ceremony_id)
 
     def set_artifact(self, record: ArtifactProvenance) -> None:
         """Test helper: seed an artifact's current tier."""

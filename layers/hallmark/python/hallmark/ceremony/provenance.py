@@ -7,10 +7,16 @@ from typing import Any
 
 from hallmark._crypto import b64decode, canonical, sha256_hex, verify_p256
 from hallmark._domain import format_rfc3339
-from hallmark.ceremony.models import Ceremony, ProvenanceAttestation, Tier
+from hallmark.ceremony.models import TIERS, Ceremony, ProvenanceAttestation, Tier
+from hallmark.dsse import DsseError, pae, sign_envelope, verify_envelope
+from hallmark.ports import Signer
 
 WITNESS_PURPOSE = "hallmark/ceremony-witness/v1"
 PROVENANCE_TYPE = "hallmark/provenance/v1"
+#: The DSSE ``payloadType`` of a signed provenance record. The payload is the RFC 8785 JSON of
+#: the record itself (not an in-toto Statement: artifacts are named, not digested), so it
+#: gets its own media type rather than ``application/vnd.in-toto+json``.
+PROVENANCE_PAYLOAD_TYPE = "application/vnd.hallmark.provenance+json"
 
 #: Turns a provenance record into the bytes that are signed (default: RFC 8785). The lead may
 #: inject a DSSE PAE encoder here; verification must use the same encoder.
@@ -77,13 +83,71 @@ def signature_id(tier: Tier, payload: bytes) -> str:
 def verify_attestation(
     attestation: ProvenanceAttestation, public_key_pem: str | bytes, encode: RecordEncoder = provenance_payload
 ) -> bool:
-    """True iff the signature verifies under ``public_key_pem`` and the id matches the record."""
-    payload = encode(attestation.record)
+    """True iff the signature verifies under ``public_key_pem`` and the id matches the record
+    (for a DSSE attestation: the envelope verifies and carries exactly the record)."""
+    return attestation_failure(attestation, public_key_pem, encode) is None
+
+
+# ----------------------------------------------------------------------------- DSSE
+
+
+def dsse_encoder(payload_type: str = PROVENANCE_PAYLOAD_TYPE) -> RecordEncoder:
+    """The encoder whose bytes a DSSE signature covers: ``PAE(payload_type, RFC8785(record))``."""
+
+    def encode(record: dict[str, Any]) -> bytes:
+        return pae(payload_type, canonical(record))
+
+    return encode
+
+
+def attest_dsse(record: dict[str, Any], signer: Signer,
+                payload_type: str = PROVENANCE_PAYLOAD_TYPE) -> ProvenanceAttestation:
+    """Sign ``record`` as a DSSE envelope (``hallmark.dsse.sign_envelope``) and name it.
+
+    ``signature_id`` = ``provenance-<tier>-<sha256 of PAE(payload_type, payload)>``, the bytes
+    the signature covers, so any verifier holding the envelope can recompute it.
+    """
+    payload = canonical(record)
+    envelope = sign_envelope(payload, payload_type, signer)
+    first = envelope["signatures"][0]
+    return ProvenanceAttestation(
+        record=record, key_id=str(first["keyid"]), signature=str(first["sig"]),
+        signature_id=signature_id(record["tier"], pae(payload_type, payload)),
+        payload_type=payload_type, envelope=envelope,
+    )
+
+
+def attestation_failure(
+    attestation: ProvenanceAttestation, public_key_pem: str | bytes, encode: RecordEncoder = provenance_payload
+) -> str | None:
+    """Why ``attestation`` does not verify under ``public_key_pem``, or ``None`` when it does.
+
+    A DSSE attestation must carry an envelope of its payload type whose signature verifies
+    (``hallmark.dsse.verify_envelope``), whose payload is exactly RFC 8785 of the stored
+    record, and whose PAE bytes hash to ``signature_id``. Reasons: ``envelope_invalid``,
+    ``record_mismatch``, ``signature_id_mismatch``, ``invalid_tier``, ``signature_invalid``.
+    """
     tier = attestation.record.get("tier")
-    if tier not in ("bronze", "silver", "gold") or attestation.signature_id != signature_id(tier, payload):
-        return False
+    if tier not in TIERS:
+        return "invalid_tier"
+    pem = public_key_pem.encode("ascii") if isinstance(public_key_pem, str) else public_key_pem
+    if attestation.payload_type is not None or attestation.envelope is not None:
+        if attestation.envelope is None or attestation.payload_type is None:
+            return "envelope_invalid"
+        try:
+            payload = verify_envelope(attestation.envelope, pem, expected_payload_type=attestation.payload_type)
+        except (DsseError, ValueError):
+            return "envelope_invalid"
+        if payload != canonical(attestation.record):
+            return "record_mismatch"
+        if attestation.signature_id != signature_id(tier, pae(attestation.payload_type, payload)):
+            return "signature_id_mismatch"
+        return None
+    payload = encode(attestation.record)
+    if attestation.signature_id != signature_id(tier, payload):
+        return "signature_id_mismatch"
     try:
         der = b64decode(attestation.signature)
     except ValueError:
-        return False
-    return verify_p256(public_key_pem, payload, der)
+        return "signature_invalid"
+    return None if verify_p256(pem, payload, der) else "signature_invalid"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from hallmark._crypto import b64decode, b64encode, public_key_fingerprint, verify_p256
 from hallmark._domain import EventDraft, Principal, as_utc, format_rfc3339
@@ -26,11 +28,13 @@ from hallmark.ceremony.models import (
 from hallmark.ceremony.ports import CeremonyRepository, TierAward, WitnessRepository
 from hallmark.ceremony.provenance import (
     RecordEncoder,
+    attest_dsse,
+    attestation_failure,
     ceremony_payload,
+    dsse_encoder,
     provenance_payload,
     provenance_record,
     signature_id,
-    verify_attestation,
 )
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from hallmark.governance.models import check_id
@@ -39,6 +43,7 @@ from hallmark.ports import Signer
 SUPERADMIN = "superadmin"
 DEFAULT_CEREMONY_WINDOW = timedelta(days=7)
 MAX_DESCRIPTION = 2000
+CONFLICT_ATTEMPTS = 6
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,14 @@ class WitnessRegistry:
 class CeremonyService:
     """Runs ceremonies. Completion (enough distinct verified witnesses, and a superadmin
     blessing for gold) signs the provenance record through the ``Signer`` port and awards
-    the tier to every artifact in the same atomic write."""
+    the tier to every artifact in the same atomic write.
+
+    ``staged=True`` splits completion into the steps a state machine runs: the witness (or
+    blessing) that completes the ceremony leaves it ``Witnessed``; :meth:`sign_provenance`
+    signs and stores the record (``Signed``, ``CeremonyCompleted``); :meth:`award_tiers`
+    raises each artifact's tier (``Completed``, ``TierAwarded``). ``payload_type`` signs the
+    record as a DSSE envelope of that type (``hallmark.dsse``) instead of ``encode``.
+    """
 
     def __init__(
         self,
@@ -104,12 +116,27 @@ class CeremonyService:
         *,
         encode: RecordEncoder = provenance_payload,
         window: timedelta = DEFAULT_CEREMONY_WINDOW,
+        staged: bool = False,
+        payload_type: str | None = None,
     ) -> None:
         self._repo = ceremonies
         self._witnesses = witnesses
         self._signer = signer
-        self._encode = encode
+        self._payload_type = payload_type
+        self._encode = dsse_encoder(payload_type) if payload_type else encode
         self._window = window
+        self._staged = staged
+
+    def retrying(self, ceremony_id: str, change: Callable[[Ceremony], CeremonyChange]) -> CeremonyChange:
+        """Load the ceremony and apply ``change``; on a concurrent write (``conflict``), reload
+        and apply again (optimistic concurrency: concurrent witnesses all land)."""
+        for attempt in range(CONFLICT_ATTEMPTS):
+            try:
+                return change(self.load(ceremony_id))
+            except Conflict as exc:
+                if exc.code != "conflict" or attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def load(self, ceremony_id: str) -> Ceremony:
         ceremony = self._repo.get(ceremony_id)
@@ -226,7 +253,8 @@ class CeremonyService:
             raise Forbidden("the initiator cannot bless their own ceremony", {"initiator": ceremony.initiator},
                             code="self_blessing")
         if ceremony.blessed_by is not None:
-            raise Conflict("the ceremony is already blessed", {"superadmin": ceremony.blessed_by.superadmin})
+            raise Conflict("the ceremony is already blessed", {"superadmin": ceremony.blessed_by.superadmin},
+                           code="already_blessed")
         updated = ceremony.model_copy(update={"blessed_by": Blessing(superadmin=caller.sub, blessed_at=now),
                                               "version": ceremony.version + 1})
         event = EventDraft("BlessingGiven", ceremony.ceremony_id, {"tier": ceremony.tier}, actor=caller.sub)
@@ -240,60 +268,156 @@ class CeremonyService:
             return CeremonyChange(ceremony)
         lapsed = ceremony.model_copy(update={"status": "Lapsed", "version": ceremony.version + 1})
         self._repo.save(lapsed, expected_version=ceremony.version)
-        return CeremonyChange(lapsed, [EventDraft("CeremonyLapsed", ceremony.ceremony_id, {
-            "tier": ceremony.tier, "witnesses": len(ceremony.witnesses),
-            "required": ceremony.rule.min_witnesses, "blessed": ceremony.blessed_by is not None,
-        })])
+        return CeremonyChange(lapsed, [self._lapsed_event(ceremony)])
+
+    # ------------------------------------------------------------------ staged completion
+    def sign_provenance(self, ceremony: Ceremony, now: datetime) -> CeremonyChange:
+        """``Witnessed`` -> ``Signed``: sign the provenance record and store it with the
+        ceremony (``CeremonyCompleted``). Idempotent: once signed, the same event again."""
+        now = as_utc(now)
+        if ceremony.status in ("Signed", "Completed") and ceremony.provenance is not None:
+            return CeremonyChange(ceremony, [self._completed_event(ceremony, ceremony.provenance)])
+        if ceremony.status != "Witnessed":
+            raise Conflict(f"the ceremony is {ceremony.status}, not Witnessed", {"status": ceremony.status},
+                           code="invalid_transition")
+        attestation = self._attest(provenance_record(ceremony, format_rfc3339(now)))
+        signed = ceremony.model_copy(update={"status": "Signed", "provenance": attestation, "completed_at": now,
+                                             "version": ceremony.version + 1})
+        self._repo.save(signed, expected_version=ceremony.version)
+        return CeremonyChange(signed, [self._completed_event(signed, attestation)])
+
+    def award_tiers(self, ceremony: Ceremony, now: datetime) -> CeremonyChange:
+        """``Signed`` -> ``Completed``: raise every artifact that still holds the tier below to
+        the ceremony's tier, in one atomic write (``TierAwarded`` each). An artifact that got
+        the tier (or a higher one) meanwhile from another ceremony keeps it and is skipped.
+        Idempotent: once completed, the same events again."""
+        now = as_utc(now)
+        if ceremony.status == "Completed" and ceremony.provenance is not None:
+            return CeremonyChange(ceremony, self._award_events(ceremony, ceremony.provenance, ceremony.awarded))
+        if ceremony.status != "Signed" or ceremony.provenance is None:
+            raise Conflict(f"the ceremony is {ceremony.status}, not Signed", {"status": ceremony.status},
+                           code="invalid_transition")
+        attestation = ceremony.provenance
+        prior = TIER_RULES[ceremony.tier].requires_prior
+        awards = [award for award in self._awards(ceremony, attestation, now)
+                  if self._held_tier(award.record.artifact_id) == prior]
+        awarded = tuple(a.record.artifact_id for a in awards)
+        done = ceremony.model_copy(update={"status": "Completed", "awarded": awarded, "awarded_at": now,
+                                           "version": ceremony.version + 1})
+        self._repo.save(done, expected_version=ceremony.version, awards=awards)
+        return CeremonyChange(done, self._award_events(done, attestation, awarded))
+
+    def mark_lapsed(self, ceremony: Ceremony, now: datetime) -> CeremonyChange:
+        """The state machine's deadline fired: a ceremony still ``Gathering`` lapses
+        (``CeremonyLapsed``); one that was witnessed in time is left for signing."""
+        if ceremony.status == "Gathering":
+            return self.lapse_if_due(ceremony, max(as_utc(now), ceremony.deadline))
+        if ceremony.status == "Lapsed":
+            return CeremonyChange(ceremony, [self._lapsed_event(ceremony)])
+        return CeremonyChange(ceremony)
 
     # ------------------------------------------------------------------ deployment
-    def plan_deployment(self, artifact_id: str, environment: str, *, actor: str = "system") -> PlannedDeployment:
+    def plan_deployment(self, artifact_id: str, environment: str, *, actor: str = "system",
+                        deployment_id: str | None = None) -> PlannedDeployment:
         """Look up the artifact's provenance, verify it with the signer's public key, and plan."""
         held = self._repo.artifact(artifact_id)
-        ceremony = self._repo.get(held.ceremony_id) if held else None
-        attestation = ceremony.provenance if ceremony else None
-        verified = bool(
-            held and attestation and attestation.signature_id == held.signature_id
-            and artifact_id in attestation.record.get("artifacts", ())
-            and attestation.record.get("tier") == held.tier
-            and self.verify(attestation)
-        )
+        attestation = self._repo.provenance(held.signature_id) if held else None
+        reason = self.provenance_failure(artifact_id, held, attestation)
         return plan_deployment(
-            artifact_id, environment, verified, held.tier if held else "bronze",
+            artifact_id, environment, reason is None, held.tier if held else "bronze",
             signature_id=held.signature_id if held else None,
             witnesses=attestation.record.get("witnesses", ()) if attestation else (), actor=actor,
+            reason=reason, deployment_id=deployment_id,
         )
 
+    def provenance_failure(self, artifact_id: str, held: ArtifactProvenance | None,
+                           attestation: ProvenanceAttestation | None) -> str | None:
+        """Why the artifact's provenance does not verify (``None`` when it does): it must be
+        signed by this service's key and name this artifact, this tier and this ceremony."""
+        if held is None:
+            return "no_provenance"
+        if attestation is None:
+            return "provenance_missing"
+        if attestation.signature_id != held.signature_id:
+            return "signature_mismatch"
+        failure = attestation_failure(attestation, self._signer.public_key_pem(), self._encode)
+        if failure is not None:
+            return failure
+        record = attestation.record
+        if artifact_id not in record.get("artifacts", ()):
+            return "artifact_not_in_record"
+        if record.get("tier") != held.tier:
+            return "tier_mismatch"
+        if record.get("ceremonyId") != held.ceremony_id:
+            return "ceremony_mismatch"
+        return None
+
     def verify(self, attestation: ProvenanceAttestation) -> bool:
-        return verify_attestation(attestation, self._signer.public_key_pem(), self._encode)
+        return attestation_failure(attestation, self._signer.public_key_pem(), self._encode) is None
 
     # ------------------------------------------------------------------ internals
     def _commit(self, before: Ceremony, updated: Ceremony, events: list[EventDraft], now: datetime) -> CeremonyChange:
         if not updated.is_complete():
             self._repo.save(updated, expected_version=before.version)
             return CeremonyChange(updated, events)
-        completed_at = format_rfc3339(now)
-        record = provenance_record(updated, completed_at)
-        payload = self._encode(record)
-        attestation = ProvenanceAttestation(
-            record=record, key_id=self._signer.key_id, signature=b64encode(self._signer.sign(payload)),
-            signature_id=signature_id(updated.tier, payload),
-        )
-        done = updated.model_copy(update={"status": "Completed", "provenance": attestation, "completed_at": now})
-        awards = [
-            TierAward(TIER_RULES[updated.tier].requires_prior, ArtifactProvenance(
-                artifact_id=artifact, tier=updated.tier, ceremony_id=updated.ceremony_id,
-                signature_id=attestation.signature_id, awarded_at=now))
-            for artifact in updated.artifacts
-        ]
+        if self._staged:
+            witnessed = updated.model_copy(update={"status": "Witnessed"})
+            self._repo.save(witnessed, expected_version=before.version)
+            return CeremonyChange(witnessed, events)
+        attestation = self._attest(provenance_record(updated, format_rfc3339(now)))
+        awards = self._awards(updated, attestation, now)
+        done = updated.model_copy(update={"status": "Completed", "provenance": attestation, "completed_at": now,
+                                          "awarded": updated.artifacts, "awarded_at": now})
         self._repo.save(done, expected_version=before.version, awards=awards)
-        events = [*events, EventDraft("CeremonyCompleted", updated.ceremony_id, {
-            "tier": updated.tier, "signatureId": attestation.signature_id, "keyId": attestation.key_id,
+        return CeremonyChange(done, [*events, self._completed_event(done, attestation),
+                                     *self._award_events(done, attestation, done.artifacts)])
+
+    def _attest(self, record: dict[str, Any]) -> ProvenanceAttestation:
+        if self._payload_type:
+            return attest_dsse(record, self._signer, self._payload_type)
+        payload = self._encode(record)
+        return ProvenanceAttestation(
+            record=record, key_id=self._signer.key_id, signature=b64encode(self._signer.sign(payload)),
+            signature_id=signature_id(record["tier"], payload),
+        )
+
+    @staticmethod
+    def _awards(ceremony: Ceremony, attestation: ProvenanceAttestation, now: datetime) -> list[TierAward]:
+        return [
+            TierAward(TIER_RULES[ceremony.tier].requires_prior, ArtifactProvenance(
+                artifact_id=artifact, tier=ceremony.tier, ceremony_id=ceremony.ceremony_id,
+                signature_id=attestation.signature_id, awarded_at=now))
+            for artifact in ceremony.artifacts
+        ]
+
+    def _held_tier(self, artifact_id: str) -> Tier | None:
+        held = self._repo.artifact(artifact_id)
+        return held.tier if held else None
+
+    @staticmethod
+    def _completed_event(ceremony: Ceremony, attestation: ProvenanceAttestation) -> EventDraft:
+        record = attestation.record
+        data = {
+            "tier": ceremony.tier, "signatureId": attestation.signature_id, "keyId": attestation.key_id,
             "witnesses": record["witnesses"], "artifacts": record["artifacts"], "blessedBy": record["blessedBy"],
-        })]
-        events += [EventDraft("TierAwarded", artifact, {
-            "tier": updated.tier, "ceremonyId": updated.ceremony_id, "signatureId": attestation.signature_id,
-        }) for artifact in updated.artifacts]
-        return CeremonyChange(done, events)
+        }
+        if attestation.payload_type:
+            data["payloadType"] = attestation.payload_type
+        return EventDraft("CeremonyCompleted", ceremony.ceremony_id, data)
+
+    @staticmethod
+    def _award_events(ceremony: Ceremony, attestation: ProvenanceAttestation,
+                      artifacts: tuple[str, ...]) -> list[EventDraft]:
+        return [EventDraft("TierAwarded", artifact, {
+            "tier": ceremony.tier, "ceremonyId": ceremony.ceremony_id, "signatureId": attestation.signature_id,
+        }) for artifact in artifacts]
+
+    @staticmethod
+    def _lapsed_event(ceremony: Ceremony) -> EventDraft:
+        return EventDraft("CeremonyLapsed", ceremony.ceremony_id, {
+            "tier": ceremony.tier, "witnesses": len(ceremony.witnesses),
+            "required": ceremony.rule.min_witnesses, "blessed": ceremony.blessed_by is not None,
+        })
 
     def _check_climb(self, target: Tier, artifacts: list[str] | tuple[str, ...]) -> None:
         prior = TIER_RULES[target].requires_prior
@@ -313,7 +437,7 @@ class CeremonyService:
             raise DomainError("lapsed", "the ceremony has lapsed",
                               details={"deadline": format_rfc3339(ceremony.deadline)})
         if ceremony.status != "Gathering":
-            raise Conflict(f"the ceremony is {ceremony.status}", {"status": ceremony.status})
+            raise Conflict(f"the ceremony is {ceremony.status}", {"status": ceremony.status}, code="ceremony_closed")
 
 
 def _require_superadmin(caller: Principal) -> None:

@@ -152,10 +152,14 @@ def validate_transaction(tx: Transaction, accounts: Mapping[str, Account | None]
 def balances_after(
     tx: Transaction, accounts: Mapping[str, Account], balances: Mapping[str, int]
 ) -> dict[str, int]:
-    """New balances of the touched accounts; ``negative_balance`` where an account forbids it."""
+    """New balances of the touched accounts; ``negative_balance`` where an account forbids it,
+    ``balance_out_of_range`` beyond the I-JSON safe integers."""
     result: dict[str, int] = {}
     for account_id, delta in net_deltas(tx).items():
         new = balances.get(account_id, 0) + delta
+        if abs(new) > MAX_MINOR:  # balances stay I-JSON safe integers (they are signed, RFC 8785)
+            raise DomainError("balance_out_of_range", f"account {account_id!r} would leave +/-{MAX_MINOR}", 422,
+                              {"account": account_id, "balance": balances.get(account_id, 0), "delta": delta})
         if new < 0 and not accounts[account_id].allow_negative:
             raise DomainError("negative_balance", f"account {account_id!r} cannot go below zero",
                               details={"account": account_id, "balance": balances.get(account_id, 0),

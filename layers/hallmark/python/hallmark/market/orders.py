@@ -9,6 +9,7 @@ retried step re-posts nothing.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -121,6 +122,10 @@ class AccountNames:
     def platform(self, currency: str) -> str:
         return f"platform:{currency}"
 
+    def payout(self, party: str, currency: str) -> str:
+        """Where a settlement pays a party (money leaving the marketplace for the party)."""
+        return f"payout:{party}:{currency}"
+
 
 @dataclass(frozen=True)
 class OrderChange:
@@ -138,8 +143,12 @@ class OrderService:
         *,
         fee_bps: int = 500,
         accounts: AccountNames | None = None,
+        proof_sink: Callable[[SignedProof], None] | None = None,
     ) -> None:
+        """``proof_sink`` receives each signed proof *before* the order that cites it is
+        saved, so a stored order never names a proof that was lost in a crash."""
         split_fee(1, fee_bps)  # validates the fee
+        self._sink = proof_sink
         self._orders = orders
         self._ledger = ledger
         self._signer = proof_signer
@@ -192,6 +201,8 @@ class OrderService:
         plan = self._plan(order)
         posted = self._ledger.post(plan.capture, now, actor=order.buyer)
         proof = sign_ledger_proof(posted.posted, self._signer)
+        if self._sink is not None:
+            self._sink(proof)
         paid = transition(order, "Paid", paid_at=as_utc(now), ledger_proof_id=proof.proof_id)
         self._orders.save(paid, expected_version=order.version)
         events = [EventDraft(e.type, e.subject, {**e.data, "ledgerProofId": proof.proof_id}, e.actor)
@@ -209,9 +220,19 @@ class OrderService:
                                     now=now, ttl=ttl)
         released = self._ledger.post(self._plan(order).release, now)
         signed = sign_delivery_proof(proof_body, self._signer)
+        if self._sink is not None:
+            self._sink(signed)
         delivered = transition(order, "Delivered", delivered_at=as_utc(now), delivery_proof_id=signed.proof_id)
         self._orders.save(delivered, expected_version=order.version)
         return OrderChange(delivered, [*released.events, delivery_issued_event(signed)], signed)
+
+    @property
+    def accounts(self) -> AccountNames:
+        return self._names
+
+    def plan(self, order: Order) -> CheckoutPlan:
+        """The capture and release transactions of ``order`` (ids derive from the order id)."""
+        return self._plan(order)
 
     def _plan(self, order: Order) -> CheckoutPlan:
         return checkout_plan(

@@ -5,8 +5,9 @@ model's signed manifest (the caller verifies the manifest; this class only compa
 loads the very bytes it hashed. It runs on the CUDA provider when onnxruntime has it, otherwise on
 the CPU provider, and streams the corpus through the model in chunks (see ``model_io``):
 
-- CPU: chunks are zero-copy row slices of the prepared corpus, sized so one [B, M] block of
-  similarities stays about 32 MiB; intra-op threads = the cores this process may use.
+- CPU: chunks are zero-copy row slices of the prepared corpus (8192 rows by default); the batch
+  is cut into blocks of at most 1024 queries and every chunk visits every block while it is in
+  cache, so one block of similarities is ~32 MiB; intra-op threads = the cores this process may use.
 - CUDA: the prepared corpus is uploaded once as device chunks (fp16 for the fp16 model) and the
   calls go through IO binding, the running top-k staying on the device between chunks.
 - int8 (optional, CPU): an int8 candidate model proposes ``candidates`` rows per query over an
@@ -40,6 +41,10 @@ SIM_BLOCK_BYTES = 32 * 1024 * 1024
 MIN_CHUNK_ROWS = 1024
 MAX_CHUNK_ROWS = 65_536
 CUDA_CHUNK_ROWS = 65_536
+CPU_QUERY_BLOCK = 1024
+"""MLAS's sgemm slows down by a third once the query operand outgrows ~1024 rows (4096 x 768 runs
+at 52 GFLOP/s a core on the benchmark machine, 1024 x 768 at 72): larger batches are cut into
+blocks of 1024 queries, each chunk of the corpus visiting every block while it is in cache."""
 INT8_CHUNK_ROWS = 16_384
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -83,8 +88,9 @@ def cpu_count() -> int:
 
 
 def auto_chunk_rows(batch: int) -> int:
-    """Rows per chunk on the CPU: a power of two keeping B x M float32 similarities ~32 MiB."""
-    rows = SIM_BLOCK_BYTES // (4 * max(1, batch))
+    """Rows per chunk on the CPU: a power of two keeping one block of float32 similarities (at most
+    CPU_QUERY_BLOCK queries x M) about 32 MiB, so it is read back from cache by the selection."""
+    rows = SIM_BLOCK_BYTES // (4 * max(1, min(batch, CPU_QUERY_BLOCK)))
     rows = 1 << max(0, int(rows).bit_length() - 1)
     return min(MAX_CHUNK_ROWS, max(MIN_CHUNK_ROWS, rows))
 
@@ -142,6 +148,7 @@ class EviRunner:
         config: ScoringConfig | None = None,
         chunk_rows: int | None = None,
         intra_op_threads: int | None = None,
+        query_block: int | None = None,
         candidate_model: tuple[str | os.PathLike[str], str] | None = None,
         int8_chunk_rows: int = INT8_CHUNK_ROWS,
         use_io_binding: bool | None = None,
@@ -152,8 +159,9 @@ class EviRunner:
         self.config = config or ScoringConfig()
         self.chunk_rows = chunk_rows
         self.int8_chunk_rows = int8_chunk_rows
-        if (chunk_rows is not None and chunk_rows < 1) or int8_chunk_rows < 1:
-            raise ValueError("chunk rows must be positive")
+        self.query_block = query_block
+        if (chunk_rows is not None and chunk_rows < 1) or int8_chunk_rows < 1 or (query_block or 1) < 1:
+            raise ValueError("chunk rows and query blocks must be positive")
 
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -276,13 +284,24 @@ class EviRunner:
 
     def _run_host(self, feeds: dict[str, npt.NDArray[Any]], prev: F32,
                   chunks: Iterator[npt.NDArray[Any]]) -> ScoreArrays:
-        outs: list[Any] = []
+        """Chunks in the outer loop, blocks of queries in the inner one (each block keeps its own
+        running top-k), so a chunk is read from memory once for the whole batch."""
+        batch = prev.shape[0]
+        step = self.query_block or CPU_QUERY_BLOCK
+        blocks = [(a, min(a + step, batch)) for a in range(0, batch, step)]
+        per_event = (io.IN_QUERIES, io.IN_FEATURES, io.IN_HAS_EMBEDDING)
+        block_feeds = [{**feeds, **{n: feeds[n][a:b] for n in per_event}} for a, b in blocks]
+        running = [prev[a:b] for a, b in blocks]
+        outs: list[list[Any]] = [[] for _ in blocks]
         for chunk in chunks:
-            feeds[io.IN_CORPUS] = chunk
-            feeds[io.IN_PREV_TOPK] = prev
-            outs = self.session.run(list(io.OUTPUTS), feeds)
-            prev = outs[0]
-        return ScoreArrays(*outs)
+            for j, bf in enumerate(block_feeds):
+                bf[io.IN_CORPUS] = chunk
+                bf[io.IN_PREV_TOPK] = running[j]
+                outs[j] = self.session.run(list(io.OUTPUTS), bf)
+                running[j] = outs[j][0]
+        if len(outs) == 1:
+            return ScoreArrays(*outs[0])
+        return ScoreArrays(*(np.concatenate([o[i] for o in outs]) for i in range(len(io.OUTPUTS))))
 
     def _run_bound(self, feeds: dict[str, npt.NDArray[Any]], prev: F32, prepared: PreparedCorpus) -> ScoreArrays:
         device = self.device
@@ -317,15 +336,20 @@ class EviRunner:
         """Exact top-k over the int8 candidates: candidate model per chunk, fp32 re-rank on the host."""
         assert self.candidate_session is not None
         batch = q.shape[0]
-        cand = np.full((batch, self.candidates), np.iinfo(np.int32).min, dtype=np.int32)
-        idx = np.full((batch, self.candidates), -1, dtype=np.int64)
+        step = self.query_block or CPU_QUERY_BLOCK
+        blocks = [(a, min(a + step, batch)) for a in range(0, batch, step)]
+        cands = [np.full((b - a, self.candidates), np.iinfo(np.int32).min, dtype=np.int32) for a, b in blocks]
+        idxs = [np.full((b - a, self.candidates), -1, dtype=np.int64) for a, b in blocks]
         qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         q_u8 = quantise_queries(qn)
         for offset, chunk in prepared.int8_chunks:
-            cand, idx = self.candidate_session.run(None, {
-                io.IN_QUERIES_U8: q_u8, io.IN_CORPUS: chunk, "chunk_offset": np.asarray([offset], np.int64),
-                "prev_cand": cand, "prev_idx": idx,
-            })
+            off = np.asarray([offset], np.int64)
+            for j, (a, b) in enumerate(blocks):
+                cands[j], idxs[j] = self.candidate_session.run(None, {
+                    io.IN_QUERIES_U8: q_u8[a:b], io.IN_CORPUS: chunk, "chunk_offset": off,
+                    "prev_cand": cands[j], "prev_idx": idxs[j],
+                })
+        idx = np.concatenate(idxs)
         rows = prepared.host[np.maximum(idx, 0)]  # [B, C, D]
         exact = np.einsum("bcd,bd->bc", rows, qn, dtype=np.float32)
         exact[idx < 0] = -np.inf

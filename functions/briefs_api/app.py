@@ -1,0 +1,45 @@
+"""GET /briefs (filters: domain, impact_level, since = Unix ms or RFC 3339; newest first) and
+GET /briefs/{briefId}: the BriefPayloads the band router made of same_day and weekly events."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import scoring_runtime
+from hallmark.errors import DomainError, NotFound
+from hallmark.http import make_resolver
+from hallmark.observability import logger, tracer
+from hallmark.scoring.briefs import since_ms
+from hallmark.scoring.schema import Domain, ImpactLevel
+
+app = make_resolver()
+
+
+@app.get("/briefs")
+@tracer.capture_method
+def list_briefs(domain: Annotated[Domain | None, Query()] = None,
+                impact_level: Annotated[ImpactLevel | None, Query()] = None,
+                since: Annotated[str | None, Query(max_length=40)] = None,
+                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+    try:
+        since_value = since_ms(since)
+    except ValueError as exc:
+        raise DomainError("invalid_request", str(exc), 400, {"since": since}) from None
+    items = scoring_runtime.briefs().list(domain=domain, impact_level=impact_level, since_ms=since_value, limit=limit)
+    return {"items": [b.as_dict() for b in items], "count": len(items)}
+
+
+@app.get("/briefs/<briefId>")
+@tracer.capture_method
+def get_brief(briefId: str) -> dict[str, Any]:
+    brief = scoring_runtime.briefs().get(briefId)
+    if brief is None:
+        raise NotFound("brief", briefId)
+    return brief.as_dict()
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

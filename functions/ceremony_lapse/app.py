@@ -1,0 +1,24 @@
+"""Ceremony step "Mark lapsed": the deadline passed (``States.Timeout`` on "Wait for witnesses").
+A ceremony still gathering ends Lapsed (``CeremonyLapsed``); one whose witnesses completed in
+time (its resume raced the deadline) is reported Witnessed, and the execution signs it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark._domain import emit_all
+from hallmark.adapters import runtime
+from hallmark.adapters.dynamo_ceremony import ceremony_runtime
+from hallmark.observability import logger
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    svc, _repo, _registry = ceremony_runtime()
+    change = svc.retrying(event["ceremonyId"], lambda c: svc.mark_lapsed(c, runtime.now()))
+    emit_all(runtime.audit(), "ceremony", change.events)
+    ceremony = change.ceremony
+    return {"ceremonyId": ceremony.ceremony_id, "status": ceremony.status,
+            "witnesses": len(ceremony.witnesses), "required": ceremony.rule.min_witnesses}

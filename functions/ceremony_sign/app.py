@@ -1,0 +1,35 @@
+"""Ceremony step "Sign provenance": the provenance record {initiator, timestamp, tier, sorted
+witnesses, sorted artifacts, blessing, ...} is signed as a DSSE envelope
+(``application/vnd.hallmark.provenance+json``) with the proof KMS key, stored with the
+ceremony and audited (``CeremonyCompleted``)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark._domain import emit_all
+from hallmark.adapters import runtime
+from hallmark.adapters.dynamo_ceremony import ceremony_runtime
+from hallmark.observability import logger, metrics
+
+runtime.startup_guard(sign_keys=("proof",))
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    svc, _repo, _registry = ceremony_runtime("proof")
+    started = time.perf_counter()
+    change = svc.retrying(event["ceremonyId"], lambda c: svc.sign_provenance(c, runtime.now()))
+    metrics.add_metric(name="idea.provenance_sign_latency_seconds", unit=MetricUnit.Seconds,
+                       value=time.perf_counter() - started)
+    emit_all(runtime.audit(), "ceremony", change.events)
+    attestation = change.ceremony.provenance
+    assert attestation is not None
+    return {"ceremonyId": change.ceremony.ceremony_id, "status": change.ceremony.status,
+            "signatureId": attestation.signature_id, "keyId": attestation.key_id,
+            "payloadType": attestation.payload_type}

@@ -1,0 +1,88 @@
+"""Scoring administration:
+
+- ``POST /scoring/model {packageId}`` (superadmin): register the EVI model released through the
+  release pipeline: the package's DSSE manifest must verify with the manifest key, sign the
+  released artifact, and the artifact's ``evi.onnx`` must hash to what its ``hallmark.toml``
+  declares; the model becomes the active one (``GET /scoring/model``);
+- ``PUT /scoring/config`` (superadmin) / ``GET /scoring/config``: batch size and age thresholds, and
+  the GPU threshold (batch size x corpus rows) of the runner Choice;
+- ``GET /scoring/batches[/{batchId}]``: batches, their runner, bands and, for a failed one, why;
+- ``POST /scoring/batches/flush`` (superadmin): seal the open batch now."""
+
+import os
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import runtime, scoring_runtime
+from hallmark.errors import NotFound
+from hallmark.http import caller_of, make_resolver
+from hallmark.observability import logger, tracer
+from hallmark.scoring.batching import BATCH, ConfigUpdate, update_config
+from hallmark.scoring.models import RegisterModel
+
+app = make_resolver()
+
+
+@app.post("/scoring/model")
+@tracer.capture_method
+def register_model(body: Annotated[RegisterModel, Body()]) -> Response[Any]:
+    model = scoring_runtime.registry().register(body.packageId, caller_of(app).sub)
+    logger.info("EVI model registered", extra={"modelDigest": model.modelDigest, "packageId": model.packageId})
+    return Response(201, "application/json", body=model.as_dict())
+
+
+@app.get("/scoring/model")
+@tracer.capture_method
+def active_model() -> dict[str, Any]:
+    return scoring_runtime.registry().active().as_dict()
+
+
+@app.put("/scoring/config")
+@tracer.capture_method
+def put_config(body: Annotated[ConfigUpdate, Body()]) -> dict[str, Any]:
+    return update_config(runtime.docs(), os.environ, body, caller_of(app).sub)
+
+
+@app.get("/scoring/config")
+@tracer.capture_method
+def get_config() -> dict[str, Any]:
+    return {**scoring_runtime.current_limits().as_dict(), "open": scoring_runtime.intake().open_batch()}
+
+
+def _view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in doc.items() if k != "version"}
+
+
+@app.get("/scoring/batches")
+@tracer.capture_method
+def list_batches(limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
+    items = sorted((_view(d) for d in runtime.docs().query(BATCH, 10_000)), key=lambda d: d["sealedAt"],
+                   reverse=True)[:limit]
+    return {"items": items, "count": len(items)}
+
+
+@app.get("/scoring/batches/<batchId>")
+@tracer.capture_method
+def get_batch(batchId: str) -> dict[str, Any]:
+    doc = runtime.docs().get(BATCH, batchId)
+    if doc is None:
+        raise NotFound("batch", batchId)
+    return _view(doc)
+
+
+@app.post("/scoring/batches/flush")
+@tracer.capture_method
+def flush() -> Response[Any]:
+    sealed = scoring_runtime.intake().seal_if_due(force=True)
+    return Response(202, "application/json", body={"sealed": [
+        {"batchId": s.batch_id, "size": s.size, "batchDigest": s.batch_digest, "executionArn": s.execution_arn}
+        for s in sealed]})
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,27 @@
+"""Scoring, the latency path: the batch scored at once in this Lambda with the EVI model on the
+CPU (the model file is refused unless its sha256 is the signed digest in the plan)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import scoring_runtime
+from hallmark.observability import logger, metrics
+from hallmark.scoring.cpu_runner import DEFAULT_CORPUS_MAX, score_batch
+from hallmark.scoring.features import ScoringConfig
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    config = ScoringConfig.model_validate_json(os.environ["SCORING_CONFIG"]) if os.environ.get("SCORING_CONFIG") else None
+    result = score_batch(scoring_runtime.blobs(), batch_key=event["batchKey"], model_key=event["modelKey"],
+                         model_digest=event["modelDigest"], output_key=event["outputKey"],
+                         corpus_key=event["corpusKey"],
+                         corpus_max=int(os.environ.get("CORPUS_MAX", DEFAULT_CORPUS_MAX)), config=config)
+    metrics.add_metric(name="scoring.cpu_batch_seconds", unit=MetricUnit.Seconds, value=result.seconds)
+    return result.summary()

@@ -1,0 +1,18 @@
+"""Scoring: a step failed (a model refused for its digest, a failed Batch job, bad output): the
+batch is marked Failed with a readable reason and the corpus lease released."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import scoring_runtime
+from hallmark.observability import logger
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result = scoring_runtime.pipeline().fail(event["batchId"], event.get("error") or {}, event.get("executionArn"))
+    logger.warning("batch failed", extra={"failure": result})
+    return result

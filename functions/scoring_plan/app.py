@@ -1,0 +1,21 @@
+"""Scoring step 1: re-verify the active model's signed manifest, take the corpus lease, size the
+batch (batch size x corpus rows, against the GPU threshold) for the runner Choice, audit
+EventsIngested."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import scoring_runtime
+from hallmark.observability import logger
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    model = scoring_runtime.registry().verify_active()
+    plan = scoring_runtime.pipeline().plan(event["batchId"], event["executionArn"], model,
+                                           scoring_runtime.current_limits())
+    logger.info("batch planned", extra=plan.as_dict())
+    return plan.as_dict()

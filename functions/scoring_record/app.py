@@ -1,0 +1,16 @@
+"""Scoring step 3: read back and check the runner's envelopes, mark the batch Scored, release the
+corpus lease, audit BatchScored (batch digest, model digest, runner, bands)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import scoring_runtime
+from hallmark.observability import logger
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return scoring_runtime.pipeline().record(event["plan"], event.get("scored") or {})

@@ -1,0 +1,18 @@
+"""Scoring step 4, the band router: instant events to webhook subscribers at once (queued for the
+signed delivery), same_day/weekly events grouped into briefs (stored, BriefCreated audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import scoring_runtime
+from hallmark.observability import logger
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return scoring_runtime.pipeline().route(
+        event["plan"], scoring_runtime.briefs(), scoring_runtime.subscribers(),
+        lambda messages: scoring_runtime.send_batch("webhooks", messages))

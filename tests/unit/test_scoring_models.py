@@ -1,0 +1,176 @@
+"""The model's provenance: registered only from a Published package whose DSSE manifest verifies,
+signs the released artifact, and whose evi.onnx hashes to what its hallmark.toml declares."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gpu_batch.evi_model import build_model
+from hallmark.canonical import canonical_bytes
+from hallmark.docstore import InMemoryDocStore
+from hallmark.dsse import IN_TOTO_PAYLOAD_TYPE, manifest_signature_id, sign_envelope
+from hallmark.errors import Conflict, DomainError, NotFound
+from hallmark.scoring.models import ModelProvenanceError, ModelRegistry, extract_model
+from hallmark.signing import LocalSigner
+from hallmark_tools import samples
+
+PACKAGES, MANIFESTS = "hallmark-packages", "hallmark-manifests"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
+    path = tmp_path_factory.mktemp("m") / "evi.onnx"
+    digest = build_model(path)
+    return path.read_bytes(), digest
+
+
+def package(model: bytes, declared: str | None, *, name: str = "evi.onnx", zipped: bool = False,
+            folder: str = "") -> bytes:
+    toml = '[model]\nfile = "evi.onnx"\n' + (f'sha256 = "{declared}"\n' if declared else "")
+    files = {f"{folder}{name}": model, f"{folder}hallmark.toml": toml.encode()}
+    return samples.zip_bytes(files) if zipped else samples.tar_gz(files)
+
+
+class Objects:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def read(self, bucket: str, key: str, version_id: str | None = None, max_bytes: int | None = None) -> bytes:
+        try:
+            return self.objects[(bucket, key)]
+        except KeyError:
+            raise KeyError(f"s3://{bucket}/{key}") from None
+
+
+class Blobs:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+    def put(self, key: str, data: bytes) -> None:
+        self.objects[key] = data
+
+
+def released(docs: InMemoryDocStore, objects: Objects, signer: LocalSigner, artifact: bytes,
+             status: str = "Published", pid: str = "p-1") -> dict[str, Any]:
+    """What the release pipeline leaves: the package record, the artifact, the committed envelope."""
+    key = f"uploads/{pid}/evi-model-1.0.0.tar.gz"
+    objects.objects[(PACKAGES, key)] = artifact
+    statement = {"_type": "https://in-toto.io/Statement/v1",
+                 "subject": [{"name": "evi-model-1.0.0.tar.gz", "digest": {"sha256": hashlib.sha256(artifact).hexdigest()}}],
+                 "predicateType": "https://hallmark.dev/manifest/v1",
+                 "predicate": {"artifact_ref": f"s3://{PACKAGES}/{key}", "impact": "LOW"}}
+    envelope = sign_envelope(canonical_bytes(statement), IN_TOTO_PAYLOAD_TYPE, signer)
+    ref = {"bucket": MANIFESTS, "key": f"manifests/evi-model/1.0.0/{pid}.dsse.json", "versionId": "v1"}
+    objects.objects[(MANIFESTS, ref["key"])] = json.dumps(envelope).encode()
+    doc = {"packageId": pid, "status": status, "meta": {"name": "evi-model", "version": "1.0.0"},
+           "manifest": {"signatureId": manifest_signature_id(envelope), "digest": "d", "repository": ref}}
+    docs.create("package", pid, doc)
+    return envelope
+
+
+@pytest.fixture()
+def signer() -> LocalSigner:
+    return LocalSigner.generate(key_id="manifest-key")
+
+
+def registry(docs: InMemoryDocStore, objects: Objects, blobs: Blobs, signer: LocalSigner) -> ModelRegistry:
+    return ModelRegistry(docs, objects, blobs, signer.public_key_pem)
+
+
+def test_register_and_verify_the_active_model(model: tuple[bytes, str], signer: LocalSigner) -> None:
+    docs, objects, blobs = InMemoryDocStore(), Objects(), Blobs()
+    envelope = released(docs, objects, signer, package(model[0], model[1]))
+    reg = registry(docs, objects, blobs, signer)
+    active = reg.register("p-1", "root")
+    assert active.modelDigest == model[1] and active.modelKey == f"models/{model[1]}.onnx"
+    assert active.manifestSignatureId == manifest_signature_id(envelope)
+    assert blobs.objects[active.modelKey] == model[0]
+    assert reg.active() == active == reg.verify_active()
+
+
+@pytest.mark.parametrize("layout", [{"zipped": True}, {"folder": "evi-model-1.0.0/"}])
+def test_zip_and_single_top_folder_layouts(model: tuple[bytes, str], layout: dict[str, Any]) -> None:
+    data, digest = extract_model(package(model[0], model[1], **layout))
+    assert (data, digest) == model
+
+
+def test_a_model_that_is_not_the_declared_one_is_refused(model: tuple[bytes, str]) -> None:
+    with pytest.raises(ModelProvenanceError, match="declares"):
+        extract_model(package(model[0] + b"\0", model[1]))
+    with pytest.raises(ModelProvenanceError, match="sha256"):
+        extract_model(package(model[0], None))
+    with pytest.raises(ModelProvenanceError, match=r"evi\.onnx"):
+        extract_model(package(model[0], model[1], name="other.onnx"))
+    with pytest.raises(ModelProvenanceError, match=r"\[model\]"):
+        extract_model(samples.clean_package("greeter"))
+
+
+def test_an_artifact_replaced_after_release_is_refused(model: tuple[bytes, str], signer: LocalSigner) -> None:
+    docs, objects = InMemoryDocStore(), Objects()
+    released(docs, objects, signer, package(model[0], model[1]))
+    key = next(k for k in objects.objects if k[0] == PACKAGES)
+    other = package(model[0] + b"\0", hashlib.sha256(model[0] + b"\0").hexdigest())
+    objects.objects[key] = other  # a consistent package, but not the one the manifest signs
+    with pytest.raises(ModelProvenanceError, match="not the one the manifest signs"):
+        registry(docs, objects, Blobs(), signer).register("p-1", "root")
+
+
+def test_a_manifest_signed_by_another_key_is_refused(model: tuple[bytes, str], signer: LocalSigner) -> None:
+    docs, objects = InMemoryDocStore(), Objects()
+    released(docs, objects, LocalSigner.generate(key_id="intruder"), package(model[0], model[1]))
+    with pytest.raises(ModelProvenanceError, match="does not verify"):
+        registry(docs, objects, Blobs(), signer).register("p-1", "root")
+
+
+def test_a_swapped_envelope_is_refused(model: tuple[bytes, str], signer: LocalSigner) -> None:
+    docs, objects = InMemoryDocStore(), Objects()
+    released(docs, objects, signer, package(model[0], model[1]))
+    doc = docs.get("package", "p-1")
+    assert doc is not None
+    version = doc.pop("version")
+    doc["manifest"]["signatureId"] = "manifest-key:" + "0" * 64
+    docs.replace("package", "p-1", doc, version)
+    with pytest.raises(ModelProvenanceError, match="not the one the release signed"):
+        registry(docs, objects, Blobs(), signer).register("p-1", "root")
+
+
+def test_only_a_published_package_can_be_registered(model: tuple[bytes, str], signer: LocalSigner) -> None:
+    docs, objects = InMemoryDocStore(), Objects()
+    released(docs, objects, signer, package(model[0], model[1]), status="Rejected")
+    reg = registry(docs, objects, Blobs(), signer)
+    with pytest.raises(Conflict):
+        reg.register("p-1", "root")
+    with pytest.raises(NotFound):
+        reg.register("p-404", "root")
+    with pytest.raises(DomainError) as exc:
+        reg.active()
+    assert exc.value.code == "no_active_model" and exc.value.http_status == 404
+
+
+def test_verify_active_fails_when_the_committed_manifest_changes(model: tuple[bytes, str], signer: LocalSigner) -> None:
+    docs, objects = InMemoryDocStore(), Objects()
+    released(docs, objects, signer, package(model[0], model[1]))
+    reg = registry(docs, objects, Blobs(), signer)
+    reg.register("p-1", "root")
+    key = next(k for k in objects.objects if k[0] == MANIFESTS)
+    envelope = json.loads(objects.objects[key])
+    envelope["signatures"][0]["sig"] = envelope["signatures"][0]["sig"][:-4] + "AAAA"
+    objects.objects[key] = json.dumps(envelope).encode()
+    with pytest.raises(ModelProvenanceError):
+        reg.verify_active()
+
+
+def test_build_is_the_package_in_the_demo(tmp_path: Path) -> None:
+    from hallmark_tools.scenarios.scoring import model_package
+
+    body, digest = model_package()
+    data, got = extract_model(body)
+    assert got == digest == hashlib.sha256(data).hexdigest()
