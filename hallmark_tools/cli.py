@@ -102,7 +102,7 @@ def ops_redrive(
     queue: str = typer.Argument(..., help="a queue of the topology, e.g. audit (its DLQ is audit-dlq)"),
     limit: int = typer.Option(0, help="move at most this many messages (0: all)"),
 ) -> None:
-    """Move dead-lettered messages back to their queue (FIFO group and dedup ids kept), so the
+    """Move dead-lettered messages back to their queue (FIFO group kept, dedup id `<id>.r`), so the
     handlers process them again; idempotent consumers make this safe to repeat."""
     import boto3
 

@@ -15,7 +15,7 @@ from hallmark.adapters.audit_runtime import audit_log
 from hallmark.observability import logger
 
 runtime.startup_guard(sign_keys=("audit",))
-processor = SqsFifoPartialProcessor()
+processor = SqsFifoPartialProcessor(skip_group_on_error=True)  # one chain failing never holds back another
 
 
 def record_handler(record: SQSRecord) -> None:
