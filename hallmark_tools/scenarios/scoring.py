@@ -122,7 +122,11 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True).start()
         return self
 
@@ -411,12 +415,15 @@ def step_briefs(ctx: DemoContext) -> dict[str, Any]:
 
 def step_webhook(ctx: DemoContext) -> dict[str, Any]:
     receiver: WebhookReceiver = ctx.facts["scoring_receiver"]
-    got = receiver.wait(1)
-    first = got[0]
+    receiver.wait(1)
     ctx.cloud.wait_idle()
+    got = receiver.verified()
+    first = got[0]
+    refused = [r.error for r in receiver.received if not r.verified]
+    assert not refused, refused
     events = [e for e in _audit_types(ctx) if e == "WebhookDelivered"]
-    assert events, "no WebhookDelivered audit event"
-    return {"verified": len(got), "unverified": len(receiver.received) - len(got),
+    assert len(events) == len({r.headers["webhook-id"] for r in got}), (len(events), len(got))
+    return {"verified": len(got), "unverified": len(refused),
             "webhook-id": first.headers["webhook-id"], "webhook-signature": first.headers["webhook-signature"][:20] + "...",
             "type": first.payload["type"], "event": first.payload["data"]["event_id"],
             "total_evi": round(first.payload["data"]["total_evi"], 3)}
