@@ -16,6 +16,9 @@ from hallmark_tools.topology import TOPOLOGY
 
 def build_app(app: App | None = None) -> App:
     app = app or App()
+    # Server access logs are granted to logging.s3.amazonaws.com by bucket policy, not by the
+    # legacy LogDeliveryWrite ACL, so the access-log bucket can keep ACLs disabled.
+    app.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
     issuer = app.node.try_get_context("oidcIssuer") or "https://cognito-idp.us-east-1.amazonaws.com/REPLACE_ME"
     audience = app.node.try_get_context("oidcAudience") or "hallmark-api"
     HallmarkStack(

@@ -126,7 +126,8 @@ class HallmarkStack(Stack):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            # ACLs off: CDK then grants S3 log delivery (logging.s3.amazonaws.com) by bucket policy.
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             removal_policy=RemovalPolicy.RETAIN,
         )
         acknowledge(self.access_logs, "AwsSolutions-S1",

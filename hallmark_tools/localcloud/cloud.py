@@ -595,9 +595,13 @@ class LocalCloud:
     def _wait_executions_quiet(self) -> None:
         # Let running executions reach a stable point so their threads do not outlive the mock.
         with contextlib.suppress(Exception):
-            deadline = time.monotonic() + 5
-            while self._inflight and time.monotonic() < deadline:
-                time.sleep(0.05)
+            self._wait_handlers_quiet(timeout=5)
+
+    def _wait_handlers_quiet(self, timeout: float) -> None:
+        """Until no handler runs (best effort: gives up after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     # ---------------------------------------------------------------- fault injection
     @contextlib.contextmanager
@@ -655,6 +659,9 @@ class LocalCloud:
             ("before-parameter-build", remember), ("before-call", before), ("after-call", after))
         for event, handler in hooks:
             events.register(f"{event}.{service}.{operation}", handler, unique_id=f"{uid}-{event}")  # type: ignore[arg-type]
+        # A handler already running may be building the cached clients from the session as it was
+        # (without the hooks) and would store them after the reset: let those finish first.
+        self._wait_handlers_quiet(timeout=30)
         runtime.reset()
         try:
             yield fault

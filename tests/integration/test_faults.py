@@ -28,12 +28,6 @@ from hallmark_tools.localcloud.cloud import LocalCloud
 from hallmark_tools.ops import redrive
 from hallmark_tools.topology import env_name
 
-KNOWN_BUG_TRANSIENT_NAMES = (
-    "BUG: a modeled transient AWS error (KMSInternalException, ProvisionedThroughputExceededException, ...) "
-    "reaches Step Functions under its own class name, which no Retry of statemachines/release.asl.json lists "
-    "('ClientError' and 'TransientError' match only unmodeled codes, and nothing raises TransientError): the "
-    "execution fails at once and the package stays 'Validating'. See the issue-9 report.")
-
 
 class Needles:
     """Which calls a fault applies to: those whose parameters mention one of these strings."""
@@ -139,7 +133,6 @@ def test_kms_sign_throttled_is_retried_and_the_release_publishes(
     _assert_chain_verifies(shared_cloud, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG_TRANSIENT_NAMES)
 def test_kms_unavailable_is_retried_and_the_release_publishes(
         shared_cloud: LocalCloud, driver: Driver, baseline: Counter[str]) -> None:
     key = shared_cloud.resources[env_name("key", "manifest")]
@@ -175,7 +168,6 @@ def test_conditional_check_failed_on_the_state_doc_is_retried(
     _assert_chain_verifies(shared_cloud, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG_TRANSIENT_NAMES)
 def test_dynamodb_throttling_in_a_release_step_is_retried(
         shared_cloud: LocalCloud, driver: Driver, baseline: Counter[str]) -> None:
     needles = Needles()

@@ -142,3 +142,24 @@ def test_every_flag_with_every_input_imports(function: str, tmp_path: Path,
     monkeypatch.setenv("SIGNING_PROXY_URL", "https://signer.internal:8443")
     _mtls_files(tmp_path, monkeypatch)
     assert callable(_import(function).handler)
+
+
+@pytest.mark.parametrize("value", ["false", "0", "no", "off", "FALSE", " Off ", ""])
+def test_a_flag_set_to_false_is_off(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for flag in ("REQUIRE_KMS", "REQUIRE_SIGNING_PROXY", "REQUIRE_MTLS"):
+        monkeypatch.setenv(flag, value)
+    assert callable(_import("release_sign").handler)
+
+
+@pytest.mark.parametrize("value", ["1", "true", "True", "yes", "ON"])
+def test_a_flag_set_to_true_is_on(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUIRE_KMS", value)
+    with pytest.raises(ConfigurationError, match="KEY_MANIFEST_ID"):
+        _import("release_sign")
+
+
+@pytest.mark.parametrize("flag", ["REQUIRE_KMS", "REQUIRE_SIGNING_PROXY", "REQUIRE_MTLS"])
+def test_a_flag_that_is_not_a_boolean_fails_at_init_naming_it(flag: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(flag, "ture")
+    with pytest.raises(ConfigurationError, match=f"{flag}='ture' is not a boolean"):
+        _import("release_sign")

@@ -12,10 +12,43 @@ A refusal changes no state, but it may carry audit events (``events``), e.g. an
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from hallmark._domain import EventDraft
+
+#: Transient AWS failures, by the name a Lambda reports them under (the exception class name:
+#: botocore names modeled errors after their code, e.g. ``KMSInternalException``). Every Lambda
+#: task of every state machine retries these (``tests/unit/test_asl_retries.py`` checks it); the
+#: adapters re-raise them unchanged instead of turning them into domain errors.
+TRANSIENT_AWS_ERRORS: Final[tuple[str, ...]] = (
+    # throttling
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "ProvisionedThroughputExceededException",
+    "TransactionConflictException",
+    "SlowDown",
+    # the service had a moment
+    "KMSInternalException",
+    "KeyUnavailableException",
+    "DependencyTimeoutException",
+    "InternalServerError",
+    "InternalFailure",
+    "InternalError",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    # the network
+    "EndpointConnectionError",
+    "ConnectTimeoutError",
+    "ReadTimeoutError",
+    "ConnectionClosedError",
+)
 
 #: Default HTTP status per error code; a code not listed answers 400.
 HTTP_STATUS_BY_CODE: dict[str, int] = {

@@ -14,7 +14,9 @@ can only fail), and a signature that still does not verify raises :class:`KmsSig
 ``raw_max_bytes=None`` always sends RAW.
 
 Errors: throttling and other transient KMS/network faults propagate unchanged as
-botocore ``ClientError`` / ``BotoCoreError`` so that Lambda/SQS retries them (botocore's
+botocore ``ClientError`` / ``BotoCoreError`` (the names in
+``hallmark.errors.TRANSIENT_AWS_ERRORS``, which every state machine task retries) so that
+Step Functions / Lambda / SQS retry them (botocore's
 retry metadata stays intact); permanent faults (unknown or disabled key, wrong key usage,
 access denied, ...) become :class:`KmsSigningError` chained to the original error.
 """
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING, Final
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 
+from hallmark.errors import TRANSIENT_AWS_ERRORS
 from hallmark.signing import load_public_key, verify_signature
 
 if TYPE_CHECKING:
@@ -38,25 +41,7 @@ __all__ = ["RETRIABLE_KMS_ERRORS", "KmsSigner", "KmsSigningError"]
 SIGNING_ALGORITHM: Final = "ECDSA_SHA_256"
 RAW_LIMIT: Final = 4096
 
-RETRIABLE_KMS_ERRORS: Final = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "LimitExceededException",
-        "KMSInternalException",
-        "DependencyTimeoutException",
-        "KeyUnavailableException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "InternalServerError",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
+RETRIABLE_KMS_ERRORS: Final = frozenset(TRANSIENT_AWS_ERRORS)
 
 
 class KmsSigningError(RuntimeError):

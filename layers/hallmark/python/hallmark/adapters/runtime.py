@@ -32,15 +32,32 @@ def require(name: str) -> str:
     return value
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
+
+
+def flag(name: str) -> bool:
+    """A boolean setting: 1/true/yes/on or 0/false/no/off (any case; unset is off).
+
+    Anything else fails at init: a guard that guesses what ``REQUIRE_KMS=ture`` means is no guard.
+    """
+    value = os.environ.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigurationError(f"{name}={os.environ[name]!r} is not a boolean: use true/false, 1/0, yes/no or on/off")
+
+
 def startup_guard(*, sign_keys: tuple[str, ...] = ()) -> None:
     """Fail fast at init, naming what is missing (REQUIRE_KMS, REQUIRE_SIGNING_PROXY, REQUIRE_MTLS)."""
     missing: list[str] = []
-    if os.environ.get("REQUIRE_KMS"):
+    if flag("REQUIRE_KMS"):
         missing += [f"KEY_{k.upper()}_ID (KMS {k} signing key)" for k in sign_keys
                     if not os.environ.get(f"KEY_{k.upper()}_ID")]
-    if os.environ.get("REQUIRE_SIGNING_PROXY") and not os.environ.get("SIGNING_PROXY_URL"):
+    if flag("REQUIRE_SIGNING_PROXY") and not os.environ.get("SIGNING_PROXY_URL"):
         missing.append("SIGNING_PROXY_URL (REQUIRE_SIGNING_PROXY is set)")
-    if os.environ.get("REQUIRE_MTLS"):
+    if flag("REQUIRE_MTLS"):
         missing += [f"{v} (REQUIRE_MTLS is set)" for v in ("MTLS_CERT_PATH", "MTLS_KEY_PATH", "MTLS_CA_PATH")
                     if not os.environ.get(v) or not os.path.exists(os.environ[v])]
     if missing:
