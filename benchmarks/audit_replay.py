@@ -5,17 +5,20 @@ in-memory store, checkpoints every ``--every`` events (10,000) signed by a ``Loc
 exports them as JSON Lines into a temporary directory, then times in the same run:
 
 (a) replay: ``verify_export_files`` over the two files (read, parse, recompute every hash,
-    link, signature reference and Merkle root, check every checkpoint signature);
+    link, signature reference and Merkle root, check every checkpoint signature), on the
+    native kernel when it is built (``path=native``), else in pure Python (``path=python``);
+    the same replay forced to pure Python (``HALLMARK_REPLAY_NATIVE=0``) is timed too, for
+    reference;
 (b) raw: ``hashlib.sha256(b).digest()`` over the precomputed RFC 8785 hash input of each
     event (the event without ``hash`` and ``signature``), i.e. hashing only;
 (c) for reference, the hashing floor of replay: the three SHA-256 calls per event that the
     wire format requires (event hash, RFC 6962 leaf hash, one interior node on average).
 
-The three are run interleaved, ``--repeat`` times, and each keeps its best run. Timings
+They are run interleaved, ``--repeat`` times, and each keeps its best run. Timings
 are the CPU time of this process (``time.process_time``: on a shared, noisy machine a long
 run otherwise loses more to other processes than a short one); wall-clock figures are
 printed too. The last line is exactly
-``RESULT replay_events_per_s=<n> raw_sha256_events_per_s=<n> ratio=<replay/raw>``.
+``RESULT replay_events_per_s=<n> raw_sha256_events_per_s=<n> ratio=<replay/raw> path=<native|python>``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import gc
 import hashlib
 import math
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,7 +37,7 @@ from pathlib import Path
 from hallmark.audit.checkpoints import CheckpointPolicy
 from hallmark.audit.events import EVENT_TYPES
 from hallmark.audit.log import AuditLog
-from hallmark.audit.replay import verify_export_files
+from hallmark.audit.replay import native_replay, verify_export_files
 from hallmark.audit.store import InMemoryAuditStore
 from hallmark.canonical import canonical_bytes
 from hallmark.signing import LocalSigner
@@ -139,11 +143,24 @@ def main() -> None:
             assert report.ok and report.events == args.n, report
             return report
 
-        cpu = {"replay": math.inf, "raw": math.inf, "floor": math.inf}
+        def replay_python() -> object:  # the same, forced onto the pure-Python path
+            old = os.environ.get("HALLMARK_REPLAY_NATIVE")
+            os.environ["HALLMARK_REPLAY_NATIVE"] = "0"
+            try:
+                return replay()
+            finally:
+                if old is None:
+                    del os.environ["HALLMARK_REPLAY_NATIVE"]
+                else:
+                    os.environ["HALLMARK_REPLAY_NATIVE"] = old
+
+        path = "native" if native_replay() else "python"
+        cpu = {"replay": math.inf, "replay_python": math.inf, "raw": math.inf, "floor": math.inf}
         wall = dict(cpu)
         report: object = None
+        runs = (("replay", replay), ("replay_python", replay_python), ("raw", raw), ("floor", floor))
         for _ in range(args.repeat):
-            for name, fn in (("replay", replay), ("raw", raw), ("floor", floor)):
+            for name, fn in runs:
                 c, w, result = timed(fn)
                 cpu[name], wall[name] = min(cpu[name], c), min(wall[name], w)
                 if name == "replay":
@@ -154,7 +171,13 @@ def main() -> None:
     checkpoints = getattr(report, "checkpoints", 0)
     print(
         f"replay : {cpu['replay']:7.2f}s CPU  {eps['replay']:12,.0f} events/s  "
-        f"(wall {wall_eps['replay']:,.0f}/s; {checkpoints} checkpoint signatures and roots verified)"
+        f"(wall {wall_eps['replay']:,.0f}/s; {checkpoints} checkpoint signatures and roots verified; "
+        f"path={path})"
+    )
+    print(
+        f"python : {cpu['replay_python']:7.2f}s CPU  {eps['replay_python']:12,.0f} events/s  "
+        f"(wall {wall_eps['replay_python']:,.0f}/s; the same replay, pure Python, HALLMARK_REPLAY_NATIVE=0; "
+        f"{eps['replay_python'] / eps['raw']:.3f}x raw)"
     )
     print(
         f"raw    : {cpu['raw']:7.2f}s CPU  {eps['raw']:12,.0f} events/s  "
@@ -170,7 +193,7 @@ def main() -> None:
     )
     print(
         f"RESULT replay_events_per_s={eps['replay']:.0f} raw_sha256_events_per_s={eps['raw']:.0f} "
-        f"ratio={eps['replay'] / eps['raw']:.3f}"
+        f"ratio={eps['replay'] / eps['raw']:.3f} path={path}"
     )
 
 

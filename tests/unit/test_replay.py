@@ -1,6 +1,8 @@
 """Replay of an export: one test per tampering class, plus the corners of the wire format.
 
 The log: 45 events on one chain, checkpoints at 10, 20, 30, 40 (events 41..45 uncovered).
+Every test runs twice: on the pure-Python path (the lines as given), and on the native kernel
+(the lines written out as one events file), when it is built.
 """
 
 from __future__ import annotations
@@ -9,24 +11,55 @@ import base64
 import hashlib
 import json
 import math
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import rfc8785
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hallmark.audit.checkpoints import CheckpointPolicy
 from hallmark.audit.events import event_hash
 from hallmark.audit.log import AuditLog
-from hallmark.audit.replay import verify_export, verify_export_files
+from hallmark.audit.replay import (
+    ReplayReport,
+    _replay_kernel,
+    verify_export,
+    verify_export_buffer,
+    verify_export_files,
+)
 from hallmark.audit.store import InMemoryAuditStore
 from hallmark.signing import LocalSigner
 
 TS = "2026-11-22T20:11:00.000Z"
 SIGNER = LocalSigner.generate(key_id="audit-key")
 PEM = SIGNER.public_key_pem()
+
+
+def as_file(lines: Iterable[str | bytes]) -> bytes:
+    """The lines as one events file: each ends with a newline."""
+    raw = [x.encode() if isinstance(x, str) else x for x in lines]
+    return b"".join(x if x.endswith(b"\n") else x + b"\n" for x in raw)
+
+
+def _via_file(events: Iterable[str | bytes], ckpts: Iterable[str | bytes], pem: bytes) -> ReplayReport:
+    return verify_export_buffer(as_file(events), ckpts, pem)
+
+
+@pytest.fixture(autouse=True, params=["python", "native"])
+def replay_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on the pure-Python path, then on the native kernel."""
+    if request.param == "native":
+        if _replay_kernel is None:
+            pytest.skip("the native replay kernel is not built (pip install -e . builds it)")
+        monkeypatch.setattr(sys.modules[__name__], "verify_export", _via_file)
+        monkeypatch.setenv("HALLMARK_REPLAY_NATIVE", "1")
+    else:
+        monkeypatch.setenv("HALLMARK_REPLAY_NATIVE", "0")
+    return str(request.param)
 
 
 def build(
@@ -273,7 +306,7 @@ def test_several_chains_in_one_stream() -> None:
 SMALL_EVENTS, SMALL_CKPTS = build(n=12, every=5)["release"]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_single_byte_change_is_detected(data: st.DataObject) -> None:
     in_events = data.draw(st.booleans())
