@@ -52,8 +52,9 @@ through :func:`verify_export_buffer` when it is importable and ``HALLMARK_REPLAY
 not ``0`` (:func:`native_replay`); otherwise, and for :func:`verify_export` over lines, the
 pure-Python path runs (the Lambda layer ships pure Python). ``benchmarks/audit_replay.py``,
 1,000,000 events (520 MB) on a shared 2-core AMD EPYC (SHA-NI, OpenSSL 3.0), best of 3 CPU
-times, two runs: native 1.08-1.18 M events/s, 0.74-1.0x raw ``hashlib.sha256`` over the same
-canonical bytes (1.17-1.47 M/s); pure Python 0.14-0.16 M events/s, 0.11-0.12x raw.
+times, three runs: native 1.08-1.20 M events/s, 0.74-1.0x raw ``hashlib.sha256`` over the
+same canonical bytes (1.17-1.47 M/s, as the load on the machine varied); pure Python
+0.14-0.16 M events/s, 0.11-0.13x raw.
 """
 
 from __future__ import annotations
