@@ -335,12 +335,28 @@ def _forge_raw(seq: int, prev: str, data_text: str, sig: str = "null") -> str:
     return f'{head},"hash":"{digest}"{mid},"signature":{sig}{tail}'
 
 
+def _forge_nul(seq: int, prev: str) -> str:
+    """A non-JSON line with a NUL after the seq, hashed as a fast path looking for a NUL would cut it."""
+
+    def line(digest: str) -> str:
+        return (f'{{"actor":"a","chain":"release","data":{{"i":{seq},}},"hash":"{digest}","id":"f",'
+                f'"prevHash":"{prev}","seq":{seq}\x00s","ts":"{TS}","type":"ValidationPassed"}}')  # fmt: skip
+
+    probe = line("0" * 64)
+    o, r0 = probe.index('"f"'), probe.index("\x00") + 1
+    body = probe[: o - 80] + probe[o - 6 : r0 - 1] + probe[r0 - 12 :]
+    return line(hashlib.sha256(body.encode()).hexdigest())
+
+
 def test_a_non_json_line_with_a_matching_hash_never_passes() -> None:
     # past the last checkpoint: nothing authenticates the line, it is parsed strictly
     bad = _forge_raw(46, ev(45)["hash"], '{"i":46,}')
     check([*EVENTS, bad], CKPTS, 46, "not valid JSON")
     good = _forge_raw(46, ev(45)["hash"], '{"i":46}')
     assert verify_export([*EVENTS, good], CKPTS, PEM).ok  # (an unsigned tail is only self-consistent)
+    # nor with a NUL (what the fast path once looked for in an uncovered tail) after the seq
+    check([*EVENTS, _forge_nul(46, ev(45)["hash"])], CKPTS, 46, "not valid JSON")
+    check([_forge_nul(1, "0" * 64), *EVENTS], CKPTS, None, "line 1", "not valid JSON")
     # inside a covered range the forged line cannot match the signed root
     ref = canon(ev(15)["signature"])
     lines = list(EVENTS)

@@ -365,7 +365,7 @@ def _check_checkpoint(st: _Chain, seq: int, head_hash: bytes, pem: bytes) -> Non
 
 
 def _needle_tail(st: _Chain) -> bytes:
-    """What the fast path looks for after ``seq``; nothing (never found) past the last checkpoint."""
+    """What the fast path looks for after ``seq``; past the last checkpoint it is not used."""
     if st.next_ckpt < 0:
         return b"\x00"  # an uncovered tail is not authenticated: parse it strictly (slow path)
     return b',"signature":' + st.ref + b',"subject":"'
@@ -497,7 +497,7 @@ def _verify(
     st: _Chain | None = None
     last_hash = _GENESIS_HEX
     expected = 1
-    sig_member = b"\x00"  # never found before the first chain is known
+    sig_member = b"\x00"  # (no fast path before the first chain is known: next_ckpt is -1)
     sig_len = 1
     nodes: list[bytes] = []
     size = 0
@@ -549,7 +549,7 @@ def _verify(
                 end -= 1
                 if end and line[end - 1] == 13:  # "\r"
                     end -= 1
-            if kernel_said_no:
+            if kernel_said_no or next_ckpt < 0:  # (nothing authenticates the line: parse it)
                 q = -1
             else:
                 needle = b'","prevHash":"%b","seq":%d%b' % (last_hash, expected, sig_member)
