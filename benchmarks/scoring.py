@@ -117,11 +117,18 @@ def clock() -> float:
     return time.thread_time() if THREADS == 1 else time.perf_counter()
 
 
+SETTLE_S = 0.5
+"""Pause before each timed call, outside the timing: the previous method's worker threads keep
+spinning for a while after their parallel region (OpenMP's blocktime in FAISS and OpenBLAS,
+onnxruntime's spin-wait) and would otherwise steal the 2 cores from whichever method runs next."""
+
+
 def best_of(repeats: int, fns: dict[str, Callable[[], object]]) -> dict[str, float]:
     best = {name: float("inf") for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             gc.collect()
+            time.sleep(SETTLE_S)
             t0 = clock()
             fn()
             best[name] = min(best[name], clock() - t0)

@@ -11,17 +11,18 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import scoring_runtime
 from hallmark.observability import logger, metrics
-from hallmark.scoring.cpu_runner import DEFAULT_CORPUS_MAX, score_batch
 from hallmark.scoring.features import ScoringConfig
+from hallmark.scoring.job import DEFAULT_CORPUS_MAX, run_job
+from hallmark.scoring.runner import CPU
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     config = ScoringConfig.model_validate_json(os.environ["SCORING_CONFIG"]) if os.environ.get("SCORING_CONFIG") else None
-    result = score_batch(scoring_runtime.blobs(), batch_key=event["batchKey"], model_key=event["modelKey"],
-                         model_digest=event["modelDigest"], output_key=event["outputKey"],
-                         corpus_key=event["corpusKey"],
-                         corpus_max=int(os.environ.get("CORPUS_MAX", DEFAULT_CORPUS_MAX)), config=config)
+    result = run_job(store=scoring_runtime.blobs(), batch_key=event["batchKey"], model_key=event["modelKey"],
+                     model_digest=event["modelDigest"], output_key=event["outputKey"], corpus_key=event["corpusKey"],
+                     corpus_max=int(os.environ.get("CORPUS_MAX", DEFAULT_CORPUS_MAX)), config=config,
+                     providers=[CPU], runner_name="cpu-lambda")
     metrics.add_metric(name="scoring.cpu_batch_seconds", unit=MetricUnit.Seconds, value=result.seconds)
     return result.summary()

@@ -1,5 +1,6 @@
 """The CPU Lambda's runner does what the Batch job does: the same envelopes and corpus update from the
-same bucket, and the same refusal of a model that is not the signed one."""
+same bucket, and the same refusal of a model that is not the signed one (both call
+``hallmark.scoring.job.run_job``; the Lambda bundle holds the layer, not gpu_batch/)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from gpu_batch import entrypoint
 from gpu_batch.evi_model import build_model
 from gpu_batch.sample_events import BASE_TS_MS, make_event
-from hallmark.scoring.cpu_runner import dump_npy, npy_rows, score_batch
+from hallmark.scoring.job import dump_npy, npy_rows, run_job
 from hallmark.scoring.runner import ModelDigestMismatch
 
 
@@ -49,15 +50,17 @@ def store(model: tuple[bytes, str]) -> Store:
 
 def test_cpu_runner_and_batch_job_agree(model: tuple[bytes, str]) -> None:
     a, b = store(model), store(model)
-    cpu = score_batch(a, batch_key="batches/b.jsonl", model_key="models/evi.onnx", model_digest=model[1],
-                      output_key="scored/b.jsonl", now_ms=BASE_TS_MS)
+    cpu = run_job(store=a, batch_key="batches/b.jsonl", model_key="models/evi.onnx", model_digest=model[1],
+                  output_key="scored/b.jsonl", now_ms=BASE_TS_MS, providers=["CPUExecutionProvider"],
+                  runner_name="cpu-lambda")
     job = entrypoint.run_job(store=b, batch_key="batches/b.jsonl", model_key="models/evi.onnx",
                              model_digest=model[1], output_key="scored/b.jsonl", now_ms=BASE_TS_MS,
                              providers=["CPUExecutionProvider"])
     assert a.get("scored/b.jsonl") == b.get("scored/b.jsonl")
     assert a.get("corpus/current.npy") == b.get("corpus/current.npy")
     assert (cpu.scored, cpu.corpus_rows_before, cpu.corpus_rows_after) == (job.scored, 300, 311)
-    assert cpu.summary()["runner"] == "cpu-lambda" and cpu.bands == job.bands
+    assert cpu.summary()["runner"] == "cpu-lambda" and job.summary()["runner"] == "gpu-batch"
+    assert cpu.bands == job.bands
 
 
 def test_a_tampered_model_is_refused_before_anything_is_written(model: tuple[bytes, str]) -> None:
@@ -65,8 +68,8 @@ def test_a_tampered_model_is_refused_before_anything_is_written(model: tuple[byt
     s.put("models/evi.onnx", model[0] + b"\0")
     before = dict(s.objects)
     with pytest.raises(ModelDigestMismatch):
-        score_batch(s, batch_key="batches/b.jsonl", model_key="models/evi.onnx", model_digest=model[1],
-                    output_key="scored/b.jsonl")
+        run_job(store=s, batch_key="batches/b.jsonl", model_key="models/evi.onnx", model_digest=model[1],
+                output_key="scored/b.jsonl", providers=["CPUExecutionProvider"])
     assert s.objects == before
 
 

@@ -31,7 +31,7 @@ from hallmark.errors import Conflict, NotFound
 from hallmark.ports import AuditEmitter
 from hallmark.scoring.batching import BATCH, Limits, output_key
 from hallmark.scoring.briefs import BriefStore, route
-from hallmark.scoring.cpu_runner import DEFAULT_CORPUS_KEY, npy_rows
+from hallmark.scoring.job import DEFAULT_CORPUS_KEY, npy_rows
 from hallmark.scoring.models import ActiveModel
 from hallmark.scoring.schema import EnrichedEvent, EVIEnvelope
 from hallmark.scoring.webhooks import SubscriberStore, deliveries
