@@ -211,7 +211,7 @@ class HallmarkStack(Stack):
     def _functions(self) -> None:
         self.layer = lambda_.LayerVersion(
             self, "HallmarkLayer",
-            code=lambda_.Code.from_asset(str(ROOT / "layers" / "hallmark"), exclude=["**/__pycache__", "requirements.txt"]),
+            code=lambda_.Code.from_asset(str(ROOT / "layers" / "hallmark"), exclude=["**/__pycache__", "requirements.txt", "**/*.so"]),  # pure Python: the replay kernel is a CLI speed-up
             compatible_runtimes=[RUNTIME],
             description="The hallmark domain library (runtime code only)",
         )
