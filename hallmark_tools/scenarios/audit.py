@@ -13,12 +13,11 @@ def step_export(ctx: DemoContext) -> dict[str, Any]:
     keys = export_keys(ctx.out / "keys", ctx.cloud.client("kms"))
     manifests = export_manifests(ctx.out / "manifests", ctx.cloud.client("s3"))
     chains = export_audit(ctx.out / "audit")
-    from hallmark.audit.replay import verify_export
+    from hallmark.audit.replay import verify_export_files
 
     verified = {}
     for chain, (events_path, ckpt_path) in chains.items():
-        with events_path.open() as ev, ckpt_path.open() as ck:
-            report = verify_export(ev, ck, (ctx.out / "keys" / "audit.pem").read_bytes())
+        report = verify_export_files(events_path, ckpt_path, (ctx.out / "keys" / "audit.pem").read_bytes())
         assert report.ok, f"{chain}: {report.reason} at {report.first_bad_seq}"
         verified[chain] = {"events": report.events, "checkpoints": report.checkpoints}
     return {"keys": sorted(keys), "manifests": len(manifests), "chains": verified}

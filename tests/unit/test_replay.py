@@ -254,6 +254,11 @@ def test_checkpoint_links_and_fields() -> None:
     check(lines, ckpts, 20, "keyId")
 
 
+def test_a_checkpoint_seq_beyond_json_integers_is_a_report_not_a_crash() -> None:
+    huge = json.dumps({**json.loads(CKPTS[-1]), "seq": 2**53}, separators=(",", ":"), sort_keys=True)
+    check(EVENTS, [*CKPTS, huge], None, "exceeds 2**53 - 1")
+
+
 def test_event_signature_reference_must_name_the_covering_checkpoint() -> None:
     lines = list(EVENTS)
     lines[4] = canon({**ev(5), "signature": {"checkpoint": 20, "keyId": "audit-key"}})

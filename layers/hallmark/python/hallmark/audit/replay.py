@@ -99,6 +99,7 @@ _GENESIS_HEX: Final = GENESIS.encode()
 _EVENT_KEYS: Final = frozenset(EVENT_FIELDS)
 _CHECKPOINT_KEYS: Final = frozenset(CHECKPOINT_FIELDS)
 _NULL: Final = b"null"
+_MAX_SAFE_INT: Final = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,9 @@ def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoi
             raise _Bad(
                 bad_seq, f"checkpoints line {lineno}: chain must be a string and seq an integer >= 1", chain
             )
+        if seq > _MAX_SAFE_INT:  # RFC 8785 cannot carry it, so nothing could have signed it
+            raise _Bad(None, f"checkpoints line {lineno}: seq {seq} exceeds 2**53 - 1 (not representable in JSON)",
+                       chain)
         for name in ("headHash", "merkleRoot", "prevCheckpointHash"):
             if not is_hex64(obj[name]):
                 raise _Bad(seq, f"checkpoint {seq}: {name} is not 64 lowercase hex characters", chain)
