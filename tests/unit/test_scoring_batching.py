@@ -141,3 +141,52 @@ def test_config_update_refuses_nonsense() -> None:
         ConfigUpdate.model_validate({"gpuThreshold": -1})
     with pytest.raises(ValueError):
         ConfigUpdate.model_validate({"threshold": 5})
+
+
+class StaleBatchRead(InMemoryDocStore):
+    """The first read of a batch record misses it, as a drainer that read just before another
+    drainer created it would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale = True
+
+    def get(self, kind: str, ident: str) -> dict[str, Any] | None:
+        if kind == BATCH and self.stale:
+            self.stale = False
+            return None
+        return super().get(kind, ident)
+
+
+def test_two_drainers_of_one_pending_batch_start_it_once_and_neither_fails() -> None:
+    """The ingest seals a batch while an operator's flush drains the same pending entry: the first
+    finishes it and removes its chunks; the second, whose record read came too early, must find the
+    record instead of failing on the chunks that are gone."""
+    docs, blobs, starter = InMemoryDocStore(), Blobs(), Starter()
+    broken = intake(docs, blobs, Starter(fail=True), max_events=10)
+    with pytest.raises(RuntimeError):
+        broken.append(lines(10))  # sealed, pending, not started
+    [pending] = docs.get("scoring-intake", "open")["pending"]  # type: ignore[index]
+    [first] = intake(docs, blobs, starter, max_events=10).seal_if_due()
+    assert not any(k.startswith(INCOMING) for k in blobs.objects)  # its chunks are gone
+
+    late_docs = StaleBatchRead()
+    late_docs._docs = docs._docs  # the same table, read too early once
+    second = intake(late_docs, blobs, starter, max_events=10)._finish(pending)
+    assert (second.batch_id, second.batch_digest, second.size) == (first.batch_id, first.batch_digest, 10)
+    assert list(starter.started) == [first.batch_id]
+    assert blobs.get(batch_key(first.batch_id)).decode().splitlines() == lines(10)
+
+
+def test_a_pending_batch_whose_chunks_are_lost_is_not_sealed_empty() -> None:
+    class LosingBlobs(Blobs):
+        def put(self, key: str, data: bytes) -> None:
+            if not key.startswith(INCOMING):
+                super().put(key, data)
+
+    docs, starter = InMemoryDocStore(), Starter()
+    with pytest.raises(KeyError):
+        intake(docs, LosingBlobs(), starter, max_events=10).append(lines(10))
+    doc = docs.get("scoring-intake", "open")
+    assert doc is not None and len(doc["pending"]) == 1
+    assert docs.get(BATCH, doc["pending"][0]["batchId"]) is None and starter.started == {}

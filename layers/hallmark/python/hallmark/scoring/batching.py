@@ -253,7 +253,15 @@ class Intake:
         key = batch_key(batch_id)
         record = self.docs.get(BATCH, batch_id)
         if record is None:
-            body = b"".join(self.blobs.get(c["key"]) for c in pending["chunks"])
+            try:
+                body = b"".join(self.blobs.get(c["key"]) for c in pending["chunks"])
+            except KeyError:
+                # Another drainer (the ingest's and an operator's flush can run at once) saw the
+                # same pending batch, sealed it and removed its chunks after our read above.
+                record = self.docs.get(BATCH, batch_id)
+                if record is None:
+                    raise
+        if record is None:
             self.blobs.put(key, body)
             record = {
                 "batchId": batch_id,
