@@ -760,6 +760,7 @@ def _install_patches() -> None:
 
     _patch_kms_digest()
     _patch_state_machine_copy()
+    _patch_metrics_lock()
     install_batch_patches(_patch)
     def simple_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
                       response_headers: Any) -> str | bytes | None:
@@ -780,6 +781,25 @@ def _install_patches() -> None:
     _patch(LambdaFunction, "invoke", invoke)
     _patch(MotoRule, "send_to_targets", send_to_targets)
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+
+def _patch_metrics_lock() -> None:
+    """Powertools keeps one metric set per process (shared by every Metrics instance), which is
+    right on Lambda (one request per container) but not here, where handlers run in threads: a
+    flush could iterate the set while another handler adds to it. Every operation on it takes one
+    lock (EMF lines may still carry another handler's metrics: local output only)."""
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    lock = threading.RLock()
+    for name in ("add_metric", "add_dimension", "add_metadata", "serialize_metric_set", "flush_metrics",
+                 "clear_metrics"):
+        original = getattr(AmazonCloudWatchEMFProvider, name)
+
+        def locked(*args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        _patch(AmazonCloudWatchEMFProvider, name, locked)
 
 
 def _patch_kms_digest() -> None:
