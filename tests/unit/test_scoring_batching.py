@@ -19,20 +19,7 @@ from hallmark.scoring.batching import (
     limits,
     update_config,
 )
-
-
-class Blobs:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
-
-    def put(self, key: str, data: bytes) -> None:
-        self.objects[key] = data
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
+from hallmark.scoring.ports import InMemoryBlobStore
 
 
 class Starter:
@@ -55,9 +42,9 @@ class Clock:
         return self.ms
 
 
-def intake(docs: InMemoryDocStore | None = None, blobs: Blobs | None = None, starter: Starter | None = None,
+def intake(docs: InMemoryDocStore | None = None, blobs: InMemoryBlobStore | None = None, starter: Starter | None = None,
            clock: Clock | None = None, **kw: int) -> Intake:
-    return Intake(docs or InMemoryDocStore(), blobs or Blobs(), starter or Starter(), Limits(**kw), clock or Clock())
+    return Intake(docs or InMemoryDocStore(), blobs or InMemoryBlobStore(), starter or Starter(), Limits(**kw), clock or Clock())
 
 
 def lines(n: int, start: int = 0) -> list[str]:
@@ -65,7 +52,7 @@ def lines(n: int, start: int = 0) -> list[str]:
 
 
 def test_sealed_at_the_size_threshold_into_one_file_with_its_digest() -> None:
-    blobs, starter, docs = Blobs(), Starter(), InMemoryDocStore()
+    blobs, starter, docs = InMemoryBlobStore(), Starter(), InMemoryDocStore()
     it = intake(docs, blobs, starter, max_events=25, max_age_s=3600)
     assert it.append(lines(10)) == []
     assert it.append(lines(10, 10)) == []
@@ -110,7 +97,7 @@ def test_an_empty_batch_is_never_sealed() -> None:
 
 
 def test_a_caller_that_stopped_half_way_is_finished_by_the_next() -> None:
-    docs, blobs = InMemoryDocStore(), Blobs()
+    docs, blobs = InMemoryDocStore(), InMemoryBlobStore()
     broken = intake(docs, blobs, Starter(fail=True), max_events=10)
     with pytest.raises(RuntimeError):
         broken.append(lines(10))
@@ -162,7 +149,7 @@ def test_two_drainers_of_one_pending_batch_start_it_once_and_neither_fails() -> 
     """The ingest seals a batch while an operator's flush drains the same pending entry: the first
     finishes it and removes its chunks; the second, whose record read came too early, must find the
     record instead of failing on the chunks that are gone."""
-    docs, blobs, starter = InMemoryDocStore(), Blobs(), Starter()
+    docs, blobs, starter = InMemoryDocStore(), InMemoryBlobStore(), Starter()
     broken = intake(docs, blobs, Starter(fail=True), max_events=10)
     with pytest.raises(RuntimeError):
         broken.append(lines(10))  # sealed, pending, not started
@@ -179,7 +166,7 @@ def test_two_drainers_of_one_pending_batch_start_it_once_and_neither_fails() -> 
 
 
 def test_a_pending_batch_whose_chunks_are_lost_is_not_sealed_empty() -> None:
-    class LosingBlobs(Blobs):
+    class LosingBlobs(InMemoryBlobStore):
         def put(self, key: str, data: bytes) -> None:
             if not key.startswith(INCOMING):
                 super().put(key, data)

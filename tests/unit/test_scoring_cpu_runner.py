@@ -14,18 +14,8 @@ from gpu_batch import entrypoint
 from gpu_batch.evi_model import build_model
 from gpu_batch.sample_events import BASE_TS_MS, make_event
 from hallmark.scoring.job import dump_npy, npy_rows, run_job
+from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.scoring.runner import ModelDigestMismatch
-
-
-class Store:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
-
-    def put(self, key: str, data: bytes) -> None:
-        self.objects[key] = data
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +25,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
     return path.read_bytes(), digest
 
 
-def store(model: tuple[bytes, str]) -> Store:
+def store(model: tuple[bytes, str]) -> InMemoryBlobStore:
     rng = np.random.default_rng(5)
-    s = Store()
+    s = InMemoryBlobStore()
     s.put("models/evi.onnx", model[0])
     events = [make_event(rng, timestamp_ms=BASE_TS_MS - i * 30_000) for i in range(12)]
     events[2]["payload"].pop("embeddings")

@@ -12,22 +12,12 @@ import pytest
 from gpu_batch import entrypoint
 from gpu_batch.evi_model import build_model
 from gpu_batch.sample_events import BASE_TS_MS, make_event
+from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.scoring.reference import reference_scores
 from hallmark.scoring.runner import ModelDigestMismatch
 from hallmark.scoring.schema import EVIEnvelope
 
 D = 768
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
-
-    def put(self, key: str, data: bytes) -> None:
-        self.objects[key] = data
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +27,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
     return path.read_bytes(), digest
 
 
-def setup_store(model: tuple[bytes, str], n_events: int = 5, corpus_rows: int = 40) -> MemoryStore:
+def setup_store(model: tuple[bytes, str], n_events: int = 5, corpus_rows: int = 40) -> InMemoryBlobStore:
     rng = np.random.default_rng(1)
-    store = MemoryStore()
+    store = InMemoryBlobStore()
     store.put("models/evi.onnx", model[0])
     events = [make_event(rng, timestamp_ms=BASE_TS_MS - i * 60_000) for i in range(n_events)]
     events[1]["payload"].pop("embeddings")

@@ -7,11 +7,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from hallmark.scoring.features import EventFeatures
+from hallmark.scoring.features import SCORE_NAMES, EventFeatures
 from hallmark.scoring.runner import ScoreArrays, envelopes_from
 from hallmark.scoring.schema import BANDS, EVIEnvelope, EVIScores
-
-NAMES = ("freshness", "novelty", "impact", "confidence", "gap")
 
 
 def _events(n: int) -> list[EventFeatures]:
@@ -31,7 +29,7 @@ def _arrays(n: int, seed: int = 3) -> ScoreArrays:
 def test_same_envelopes_as_validated_construction() -> None:
     events, res = _events(200), _arrays(200)
     fast = envelopes_from(events, res)
-    validated = [EVIEnvelope(event_id=ev.event_id, scores=EVIScores(**dict(zip(NAMES, s, strict=True))),
+    validated = [EVIEnvelope(event_id=ev.event_id, scores=EVIScores(**dict(zip(SCORE_NAMES, s, strict=True))),
                              total_evi=float(t), band=BANDS[int(b)])
                  for ev, s, t, b in zip(events, res.scores.tolist(), res.total_evi, res.band, strict=True)]
     assert fast == validated

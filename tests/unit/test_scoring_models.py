@@ -16,6 +16,7 @@ from hallmark.docstore import InMemoryDocStore
 from hallmark.dsse import IN_TOTO_PAYLOAD_TYPE, manifest_signature_id, sign_envelope
 from hallmark.errors import Conflict, DomainError, NotFound
 from hallmark.scoring.models import ModelProvenanceError, ModelRegistry, extract_model
+from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.signing import LocalSigner
 from hallmark_tools import samples
 
@@ -47,17 +48,6 @@ class Objects:
             raise KeyError(f"s3://{bucket}/{key}") from None
 
 
-class Blobs:
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
-
-    def put(self, key: str, data: bytes) -> None:
-        self.objects[key] = data
-
-
 def released(docs: InMemoryDocStore, objects: Objects, signer: LocalSigner, artifact: bytes,
              status: str = "Published", pid: str = "p-1") -> dict[str, Any]:
     """What the release pipeline leaves: the package record, the artifact, the committed envelope."""
@@ -81,12 +71,12 @@ def signer() -> LocalSigner:
     return LocalSigner.generate(key_id="manifest-key")
 
 
-def registry(docs: InMemoryDocStore, objects: Objects, blobs: Blobs, signer: LocalSigner) -> ModelRegistry:
+def registry(docs: InMemoryDocStore, objects: Objects, blobs: InMemoryBlobStore, signer: LocalSigner) -> ModelRegistry:
     return ModelRegistry(docs, objects, blobs, signer.public_key_pem)
 
 
 def test_register_and_verify_the_active_model(model: tuple[bytes, str], signer: LocalSigner) -> None:
-    docs, objects, blobs = InMemoryDocStore(), Objects(), Blobs()
+    docs, objects, blobs = InMemoryDocStore(), Objects(), InMemoryBlobStore()
     envelope = released(docs, objects, signer, package(model[0], model[1]))
     reg = registry(docs, objects, blobs, signer)
     active = reg.register("p-1", "root")
@@ -120,14 +110,14 @@ def test_an_artifact_replaced_after_release_is_refused(model: tuple[bytes, str],
     other = package(model[0] + b"\0", hashlib.sha256(model[0] + b"\0").hexdigest())
     objects.objects[key] = other  # a consistent package, but not the one the manifest signs
     with pytest.raises(ModelProvenanceError, match="not the one the manifest signs"):
-        registry(docs, objects, Blobs(), signer).register("p-1", "root")
+        registry(docs, objects, InMemoryBlobStore(), signer).register("p-1", "root")
 
 
 def test_a_manifest_signed_by_another_key_is_refused(model: tuple[bytes, str], signer: LocalSigner) -> None:
     docs, objects = InMemoryDocStore(), Objects()
     released(docs, objects, LocalSigner.generate(key_id="intruder"), package(model[0], model[1]))
     with pytest.raises(ModelProvenanceError, match="does not verify"):
-        registry(docs, objects, Blobs(), signer).register("p-1", "root")
+        registry(docs, objects, InMemoryBlobStore(), signer).register("p-1", "root")
 
 
 def test_a_swapped_envelope_is_refused(model: tuple[bytes, str], signer: LocalSigner) -> None:
@@ -139,13 +129,13 @@ def test_a_swapped_envelope_is_refused(model: tuple[bytes, str], signer: LocalSi
     doc["manifest"]["signatureId"] = "manifest-key:" + "0" * 64
     docs.replace("package", "p-1", doc, version)
     with pytest.raises(ModelProvenanceError, match="not the one the release signed"):
-        registry(docs, objects, Blobs(), signer).register("p-1", "root")
+        registry(docs, objects, InMemoryBlobStore(), signer).register("p-1", "root")
 
 
 def test_only_a_published_package_can_be_registered(model: tuple[bytes, str], signer: LocalSigner) -> None:
     docs, objects = InMemoryDocStore(), Objects()
     released(docs, objects, signer, package(model[0], model[1]), status="Rejected")
-    reg = registry(docs, objects, Blobs(), signer)
+    reg = registry(docs, objects, InMemoryBlobStore(), signer)
     with pytest.raises(Conflict):
         reg.register("p-1", "root")
     with pytest.raises(NotFound):
@@ -158,7 +148,7 @@ def test_only_a_published_package_can_be_registered(model: tuple[bytes, str], si
 def test_verify_active_fails_when_the_committed_manifest_changes(model: tuple[bytes, str], signer: LocalSigner) -> None:
     docs, objects = InMemoryDocStore(), Objects()
     released(docs, objects, signer, package(model[0], model[1]))
-    reg = registry(docs, objects, Blobs(), signer)
+    reg = registry(docs, objects, InMemoryBlobStore(), signer)
     reg.register("p-1", "root")
     key = next(k for k in objects.objects if k[0] == MANIFESTS)
     envelope = json.loads(objects.objects[key])

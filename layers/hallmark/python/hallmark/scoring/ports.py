@@ -15,3 +15,19 @@ class BlobStore(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Create or replace the object."""
         ...
+
+
+class InMemoryBlobStore:
+    """A BlobStore (and the intake's ChunkStore) in a dict: tests and local runs."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes:
+        return self.objects[key]
+
+    def put(self, key: str, data: bytes) -> None:
+        self.objects[key] = data
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)

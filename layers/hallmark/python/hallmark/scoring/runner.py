@@ -33,7 +33,7 @@ import onnxruntime as ort
 from pydantic import TypeAdapter
 
 from hallmark.scoring import model_io as io
-from hallmark.scoring.features import BANDS, EventFeatures, ScoringConfig, feature_matrix
+from hallmark.scoring.features import BANDS, SCORE_NAMES, EventFeatures, ScoringConfig, feature_matrix
 from hallmark.scoring.schema import EVIEnvelope
 
 F32 = npt.NDArray[np.float32]
@@ -105,7 +105,6 @@ def auto_chunk_rows(batch: int) -> int:
 
 
 _ENVELOPES: TypeAdapter[list[EVIEnvelope]] = TypeAdapter(list[EVIEnvelope])
-_SCORE_NAMES = ("freshness", "novelty", "impact", "confidence", "gap")
 
 
 def envelopes_from(events: Sequence[EventFeatures], res: ScoreArrays) -> list[EVIEnvelope]:
@@ -116,11 +115,11 @@ def envelopes_from(events: Sequence[EventFeatures], res: ScoreArrays) -> list[EV
     envelopes one by one was ~2% of a large batch's scoring time).
     """
     n = len(events)
-    if res.scores.shape != (n, len(_SCORE_NAMES)) or res.total_evi.shape != (n,) or res.band.shape != (n,):
+    if res.scores.shape != (n, len(SCORE_NAMES)) or res.total_evi.shape != (n,) or res.band.shape != (n,):
         raise ValueError(f"model outputs do not match {n} events: "
                          f"{res.scores.shape}, {res.total_evi.shape}, {res.band.shape}")
     return _ENVELOPES.validate_python([
-        {"event_id": ev.event_id, "scores": dict(zip(_SCORE_NAMES, s, strict=True)), "total_evi": t,
+        {"event_id": ev.event_id, "scores": dict(zip(SCORE_NAMES, s, strict=True)), "total_evi": t,
          "band": BANDS[b] if 0 <= b < len(BANDS) else f"band {b}"}
         for ev, s, t, b in zip(events, res.scores.tolist(), res.total_evi.tolist(), res.band.tolist(), strict=True)
     ])
