@@ -40,6 +40,15 @@ class Needles:
         return any(n in text for n in self.needles)
 
 
+def _package_doc_writes(needles: Needles) -> Callable[[dict[str, Any]], bool]:
+    """The versioned (conditional) writes of the package documents ``needles`` names."""
+
+    def matches(params: dict[str, Any]) -> bool:
+        return "version = :v" in str(params.get("ConditionExpression", "")) and needles(params)
+
+    return matches
+
+
 def _submit(driver: Driver, name: str, needles: Needles | None = None) -> str:
     """POST /packages, then the presigned upload; the package id joins ``needles`` before the
     upload starts the execution, so a fault can target every step of this one package."""
@@ -151,12 +160,8 @@ def test_conditional_check_failed_on_the_state_doc_is_retried(
     and retries in-process (hallmark.docstore.update, 5 attempts), then raises Conflict, which
     the state machine retries; the retried step succeeds."""
     needles = Needles()
-
-    def racing_replace(params: dict[str, Any]) -> bool:
-        return "version = :v" in str(params.get("ConditionExpression", "")) and needles(params)
-
     with shared_cloud.inject_error("dynamodb", "PutItem", "ConditionalCheckFailedException", times=6,
-                                   when=racing_replace) as fault:
+                                   when=_package_doc_writes(needles)) as fault:
         pid = _submit(driver, "fault-ddb-race", needles)
         execution = _execution(shared_cloud, pid)
     assert fault.injected == 6
@@ -171,12 +176,8 @@ def test_conditional_check_failed_on_the_state_doc_is_retried(
 def test_dynamodb_throttling_in_a_release_step_is_retried(
         shared_cloud: LocalCloud, driver: Driver, baseline: Counter[str]) -> None:
     needles = Needles()
-
-    def replace(params: dict[str, Any]) -> bool:
-        return "version = :v" in str(params.get("ConditionExpression", "")) and needles(params)
-
     with shared_cloud.inject_error("dynamodb", "PutItem", "ProvisionedThroughputExceededException", times=1,
-                                   when=replace) as fault:
+                                   when=_package_doc_writes(needles)) as fault:
         pid = _submit(driver, "fault-ddb-throttle", needles)
         execution = _execution(shared_cloud, pid)
     assert fault.injected == 1
