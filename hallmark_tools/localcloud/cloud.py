@@ -761,6 +761,7 @@ def _install_patches() -> None:
     _patch_kms_digest()
     _patch_state_machine_copy()
     _patch_metrics_lock()
+    _patch_dynamodb_atomic()
     install_batch_patches(_patch)
     def simple_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
                       response_headers: Any) -> str | bytes | None:
@@ -800,6 +801,25 @@ def _patch_metrics_lock() -> None:
                 return __original(*args, **kwargs)
 
         _patch(AmazonCloudWatchEMFProvider, name, locked)
+
+
+def _patch_dynamodb_atomic() -> None:
+    """DynamoDB applies each request to an item atomically; moto 5.2.1 does not lock at all, so
+    under concurrent handler threads an UpdateItem deep-copies an item while another request
+    mutates it ("dictionary changed size during iteration", seen as a 500 on a witness call) and
+    two conditional writes can both pass their check. One lock around each DynamoDB request gives
+    the atomicity the adapters rely on. DynamoDB requests never call back into other services, so
+    the lock cannot be held across a handler."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    _patch(DynamoHandler, "call_action", call_action)
 
 
 def _patch_kms_digest() -> None:
