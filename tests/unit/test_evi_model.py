@@ -16,7 +16,7 @@ from gpu_batch.evi_model import build_candidate_model, build_model
 from hallmark.scoring import runner as runner_mod
 from hallmark.scoring.features import BandCutoffs, EventFeatures, EviWeights, ScoringConfig
 from hallmark.scoring.reference import reference_scores
-from hallmark.scoring.runner import EviRunner, ModelDigestMismatch, ScoreArrays
+from hallmark.scoring.runner import RERANK_QUERIES, EviRunner, ModelDigestMismatch, ScoreArrays
 
 ROOT = Path(__file__).resolve().parents[2]
 D = 768
@@ -185,6 +185,23 @@ def test_int8_candidate_mode_matches_exact_novelty(models: dict[str, tuple[Path,
     assert np.abs(got.novelty - ref.novelty).max() <= 0.005
     # near-duplicates are always found, and found values are exact
     np.testing.assert_allclose(got.topk[:, 0][has], ref.topk[:, 0][has], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(("b", "n"), [(150, 3000), (70, 5)])
+def test_int8_rerank_is_exact_across_query_blocks(models: dict[str, tuple[Path, str]], b: int, n: int) -> None:
+    """More queries than one re-rank block (and a ragged last block); with n=5 fewer corpus rows
+    than candidates, so some candidate slots are empty (-inf)."""
+    rng = np.random.default_rng(13)
+    feats, has, queries, corpus = batch(rng, b=b, n=n)
+    path, digest = models["float32"]
+    r = EviRunner(path, digest, candidate_model=models["int8"])
+    assert b > RERANK_QUERIES and b % RERANK_QUERIES
+    got = r.score_arrays(feats, has, queries, corpus)
+    ref = reference_scores(feats, has, queries, corpus)
+    assert np.abs(got.novelty - ref.novelty).max() <= 0.005
+    np.testing.assert_allclose(got.topk[:, 0][has], ref.topk[:, 0][has], rtol=0, atol=1e-5)
+    if n < r.k:
+        assert np.isneginf(got.topk[:, n:]).all() and np.isfinite(got.topk[:, :n][has]).all()
 
 
 # --- the edge cases of novelty -------------------------------------------------------------------
