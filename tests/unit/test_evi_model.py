@@ -16,7 +16,13 @@ from gpu_batch.evi_model import build_candidate_model, build_model
 from hallmark.scoring import runner as runner_mod
 from hallmark.scoring.features import BandCutoffs, EventFeatures, EviWeights, ScoringConfig
 from hallmark.scoring.reference import reference_scores
-from hallmark.scoring.runner import RERANK_QUERIES, EviRunner, ModelDigestMismatch, ScoreArrays
+from hallmark.scoring.runner import (
+    RERANK_QUERIES,
+    EviRunner,
+    ModelDigestMismatch,
+    ScoreArrays,
+    quantise_corpus,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 D = 768
@@ -202,6 +208,21 @@ def test_int8_rerank_is_exact_across_query_blocks(models: dict[str, tuple[Path, 
     np.testing.assert_allclose(got.topk[:, 0][has], ref.topk[:, 0][has], rtol=0, atol=1e-5)
     if n < r.k:
         assert np.isneginf(got.topk[:, n:]).all() and np.isfinite(got.topk[:, :n][has]).all()
+
+
+@pytest.mark.parametrize("rows", [1000, 64])
+def test_quantise_corpus_matches_the_plain_expression(rows: int) -> None:
+    rng = np.random.default_rng(14)
+    host = rng.standard_normal((1000 + 37, D), dtype=np.float32)  # a ragged last chunk
+    host[3, :4] = [0.5, -0.5, 1.5, -2.5]  # ties round half to even, as np.rint does
+    chunks = quantise_corpus(host, rows)
+    scale = float(np.abs(host).max()) / 127
+    plain = np.clip(np.rint(host / scale), -127, 127).astype(np.int8)
+    assert [off for off, _ in chunks] == list(range(0, host.shape[0], rows))
+    np.testing.assert_array_equal(np.concatenate([c.T for _, c in chunks]), plain)
+    assert all(c.flags.c_contiguous and c.shape[0] == D for _, c in chunks)
+    zeros = quantise_corpus(np.zeros((5, D), np.float32), rows)  # scale falls back to 1.0
+    assert len(zeros) == 1 and not zeros[0][1].any()
 
 
 # --- the edge cases of novelty -------------------------------------------------------------------

@@ -148,6 +148,27 @@ def quantise_queries(normalised: F32) -> npt.NDArray[np.uint8]:
     return (levels + io.INT8_QUERY_ZERO_POINT).astype(np.uint8)
 
 
+def quantise_corpus(host: F32, chunk_rows: int) -> list[tuple[int, npt.NDArray[np.int8]]]:
+    """int8 chunks (offset, [D, M] transposed) of a float32 corpus with one symmetric scale:
+    round(x / (max|x| / 127)). Works through one reused float buffer per chunk: the corpus-sized
+    temporaries of the plain expression (|x|, x / scale, rint, clip) cost 14 s of page faults
+    for a 1M x 768 corpus on the benchmark VM."""
+    peak = max(float(host.max()), -float(host.min()))
+    scale = peak / io.INT8_CORPUS_LEVELS or 1.0
+    buf = np.empty((min(chunk_rows, host.shape[0]), host.shape[1]), dtype=np.float32)
+    buf8 = np.empty(buf.shape, dtype=np.int8)
+    chunks: list[tuple[int, npt.NDArray[np.int8]]] = []
+    for start in range(0, host.shape[0], chunk_rows):
+        block = host[start:start + chunk_rows]
+        work, work8 = buf[:block.shape[0]], buf8[:block.shape[0]]
+        np.divide(block, scale, out=work)
+        np.rint(work, out=work)
+        np.clip(work, -io.INT8_CORPUS_LEVELS, io.INT8_CORPUS_LEVELS, out=work)
+        work8[...] = work  # cast, then transpose the 4x smaller int8 block (~40% faster)
+        chunks.append((start, np.ascontiguousarray(work8.T)))
+    return chunks
+
+
 @dataclass
 class PreparedCorpus:
     """A corpus laid out for one runner: normalised, in the model's dtype, on the model's device."""
@@ -261,11 +282,7 @@ class EviRunner:
                 for s in range(0, host.shape[0], rows)
             ]
         if self.candidate_session is not None and host.shape[0]:
-            scale = float(np.abs(host).max()) / io.INT8_CORPUS_LEVELS or 1.0
-            rows = self.int8_chunk_rows
-            for s in range(0, host.shape[0], rows):
-                block = np.clip(np.rint(host[s:s + rows] / scale), -127, 127).astype(np.int8)
-                prepared.int8_chunks.append((s, np.ascontiguousarray(block.T)))
+            prepared.int8_chunks = quantise_corpus(host, self.int8_chunk_rows)
         return prepared
 
     def _host_chunks(self, prepared: PreparedCorpus, batch: int) -> Iterator[npt.NDArray[Any]]:
