@@ -812,7 +812,7 @@ def _patch_dynamodb_atomic() -> None:
     the lock cannot be held across a handler."""
     from moto.dynamodb.responses import DynamoHandler
 
-    lock = threading.RLock()
+    lock = threading.Lock()
     original = DynamoHandler.call_action
 
     def call_action(self: Any) -> Any:

@@ -214,6 +214,7 @@ def test_int8_rerank_is_exact_across_query_blocks(models: dict[str, tuple[Path, 
 def test_quantise_corpus_matches_the_plain_expression(rows: int) -> None:
     rng = np.random.default_rng(14)
     host = rng.standard_normal((1000 + 37, D), dtype=np.float32)  # a ragged last chunk
+    host[0, 0] = 127.0  # scale 1.0, so the next row holds exact ties
     host[3, :4] = [0.5, -0.5, 1.5, -2.5]  # ties round half to even, as np.rint does
     chunks = quantise_corpus(host, rows)
     scale = float(np.abs(host).max()) / 127
