@@ -5,8 +5,13 @@
 
     BUCKET         the scoring bucket (or BLOB_DIR: a local directory standing in for it)
     BATCH_KEY      JSON Lines of EnrichedEvents written by the ingest Lambda
-    MODEL_KEY      the EVI model file (evi_fp16.onnx on GPU instances, evi_fp32.onnx otherwise)
+    MODEL_KEY      the float32 EVI model file (run on the CPU, and on the GPU without GPU_MODEL_KEY)
     MODEL_DIGEST   its sha256, taken by the state machine from the model's verified signed manifest
+    GPU_MODEL_KEY, GPU_MODEL_DIGEST
+                   the release's float16 variant, run on the CUDA provider (empty: none)
+    CANDIDATE_MODEL_KEY, CANDIDATE_MODEL_DIGEST
+                   the release's int8 candidate model for the int8 corpus mode on the CPU (empty: none)
+    INT8_MIN_BATCH batches of at least this many events use the int8 mode on the CPU (0, default: never)
     CORPUS_KEY     reference corpus, .npy float32 [N, 768], unit rows (default corpus/current.npy)
     OUTPUT_KEY     where the envelopes go (default: scored/<batch file name>)
     CORPUS_MAX     rows kept in the corpus after the update (default 1,000,000)
@@ -14,7 +19,8 @@
     SCORING_CONFIG a ScoringConfig as JSON (default: the design defaults)
     NOW_MS         scoring time (default: the clock), for replays
 
-The job refuses a model whose digest differs from MODEL_DIGEST before it reads anything else. The
+The job refuses a model whose digest differs from the signed one (MODEL_DIGEST, GPU_MODEL_DIGEST,
+CANDIDATE_MODEL_DIGEST, whichever it loads) before it reads anything else. The
 corpus is scored as it was before the batch; then the batch's embeddings are appended
 (normalised) and only the most recent CORPUS_MAX rows are kept.
 """
@@ -78,6 +84,14 @@ def _s3_store(bucket: str) -> BlobStore:
     return store
 
 
+def _model_ref(env: Mapping[str, str], prefix: str) -> tuple[str, str] | None:
+    """(key, digest) from ``<prefix>_KEY`` / ``<prefix>_DIGEST``; None when the release has no such variant."""
+    key, digest = env.get(f"{prefix}_KEY", ""), env.get(f"{prefix}_DIGEST", "")
+    if bool(key) != bool(digest):
+        raise ValueError(f"{prefix}_KEY and {prefix}_DIGEST go together (got key {key!r}, digest {digest!r})")
+    return (key, digest) if key else None
+
+
 def main(env: Mapping[str, str] | None = None,
          store_factory: Callable[[Mapping[str, str]], BlobStore] | None = None) -> int:
     e = os.environ if env is None else env
@@ -94,6 +108,9 @@ def main(env: Mapping[str, str] | None = None,
         batch_key=e["BATCH_KEY"],
         model_key=e["MODEL_KEY"],
         model_digest=e["MODEL_DIGEST"],
+        gpu_model=_model_ref(e, "GPU_MODEL"),
+        candidate_model=_model_ref(e, "CANDIDATE_MODEL"),
+        int8_min_batch=int(e.get("INT8_MIN_BATCH") or 0),
         corpus_key=e.get("CORPUS_KEY", DEFAULT_CORPUS_KEY),
         output_key=e.get("OUTPUT_KEY") or None,
         corpus_max=int(e.get("CORPUS_MAX", DEFAULT_CORPUS_MAX)),

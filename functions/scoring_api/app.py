@@ -2,10 +2,12 @@
 
 - ``POST /scoring/model {packageId}`` (superadmin): register the EVI model released through the
   release pipeline: the package's DSSE manifest must verify with the manifest key, sign the
-  released artifact, and the artifact's ``evi.onnx`` must hash to what its ``hallmark.toml``
-  declares; the model becomes the active one (``GET /scoring/model``);
-- ``PUT /scoring/config`` (superadmin) / ``GET /scoring/config``: batch size and age thresholds, and
-  the GPU threshold (batch size x corpus rows) of the runner Choice;
+  released artifact, and the artifact's ``evi.onnx`` (and its ``[model.gpu]`` / ``[model.candidates]``
+  variants, if any) must hash to what its ``hallmark.toml`` declares; the model becomes the active
+  one (``GET /scoring/model``);
+- ``PUT /scoring/config`` (superadmin) / ``GET /scoring/config``: batch size and age thresholds, the
+  GPU threshold (batch size x corpus rows) of the runner Choice, and ``int8MinBatch`` (the int8
+  corpus mode for batches of at least that many events, 0 = off);
 - ``GET /scoring/batches[/{batchId}]``: batches, their runner, bands and, for a failed one, why;
 - ``POST /scoring/batches/flush`` (superadmin): seal the open batch now."""
 

@@ -36,19 +36,32 @@ PRODUCER = "com.example.enricher"
 
 
 # ----------------------------------------------------------------------------- the model package
-def model_package() -> tuple[bytes, str]:
-    """(tar.gz holding evi.onnx and its hallmark.toml, the model's sha256): deterministic bytes."""
-    build_model = gpu_batch_module("evi_model").build_model
-
+def model_package(*, variants: bool = True) -> tuple[bytes, str]:
+    """(tar.gz holding evi.onnx, its variants and hallmark.toml, evi.onnx's sha256): deterministic
+    bytes. The variants: the float16 GPU model (``[model.gpu]``) and the int8 candidate model
+    (``[model.candidates]``)."""
+    evi_model = gpu_batch_module("evi_model")
+    files: dict[str, bytes] = {}
+    digests: dict[str, str] = {}
+    builds = {"evi.onnx": lambda p: evi_model.build_model(p)}
+    if variants:
+        builds["evi_fp16.onnx"] = lambda p: evi_model.build_model(p, corpus_dtype="float16")
+        builds["evi_int8_candidates.onnx"] = lambda p: evi_model.build_candidate_model(p)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "evi.onnx"
-        digest = build_model(path)
-        model = path.read_bytes()
+        for name, build in builds.items():
+            path = Path(tmp) / name
+            digests[name] = build(path)
+            files[name] = path.read_bytes()
+    digest = digests["evi.onnx"]
     check = (f"import hashlib; d = hashlib.sha256(open('evi.onnx', 'rb').read()).hexdigest(); "
              f"assert d == '{digest}', d; print('evi.onnx sha256', d)")
-    toml = (f'[model]\nfile = "evi.onnx"\nsha256 = "{digest}"\nformat = "hallmark.evi/1"\n\n'
-            f'[smoke]\ncommand = ["python3", "-c", "{check}"]\ntimeout_s = 20\nmemory_mb = 256\n')
-    files = {"evi.onnx": model, "hallmark.toml": toml.encode(), "README.md": b"# evi-model\n\nThe EVI scoring model.\n"}
+    toml = f'[model]\nfile = "evi.onnx"\nsha256 = "{digest}"\nformat = "hallmark.evi/1"\n\n'
+    if variants:
+        toml += (f'[model.gpu]\nfile = "evi_fp16.onnx"\nsha256 = "{digests["evi_fp16.onnx"]}"\n\n'
+                 f'[model.candidates]\nfile = "evi_int8_candidates.onnx"\n'
+                 f'sha256 = "{digests["evi_int8_candidates.onnx"]}"\n\n')
+    toml += f'[smoke]\ncommand = ["python3", "-c", "{check}"]\ntimeout_s = 20\nmemory_mb = 256\n'
+    files.update({"hallmark.toml": toml.encode(), "README.md": b"# evi-model\n\nThe EVI scoring model.\n"})
     return samples.tar_gz(files), digest
 
 

@@ -46,6 +46,9 @@ DEFAULTS: tuple[tuple[str, str], ...] = (
     ("SCORING_BATCH_MAX_AGE_S", "60"),
     # batch size x corpus rows above which the batch goes to the GPU job (a product)
     ("SCORING_GPU_THRESHOLD", "50000000"),
+    # batches of at least this many events use the int8 corpus mode on the CPU when the released
+    # model carries a [model.candidates] variant; 0 = off (PUT /scoring/config changes it)
+    ("SCORING_INT8_MIN_BATCH", "0"),
 )
 
 STATE = rw("table", "state")

@@ -148,6 +148,32 @@ def test_gpu_branch_large_batch_runs_the_batch_job(cloud: LocalCloud, driver: Dr
     assert len(envelopes) == 60
 
 
+@pytest.mark.parametrize("branch", ["gpu", "cpu"])
+def test_the_int8_mode_is_an_option_of_both_runners(cloud: LocalCloud, driver: Driver, synth: Synth,
+                                                    model: dict[str, Any], branch: str) -> None:
+    """Off by default; from int8MinBatch events on, a runner on the CPU loads the release's int8
+    candidate model too, and BatchScored audits it; the local Batch stand-in runs on the CPU, so
+    it takes the int8 path as well, and passes both variants to the job."""
+    assert model["gpuModelDigest"] and model["candidateModelDigest"]
+    threshold(driver, 1000 if branch == "gpu" else 10**12)
+    driver.ok("PUT", "/scoring/config", "superadmin", {"int8MinBatch": 30})
+    try:
+        doc = score(cloud, driver, synth.mix(30))
+    finally:
+        driver.ok("PUT", "/scoring/config", "superadmin", {"int8MinBatch": 0})
+    assert doc["status"] == "Routed" and doc["runner"] == branch, doc
+    assert (doc["scores"]["mode"], doc["scores"]["modelDigest"]) == ("int8", model["modelDigest"])
+    [scored] = [e for e in audit_events(driver) if e["type"] == "BatchScored" and e["subject"] == doc["batchId"]]
+    assert scored["data"]["mode"] == "int8" and scored["data"]["candidateModelDigest"] == model["candidateModelDigest"]
+    if branch == "gpu":
+        [job] = cloud.client("batch").describe_jobs(jobs=[doc["scores"]["jobId"]])["jobs"]
+        env = {e["name"]: e["value"] for e in job["container"]["environment"]}
+        assert env["GPU_MODEL_DIGEST"] == model["gpuModelDigest"] and env["INT8_MIN_BATCH"] == "30"
+        assert env["CANDIDATE_MODEL_DIGEST"] == model["candidateModelDigest"]
+    below = score(cloud, driver, synth.mix(30))  # int8MinBatch 0 again: exact
+    assert below["scores"]["mode"] == "exact"
+
+
 def test_the_choice_is_on_batch_size_times_corpus_rows(cloud: LocalCloud, driver: Driver, synth: Synth,
                                                        model: dict[str, Any]) -> None:
     rows = driver.ok("GET", "/scoring/batches?limit=1", "auditor")["items"][0]["scores"]["corpusRowsAfter"]

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from gpu_batch import entrypoint
-from gpu_batch.evi_model import build_model
+from gpu_batch.evi_model import build_candidate_model, build_model
 from gpu_batch.sample_events import BASE_TS_MS, make_event
 from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.scoring.reference import reference_scores
-from hallmark.scoring.runner import ModelDigestMismatch
+from hallmark.scoring.runner import CPU, CUDA, ModelDigestMismatch, default_providers
 from hallmark.scoring.schema import EVIEnvelope
 
 D = 768
@@ -126,3 +126,95 @@ def test_update_corpus_keeps_the_most_recent_rows() -> None:
     np.testing.assert_allclose(out[1:], 1 / np.sqrt(D), rtol=1e-6)
     assert entrypoint.update_corpus(old, new, 0).shape == (0, D)
     assert entrypoint.update_corpus(old, np.zeros((0, D), np.float32), 10).shape == (6, D)
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, str]]:
+    out = tmp_path_factory.mktemp("v")
+    gpu = build_model(out / "evi_fp16.onnx", corpus_dtype="float16")
+    cand = build_candidate_model(out / "evi_int8.onnx")
+    return {"gpu": ((out / "evi_fp16.onnx").read_bytes(), gpu), "candidates": ((out / "evi_int8.onnx").read_bytes(), cand)}
+
+
+def with_variants(store: InMemoryBlobStore, variants: dict[str, tuple[bytes, str]]) -> dict[str, tuple[str, str]]:
+    refs = {}
+    for name, (data, digest) in variants.items():
+        store.put(f"models/{digest}.onnx", data)
+        refs[name] = (f"models/{digest}.onnx", digest)
+    return refs
+
+
+def run(store: InMemoryBlobStore, model: tuple[bytes, str], refs: dict[str, tuple[str, str]], **kw: object
+        ) -> entrypoint.JobResult:
+    return entrypoint.run_job(store=store, batch_key="batches/b1.jsonl", model_key="models/evi.onnx",
+                              model_digest=model[1], gpu_model=refs.get("gpu"), candidate_model=refs.get("candidates"),
+                              now_ms=BASE_TS_MS, update=False, **kw)  # type: ignore[arg-type]
+
+
+def envelopes_of(store: InMemoryBlobStore) -> list[EVIEnvelope]:
+    return [EVIEnvelope.model_validate_json(x) for x in store.get("scored/b1.jsonl").decode().splitlines()]
+
+
+def test_the_int8_mode_scores_batches_from_the_minimum_size_on(model: tuple[bytes, str],
+                                                               variants: dict[str, tuple[bytes, str]]) -> None:
+    store = setup_store(model, n_events=12, corpus_rows=300)
+    refs = with_variants(store, variants)
+    exact = run(store, model, refs, providers=[CPU])  # int8_min_batch 0: off
+    exact_envs = envelopes_of(store)
+    assert (exact.mode, exact.candidate_model_digest) == ("exact", "")
+    above = run(store, model, refs, providers=[CPU], int8_min_batch=12)
+    assert (above.mode, above.candidate_model_digest, above.model_digest) == ("int8", refs["candidates"][1], model[1])
+    int8_envs = envelopes_of(store)
+    np.testing.assert_allclose([e.scores.novelty for e in int8_envs], [e.scores.novelty for e in exact_envs],
+                               atol=0.005)
+    summary = json.loads(store.get("scored/b1.jsonl.summary.json"))
+    assert summary["mode"] == "int8" and summary["candidateModelDigest"] == refs["candidates"][1]
+    below = run(store, model, refs, providers=[CPU], int8_min_batch=13)  # 11 valid events + 1 rejected line
+    assert below.mode == "exact" and json.loads(store.get("scored/b1.jsonl.summary.json"))["mode"] == "exact"
+
+
+def test_a_tampered_candidate_model_is_refused_before_the_batch_is_read(
+        model: tuple[bytes, str], variants: dict[str, tuple[bytes, str]]) -> None:
+    store = setup_store(model)
+    refs = with_variants(store, variants)
+    store.put(refs["candidates"][0], variants["candidates"][0] + b"\0")
+    store.objects.pop("batches/b1.jsonl")  # reading it would be a KeyError, not a digest refusal
+    with pytest.raises(ModelDigestMismatch):
+        run(store, model, refs, providers=[CPU], int8_min_batch=1)
+    assert "scored/b1.jsonl" not in store.objects
+
+
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider' is not in available provider names")
+def test_the_gpu_variant_is_loaded_for_the_cuda_provider_only(model: tuple[bytes, str],
+                                                               variants: dict[str, tuple[bytes, str]]) -> None:
+    store = setup_store(model)
+    refs = with_variants(store, variants)
+    on_cpu = run(store, model, refs, providers=[CPU], int8_min_batch=1)
+    assert on_cpu.model_digest == model[1]
+    # asked for CUDA first (this onnxruntime may not have it, and then runs the same model on the
+    # CPU): the float16 variant is what is loaded, and the int8 mode is not used
+    on_gpu = run(store, model, refs, providers=[CUDA, CPU], int8_min_batch=1)
+    assert (on_gpu.model_digest, on_gpu.mode) == (refs["gpu"][1], "exact")
+    exact = [e.scores.novelty for e in envelopes_of(store)]
+    run(store, model, refs, providers=[CPU])
+    np.testing.assert_allclose(exact, [e.scores.novelty for e in envelopes_of(store)], atol=2e-3)
+    # without a GPU variant, CUDA runs the float32 model
+    assert run(store, model, {}, providers=[CUDA, CPU]).model_digest == model[1]
+
+
+def test_main_reads_the_variant_environment(model: tuple[bytes, str], variants: dict[str, tuple[bytes, str]],
+                                            tmp_path: Path) -> None:
+    store = entrypoint.DirectoryBlobStore(tmp_path)
+    mem = setup_store(model, n_events=12, corpus_rows=100)
+    refs = with_variants(mem, variants)
+    for key, data in mem.objects.items():
+        store.put(key, data)
+    env = {"BLOB_DIR": str(tmp_path), "BATCH_KEY": "batches/b1.jsonl", "MODEL_KEY": "models/evi.onnx",
+           "MODEL_DIGEST": model[1], "NOW_MS": str(BASE_TS_MS), "GPU_MODEL_KEY": "", "GPU_MODEL_DIGEST": "",
+           "CANDIDATE_MODEL_KEY": refs["candidates"][0], "CANDIDATE_MODEL_DIGEST": refs["candidates"][1],
+           "INT8_MIN_BATCH": "2"}
+    assert entrypoint.main(env) == 0
+    summary = json.loads(store.get("scored/b1.jsonl.summary.json"))
+    assert summary["mode"] == ("int8" if default_providers()[0] == CPU else "exact")
+    with pytest.raises(ValueError, match="go together"):
+        entrypoint.main({**env, "CANDIDATE_MODEL_DIGEST": ""})

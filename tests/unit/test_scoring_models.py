@@ -15,7 +15,7 @@ from hallmark.canonical import canonical_bytes
 from hallmark.docstore import InMemoryDocStore
 from hallmark.dsse import IN_TOTO_PAYLOAD_TYPE, manifest_signature_id, sign_envelope
 from hallmark.errors import Conflict, DomainError, NotFound
-from hallmark.scoring.models import ModelProvenanceError, ModelRegistry, extract_model
+from hallmark.scoring.models import ModelProvenanceError, ModelRegistry, extract_model, extract_models
 from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.signing import LocalSigner
 from hallmark_tools import samples
@@ -164,3 +164,81 @@ def test_build_is_the_package_in_the_demo(tmp_path: Path) -> None:
     body, digest = model_package()
     data, got = extract_model(body)
     assert got == digest == hashlib.sha256(data).hexdigest()
+
+
+def variant_package(model: tuple[bytes, str], variants: dict[str, tuple[str, bytes, str]]) -> bytes:
+    """A model package with ``[model.<variant>]`` tables: variant -> (file name, bytes, declared sha256)."""
+    toml = f'[model]\nfile = "evi.onnx"\nsha256 = "{model[1]}"\n'
+    files = {"evi.onnx": model[0]}
+    for variant, (name, data, declared) in variants.items():
+        toml += f'\n[model.{variant}]\nfile = "{name}"\nsha256 = "{declared}"\n'
+        files[name] = data
+    files["hallmark.toml"] = toml.encode()
+    return samples.tar_gz(files)
+
+
+def test_the_gpu_and_candidate_variants_are_registered_with_their_digests(model: tuple[bytes, str],
+                                                                            signer: LocalSigner) -> None:
+    gpu, cand = b"fp16 model bytes", b"int8 candidate model bytes"
+    gpu_d, cand_d = hashlib.sha256(gpu).hexdigest(), hashlib.sha256(cand).hexdigest()
+    docs, objects, blobs = InMemoryDocStore(), Objects(), InMemoryBlobStore()
+    released(docs, objects, signer, variant_package(model, {"gpu": ("evi_fp16.onnx", gpu, gpu_d),
+                                                            "candidates": ("evi_int8.onnx", cand, cand_d)}))
+    reg = registry(docs, objects, blobs, signer)
+    active = reg.register("p-1", "root")
+    assert (active.gpuModelKey, active.gpuModelDigest) == (f"models/{gpu_d}.onnx", gpu_d)
+    assert (active.candidateModelKey, active.candidateModelDigest) == (f"models/{cand_d}.onnx", cand_d)
+    assert blobs.objects[active.gpuModelKey] == gpu and blobs.objects[active.candidateModelKey] == cand
+    assert blobs.objects[active.modelKey] == model[0]
+    assert reg.verify_active() == active
+
+
+def test_a_package_without_variants_registers_none(model: tuple[bytes, str], signer: LocalSigner) -> None:
+    docs, objects = InMemoryDocStore(), Objects()
+    released(docs, objects, signer, package(model[0], model[1]))
+    active = registry(docs, objects, InMemoryBlobStore(), signer).register("p-1", "root")
+    assert active.gpuModelKey == active.gpuModelDigest == active.candidateModelKey == active.candidateModelDigest == ""
+
+
+def test_an_active_model_stored_before_variants_existed_still_loads(model: tuple[bytes, str],
+                                                                     signer: LocalSigner) -> None:
+    docs, objects = InMemoryDocStore(), Objects()
+    released(docs, objects, signer, package(model[0], model[1]))
+    reg = registry(docs, objects, InMemoryBlobStore(), signer)
+    active = reg.register("p-1", "root")
+    doc = docs.get("scoring-model", "active")
+    assert doc is not None
+    version = doc.pop("version")
+    for field in ("gpuModelKey", "gpuModelDigest", "candidateModelKey", "candidateModelDigest"):
+        doc.pop(field)
+    docs.replace("scoring-model", "active", doc, version)
+    assert reg.verify_active() == active
+
+
+@pytest.mark.parametrize(("variants", "message"), [
+    ({"gpu": ("evi_fp16.onnx", b"fp16", hashlib.sha256(b"other").hexdigest())}, r"evi_fp16\.onnx has sha256"),
+    ({"gpu": ("evi_fp16.onnx", b"fp16", "not-a-digest")}, r"\[model\.gpu\] sha256"),
+    ({"candidates": ("../evil.onnx", b"x", hashlib.sha256(b"x").hexdigest())}, r"\[model\.candidates\] file"),
+    ({"candidates": ("notes.txt", b"x", hashlib.sha256(b"x").hexdigest())}, r"\.onnx file"),
+    ({"turbo": ("evi_turbo.onnx", b"x", hashlib.sha256(b"x").hexdigest())}, r"unknown model variant"),
+])
+def test_a_variant_that_does_not_hold_is_refused(model: tuple[bytes, str], variants: dict[str, tuple[str, bytes, str]],
+                                                 message: str) -> None:
+    with pytest.raises(ModelProvenanceError, match=message):
+        extract_models(variant_package(model, variants))
+
+
+def test_a_declared_variant_missing_from_the_package_is_refused(model: tuple[bytes, str]) -> None:
+    toml = (f'[model]\nfile = "evi.onnx"\nsha256 = "{model[1]}"\n\n'
+            f'[model.gpu]\nfile = "evi_fp16.onnx"\nsha256 = "{"ab" * 32}"\n')
+    body = samples.tar_gz({"evi.onnx": model[0], "hallmark.toml": toml.encode()})
+    with pytest.raises(ModelProvenanceError, match="does not hold"):
+        extract_models(body)
+
+
+def test_the_demo_package_carries_both_variants() -> None:
+    from hallmark_tools.scenarios.scoring import model_package
+
+    body, digest = model_package()
+    main, variants = extract_models(body)
+    assert main.sha256 == digest and set(variants) == {"gpu", "candidates"}

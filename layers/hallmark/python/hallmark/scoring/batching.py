@@ -44,13 +44,14 @@ SCORED = "scored/"
 
 
 class ConfigUpdate(BaseModel):
-    """``PUT /scoring/config``: any of the three thresholds."""
+    """``PUT /scoring/config``: any of the thresholds."""
 
     model_config = ConfigDict(extra="forbid")
 
     batchMaxEvents: int | None = Field(default=None, ge=1, le=100_000)
     batchMaxAgeSeconds: int | None = Field(default=None, ge=1, le=86_400)
     gpuThreshold: int | None = Field(default=None, ge=0, le=10**15)
+    int8MinBatch: int | None = Field(default=None, ge=0, le=10**9)
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,13 @@ class Limits:
     max_events: int = 500
     max_age_s: int = 60
     gpu_threshold: int = 50_000_000
+    int8_min_batch: int = 0
+    """The int8 corpus mode (the released model's ``[model.candidates]`` variant) scores batches of
+    at least this many events on the CPU; 0 keeps every batch on the exact float32 path."""
 
     def as_dict(self) -> dict[str, int]:
         return {"batchMaxEvents": self.max_events, "batchMaxAgeSeconds": self.max_age_s,
-                "gpuThreshold": self.gpu_threshold}
+                "gpuThreshold": self.gpu_threshold, "int8MinBatch": self.int8_min_batch}
 
 
 def limits(env: Mapping[str, str], docs: DocStore | None = None) -> Limits:
@@ -70,6 +74,7 @@ def limits(env: Mapping[str, str], docs: DocStore | None = None) -> Limits:
         max_events=int(env.get("SCORING_BATCH_MAX_EVENTS", Limits.max_events)),
         max_age_s=int(env.get("SCORING_BATCH_MAX_AGE_S", Limits.max_age_s)),
         gpu_threshold=int(env.get("SCORING_GPU_THRESHOLD", Limits.gpu_threshold)),
+        int8_min_batch=int(env.get("SCORING_INT8_MIN_BATCH", Limits.int8_min_batch)),
     )
     stored = docs.get(CONFIG, CURRENT) if docs is not None else None
     if not stored:
@@ -78,6 +83,7 @@ def limits(env: Mapping[str, str], docs: DocStore | None = None) -> Limits:
         max_events=int(stored.get("batchMaxEvents") or base.max_events),
         max_age_s=int(stored.get("batchMaxAgeSeconds") or base.max_age_s),
         gpu_threshold=int(base.gpu_threshold if stored.get("gpuThreshold") is None else stored["gpuThreshold"]),
+        int8_min_batch=int(base.int8_min_batch if stored.get("int8MinBatch") is None else stored["int8MinBatch"]),
     )
 
 

@@ -7,6 +7,12 @@ corpus from the blob store, refuse a model whose sha256 is not the signed digest
 before anything else is read), write the envelopes to ``output_key``, then append the batch's
 embeddings (normalised) to the corpus, keep the most recent ``corpus_max`` rows and write it back.
 The corpus is scored as it was before the batch.
+
+Which signed model a run loads depends on the device it finds: on the CUDA provider the float16
+``gpu_model`` when the release carries one (fp16 corpus on the GPU), else the float32 model; on the
+CPU the float32 model, plus the int8 ``candidate_model`` for batches of at least ``int8_min_batch``
+events (0: never). The run's summary, written next to the envelopes (:func:`summary_key`), names
+the digests it loaded, so the state machine audits what actually scored the batch.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from pydantic import ValidationError
 
 from hallmark.scoring.features import ScoringConfig, compute_features, embedding_matrix, topic_coverage
 from hallmark.scoring.ports import BlobStore
-from hallmark.scoring.runner import EviRunner, normalise_corpus
+from hallmark.scoring.runner import CUDA, EviRunner, default_providers, normalise_corpus
 from hallmark.scoring.schema import EMBEDDING_DIM, EnrichedEvent
 
 log = logging.getLogger("hallmark.scoring.job")
@@ -57,10 +63,13 @@ class JobResult:
     corpus_rows_before: int = 0
     corpus_rows_after: int = 0
     seconds: float = 0.0
+    mode: str = "exact"  # or "int8": int8 candidates re-ranked exactly in float32
+    candidate_model_digest: str = ""
 
     def summary(self) -> dict[str, Any]:
         return {
             "runner": self.runner, "batchKey": self.batch_key, "outputKey": self.output_key, "modelDigest": self.model_digest,
+            "mode": self.mode, "candidateModelDigest": self.candidate_model_digest,
             "provider": self.provider, "events": self.events, "scored": self.scored,
             "rejected": len(self.rejected), "bands": self.bands, "corpusRowsBefore": self.corpus_rows_before,
             "corpusRowsAfter": self.corpus_rows_after, "seconds": round(self.seconds, 3),
@@ -126,12 +135,20 @@ def default_output_key(batch_key: str) -> str:
     return f"scored/{stem}.jsonl"
 
 
+def summary_key(output_key: str) -> str:
+    """Where a run writes its summary (JSON): next to its envelopes."""
+    return f"{output_key}.summary.json"
+
+
 def run_job(
     *,
     store: BlobStore,
     batch_key: str,
     model_key: str,
     model_digest: str,
+    gpu_model: tuple[str, str] | None = None,
+    candidate_model: tuple[str, str] | None = None,
+    int8_min_batch: int = 0,
     corpus_key: str = DEFAULT_CORPUS_KEY,
     output_key: str | None = None,
     corpus_max: int = DEFAULT_CORPUS_MAX,
@@ -143,13 +160,24 @@ def run_job(
     update: bool = True,
     runner_name: str = "gpu-batch",
 ) -> JobResult:
-    """Score one batch: envelopes JSONL to ``output_key``, the updated corpus back to ``corpus_key``."""
+    """Score one batch: envelopes JSONL to ``output_key``, the updated corpus back to ``corpus_key``.
+    ``gpu_model`` and ``candidate_model`` are (key, sha256) of the release's variants, if any."""
     started = time.perf_counter()
     cfg = config or ScoringConfig()
+    wanted = list(providers) if providers is not None else default_providers()
+    on_gpu = bool(wanted) and wanted[0] == CUDA
+    key, digest = gpu_model if on_gpu and gpu_model else (model_key, model_digest)
+    cand = candidate_model if not on_gpu and int8_min_batch > 0 else None
     with tempfile.TemporaryDirectory(prefix="evi-model-") as tmp:
         model_path = Path(tmp) / "model.onnx"
-        model_path.write_bytes(store.get(model_key))
-        runner = EviRunner(model_path, model_digest, providers, config=cfg, chunk_rows=chunk_rows)
+        model_path.write_bytes(store.get(key))
+        cand_arg = None
+        if cand is not None:
+            cand_path = Path(tmp) / "candidates.onnx"
+            cand_path.write_bytes(store.get(cand[0]))
+            cand_arg = (cand_path, cand[1])
+        # both digests are checked here, before the batch or the corpus is read
+        runner = EviRunner(model_path, digest, wanted, config=cfg, chunk_rows=chunk_rows, candidate_model=cand_arg)
 
     events, rejected = parse_batch(store.get(batch_key))
     corpus = load_corpus(store, corpus_key)
@@ -157,7 +185,8 @@ def run_job(
     coverage = coverage_by_topic or {}
     feats = [compute_features(e, now, cfg, topic_coverage(e.topic_hints, coverage)) for e in events]
     queries = embedding_matrix(events)
-    prepared = runner.prepare_corpus(corpus, normalized=True)
+    int8 = runner.candidate_session is not None and len(events) >= int8_min_batch and corpus.shape[0] > 0
+    prepared = runner.prepare_corpus(corpus, normalized=True, int8=int8)
     envelopes = runner.score(feats, queries, prepared)
 
     out_key = output_key or default_output_key(batch_key)
@@ -172,7 +201,9 @@ def run_job(
         runner=runner_name, batch_key=batch_key, output_key=out_key, model_digest=runner.digest, provider=runner.providers[0],
         events=len(events) + len(rejected), scored=len(envelopes), rejected=rejected,
         bands=dict(Counter(env.band for env in envelopes)), corpus_rows_before=corpus.shape[0],
-        corpus_rows_after=rows_after, seconds=time.perf_counter() - started,
+        corpus_rows_after=rows_after, seconds=time.perf_counter() - started, mode="int8" if int8 else "exact",
+        candidate_model_digest=runner.candidate_digest if int8 else "",
     )
+    store.put(summary_key(out_key), json.dumps(result.summary(), sort_keys=True).encode("utf-8"))
     log.info("batch scored %s", json.dumps(result.summary()))
     return result

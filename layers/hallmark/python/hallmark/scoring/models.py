@@ -2,16 +2,25 @@
 pipeline and its digest follows from the signed manifest.
 
 The model is released as a package (``.tar.gz``/``.zip``) holding ``evi.onnx`` and a
-``hallmark.toml`` with a ``[model]`` table (``file``, ``sha256``). ``ModelRegistry.register``
-(``POST /scoring/model {packageId}``):
+``hallmark.toml`` with a ``[model]`` table (``file``, ``sha256``). The package may also carry
+variants of the same model, each declared in its own sub-table with its file and sha256:
+
+    [model.gpu]          the float16 model the Batch job runs on the CUDA provider (fp16 corpus on
+                         the GPU); without it the GPU job runs evi.onnx
+    [model.candidates]   the int8 candidate model for the optional int8 corpus mode on the CPU
+
+Every file's digest then follows from the signed manifest (the manifest signs the package, the
+package declares the digests). ``ModelRegistry.register`` (``POST /scoring/model {packageId}``):
 
 1. the package is ``Published`` and its manifest is in the manifest repository;
 2. the DSSE envelope verifies with the manifest key's public half, and is the one the release
    recorded (``manifestSignatureId``);
 3. the released artifact's sha256 is the statement's ``subject`` digest;
 4. ``evi.onnx`` inside it hashes to what its ``hallmark.toml`` declares;
-5. the model is copied to ``models/<sha256>.onnx`` in the scoring bucket and becomes the active
-   model ``{modelKey, modelDigest, manifestSignatureId, ...}``.
+5. the model (and each variant) is copied to ``models/<sha256>.onnx`` in the scoring bucket and
+   becomes the active model ``{modelKey, modelDigest, gpuModelKey, gpuModelDigest,
+   candidateModelKey, candidateModelDigest, manifestSignatureId, ...}`` (a variant the package
+   does not carry is ``""``).
 
 Every batch re-verifies the envelope and the recorded artifact digest (``verify_active``) before it
 is planned, and both runners refuse a model file whose sha256 is not ``modelDigest``
@@ -43,6 +52,8 @@ from hallmark.scoring.ports import BlobStore
 MODEL = "scoring-model"
 ACTIVE = "active"
 MODEL_FILE = "evi.onnx"
+VARIANTS = ("gpu", "candidates")
+"""The optional ``[model.<variant>]`` tables: the float16 GPU model, the int8 candidate model."""
 DECLARATION = "hallmark.toml"
 MAX_MODEL_BYTES = 512 * 1024 * 1024
 MAX_ARTIFACT_BYTES = 1024 * 1024 * 1024
@@ -70,6 +81,18 @@ class ObjectReader(Protocol):
 
 
 @dataclass(frozen=True)
+class ModelFile:
+    """One declared model file of a package: its bytes and their (checked) sha256."""
+
+    data: bytes
+    sha256: str
+
+    @property
+    def key(self) -> str:
+        return f"models/{self.sha256}.onnx"
+
+
+@dataclass(frozen=True)
 class ActiveModel:
     modelKey: str
     modelDigest: str
@@ -82,6 +105,10 @@ class ActiveModel:
     packageVersion: str
     registeredAt: str
     registeredBy: str
+    gpuModelKey: str = ""  # "" when the package carries no [model.gpu] variant
+    gpuModelDigest: str = ""
+    candidateModelKey: str = ""  # "" when the package carries no [model.candidates] variant
+    candidateModelDigest: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,7 +127,7 @@ def _reader(tf: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], bytes]
 
 
 def _members(artifact: bytes) -> dict[str, bytes]:
-    """``evi.onnx`` and ``hallmark.toml`` from the archive root (or its single top folder)."""
+    """The ``.onnx`` files and ``hallmark.toml`` from the archive root (or its single top folder)."""
     wanted: dict[str, bytes] = {}
     names: list[str] = []
 
@@ -111,8 +138,8 @@ def _members(artifact: bytes) -> dict[str, bytes]:
         names.append(clean)
         base = clean.rsplit("/", 1)[-1]
         depth = clean.count("/")
-        if base in (MODEL_FILE, DECLARATION) and depth <= 1:
-            limit = MAX_MODEL_BYTES if base == MODEL_FILE else 64 * 1024
+        if (base == DECLARATION or base.endswith(".onnx")) and depth <= 1:
+            limit = 64 * 1024 if base == DECLARATION else MAX_MODEL_BYTES
             if size > limit:
                 raise ModelProvenanceError(f"{clean} is larger than {limit} bytes")
             wanted[clean] = read()
@@ -141,8 +168,26 @@ def _members(artifact: bytes) -> dict[str, bytes]:
     return {k: v for k, v in out.items() if "/" not in k}
 
 
-def extract_model(artifact: bytes) -> tuple[bytes, str]:
-    """(model bytes, their sha256) from a released model package, checked against its declaration."""
+def _declared_file(files: dict[str, bytes], table: dict[str, Any], where: str, default: str | None) -> ModelFile:
+    """The file a ``[model]``-style table declares, if its bytes hash to the declared sha256."""
+    name = table.get("file", default)
+    if not isinstance(name, str) or not name.endswith(".onnx") or "/" in name:
+        raise ModelProvenanceError(f"[{where}] file must name an .onnx file at the package root (got {name!r})")
+    if name not in files:
+        raise ModelProvenanceError(f"[{where}] declares {name}, which the package does not hold")
+    want = str(table.get("sha256", "")).lower().removeprefix("sha256:")
+    if not _HEX64.match(want):
+        raise ModelProvenanceError(f"[{where}] sha256 must be the file's sha256 (64 hex characters)")
+    got = sha256_hex(files[name])
+    if got != want:
+        raise ModelProvenanceError(f"{name} has sha256 {got}, {DECLARATION} declares {want}",
+                                   {"file": name, "actual": got, "declared": want})
+    return ModelFile(files[name], got)
+
+
+def extract_models(artifact: bytes) -> tuple[ModelFile, dict[str, ModelFile]]:
+    """The EVI model and its declared variants (``gpu``, ``candidates``) from a released model
+    package, each checked against the sha256 its ``hallmark.toml`` declares."""
     files = _members(artifact)
     if DECLARATION not in files:
         raise ModelProvenanceError(f"the package has no {DECLARATION}")
@@ -152,18 +197,22 @@ def extract_model(artifact: bytes) -> tuple[bytes, str]:
         raise ModelProvenanceError(f"{DECLARATION} is not valid TOML: {exc}") from None
     if not isinstance(declared, dict):
         raise ModelProvenanceError(f"{DECLARATION} has no [model] table: not a model package")
-    name = declared.get("file", MODEL_FILE)
-    if name != MODEL_FILE or MODEL_FILE not in files:
-        raise ModelProvenanceError(f"the package must hold the EVI model as {MODEL_FILE} (declared: {name!r})")
-    want = str(declared.get("sha256", "")).lower().removeprefix("sha256:")
-    if not _HEX64.match(want):
-        raise ModelProvenanceError("[model] sha256 must be the model file's sha256 (64 hex characters)")
-    data = files[MODEL_FILE]
-    got = sha256_hex(data)
-    if got != want:
-        raise ModelProvenanceError(f"{MODEL_FILE} has sha256 {got}, {DECLARATION} declares {want}",
-                                   {"actual": got, "declared": want})
-    return data, got
+    if declared.get("file", MODEL_FILE) != MODEL_FILE:
+        raise ModelProvenanceError(f"the package must hold the EVI model as {MODEL_FILE} "
+                                   f"(declared: {declared.get('file')!r})")
+    main = _declared_file(files, declared, "model", MODEL_FILE)
+    unknown = sorted(k for k, v in declared.items() if isinstance(v, dict) and k not in VARIANTS)
+    if unknown:
+        raise ModelProvenanceError(f"unknown model variant(s) {unknown}: the variants are {list(VARIANTS)}")
+    variants = {name: _declared_file(files, declared[name], f"model.{name}", None)
+                for name in VARIANTS if isinstance(declared.get(name), dict)}
+    return main, variants
+
+
+def extract_model(artifact: bytes) -> tuple[bytes, str]:
+    """(model bytes, their sha256) of the EVI model in a released model package."""
+    main, _ = extract_models(artifact)
+    return main.data, main.sha256
 
 
 def _s3_ref(uri: str) -> tuple[str, str]:
@@ -230,12 +279,16 @@ class ModelRegistry:
         if sha256_hex(artifact) != subject_digest:
             raise ModelProvenanceError("the artifact is not the one the manifest signs",
                                        {"actual": sha256_hex(artifact), "signed": subject_digest})
-        model, digest = extract_model(artifact)
-        model_key = f"models/{digest}.onnx"
-        self.models.put(model_key, model)
+        main, variants = extract_models(artifact)
+        for file in (main, *variants.values()):
+            self.models.put(file.key, file.data)
+        gpu, cand = variants.get("gpu"), variants.get("candidates")
         meta = package.get("meta") or {}
         active = ActiveModel(
-            modelKey=model_key, modelDigest=digest, manifestSignatureId=manifest_signature_id(envelope),
+            modelKey=main.key, modelDigest=main.sha256,
+            gpuModelKey=gpu.key if gpu else "", gpuModelDigest=gpu.sha256 if gpu else "",
+            candidateModelKey=cand.key if cand else "", candidateModelDigest=cand.sha256 if cand else "",
+            manifestSignatureId=manifest_signature_id(envelope),
             manifestDigest=str(manifest.get("digest", "")), manifestRef=dict(ref), artifactSha256=subject_digest,
             packageId=package_id, packageName=str(meta.get("name", "")), packageVersion=str(meta.get("version", "")),
             registeredAt=self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"), registeredBy=actor,

@@ -31,7 +31,7 @@ from hallmark.errors import Conflict, NotFound
 from hallmark.ports import AuditEmitter
 from hallmark.scoring.batching import BATCH, Limits, output_key
 from hallmark.scoring.briefs import BriefStore, route
-from hallmark.scoring.job import DEFAULT_CORPUS_KEY, npy_rows
+from hallmark.scoring.job import DEFAULT_CORPUS_KEY, npy_rows, summary_key
 from hallmark.scoring.models import ActiveModel
 from hallmark.scoring.schema import EnrichedEvent, EVIEnvelope
 from hallmark.scoring.webhooks import SubscriberStore, deliveries
@@ -84,6 +84,16 @@ class Plan:
     modelKey: str
     modelDigest: str
     manifestSignatureId: str
+    gpuModelKey: str = ""  # the float16 variant for the CUDA provider ("" when the package has none)
+    gpuModelDigest: str = ""
+    candidateModelKey: str = ""  # the int8 candidate model for the CPU int8 mode ("" when none)
+    candidateModelDigest: str = ""
+    int8MinBatch: int = 0  # the runners use the candidate model for batches of at least this size (0: never)
+
+    def model_digests(self) -> dict[str, str]:
+        """The signed digests a runner may load for this batch, by role (absent variants left out)."""
+        named = {"model": self.modelDigest, "gpuModel": self.gpuModelDigest, "candidateModel": self.candidateModelDigest}
+        return {k: v for k, v in named.items() if v}
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -165,6 +175,9 @@ class ScoringPipeline:
             corpusKey=self.corpus_key, size=size, corpusSize=corpus, work=work, threshold=limits.gpu_threshold,
             runner="gpu" if work > limits.gpu_threshold else "cpu", modelKey=model.modelKey,
             modelDigest=model.modelDigest, manifestSignatureId=model.manifestSignatureId,
+            gpuModelKey=model.gpuModelKey, gpuModelDigest=model.gpuModelDigest,
+            candidateModelKey=model.candidateModelKey, candidateModelDigest=model.candidateModelDigest,
+            int8MinBatch=limits.int8_min_batch if model.candidateModelDigest else 0,
         )
         self._set(batch_id, "Scoring", executionArn=execution_arn, runner=plan.runner, work=work,
                   corpusSize=corpus, threshold=limits.gpu_threshold,
@@ -173,7 +186,8 @@ class ScoringPipeline:
         self.audit.emit(chain=CHAIN, type="EventsIngested", actor="system:scoring_ingest", subject=batch_id,
                         data={"batchId": batch_id, "batchDigest": plan.batchDigest, "events": size,
                               "duplicates": int(doc.get("duplicates", 0)), "rejected": int(doc.get("rejected", 0)),
-                              "modelDigest": model.modelDigest, "manifestSignatureId": model.manifestSignatureId},
+                              "modelDigest": model.modelDigest, "modelDigests": plan.model_digests(),
+                              "manifestSignatureId": model.manifestSignatureId},
                         event_id=audit_id(batch_id, "EventsIngested"))
         return plan
 
@@ -192,6 +206,27 @@ class ScoringPipeline:
                 raise OutputInvalid(f"envelope line {n} is invalid: {exc.errors()[0]['msg']}") from None
         return envelopes, hashlib.sha256(raw).hexdigest()
 
+    def run_summary(self, plan: dict[str, Any], scored: dict[str, Any]) -> dict[str, str]:
+        """What the runner says it loaded (its summary: the Lambda's answer, or the file the Batch
+        job wrote next to the envelopes), checked against the digests the plan took from the signed
+        manifest. Without a summary, the plan's float32 model in exact mode."""
+        summary: dict[str, Any] = scored if "modelDigest" in scored else {}
+        if not summary:
+            try:
+                summary = json.loads(self.blobs.get(summary_key(plan["outputKey"])))
+            except KeyError:
+                summary = {}
+        signed = {d for d in (plan["modelDigest"], plan.get("gpuModelDigest"), plan.get("candidateModelDigest")) if d}
+        run = {"modelDigest": str(summary.get("modelDigest") or plan["modelDigest"]),
+               "mode": str(summary.get("mode") or "exact"),
+               "candidateModelDigest": str(summary.get("candidateModelDigest") or ""),
+               "provider": str(summary.get("provider") or "")}
+        for name in ("modelDigest", "candidateModelDigest"):
+            if run[name] and run[name] not in signed:
+                raise OutputInvalid(f"the runner reports {name} {run[name]}, which the plan's signed manifest "
+                                    "does not name")
+        return run
+
     def record(self, plan: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
         batch_id = plan["batchId"]
         envelopes, digest = self.read_envelopes(plan)
@@ -199,16 +234,20 @@ class ScoringPipeline:
             raise OutputInvalid(f"{len(envelopes)} envelopes for a batch of {plan['size']} events")
         bands = dict(Counter(e.band for e in envelopes))
         runner = scored.get("runner") or ("gpu-batch" if plan.get("runner") == "gpu" else "cpu-lambda")
+        run = self.run_summary(plan, scored)
         rows = self.corpus_rows()
         result = {"runner": runner, "scored": len(envelopes), "bands": bands, "outputKey": plan["outputKey"],
                   "outputDigest": digest, "corpusRowsAfter": rows, "jobId": scored.get("jobId"),
-                  "provider": scored.get("provider")}
+                  "provider": run.get("provider") or scored.get("provider"), "modelDigest": run["modelDigest"],
+                  "mode": run["mode"]}
         self._set(batch_id, "Scored", scores=result)
         self.release(batch_id)
         self.audit.emit(chain=CHAIN, type="BatchScored", actor=f"system:{runner}", subject=batch_id,
                         data={"batchId": batch_id, "batchDigest": plan["batchDigest"],
-                              "modelDigest": plan["modelDigest"], "manifestSignatureId": plan["manifestSignatureId"],
-                              "runner": runner, "events": plan["size"], "scored": len(envelopes), "bands": bands,
+                              "modelDigest": run["modelDigest"], "mode": run["mode"],
+                              **({"candidateModelDigest": run["candidateModelDigest"]}
+                                 if run["candidateModelDigest"] else {}),
+                              "manifestSignatureId": plan["manifestSignatureId"], "runner": runner, "events": plan["size"], "scored": len(envelopes), "bands": bands,
                               "outputDigest": digest, "corpusRows": rows, "work": plan["work"],
                               "threshold": plan["threshold"]},
                         event_id=audit_id(batch_id, "BatchScored"))
