@@ -76,7 +76,8 @@ def test_without_a_summary_the_plans_float32_model_is_audited() -> None:
     assert (batch_scored(audit)["modelDigest"], batch_scored(audit)["mode"]) == (MAIN, "exact")
 
 
-@pytest.mark.parametrize("summary", [{"modelDigest": "e" * 64}, {"modelDigest": MAIN, "candidateModelDigest": "e" * 64}])
+@pytest.mark.parametrize("summary", [{"modelDigest": "e" * 64}, {"modelDigest": MAIN, "candidateModelDigest": "e" * 64},
+                                     {"modelDigest": CAND}, {"modelDigest": MAIN, "candidateModelDigest": GPU}])
 def test_a_digest_the_plan_did_not_carry_fails_the_batch(summary: dict[str, str]) -> None:
     pipeline, blobs, audit, plan = setup()
     blobs.put(summary_key("scored/b1.jsonl"), json.dumps(summary).encode())

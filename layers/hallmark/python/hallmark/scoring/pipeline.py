@@ -216,15 +216,16 @@ class ScoringPipeline:
                 summary = json.loads(self.blobs.get(summary_key(plan["outputKey"])))
             except KeyError:
                 summary = {}
-        signed = {d for d in (plan["modelDigest"], plan.get("gpuModelDigest"), plan.get("candidateModelDigest")) if d}
         run = {"modelDigest": str(summary.get("modelDigest") or plan["modelDigest"]),
                "mode": str(summary.get("mode") or "exact"),
                "candidateModelDigest": str(summary.get("candidateModelDigest") or ""),
                "provider": str(summary.get("provider") or "")}
-        for name in ("modelDigest", "candidateModelDigest"):
-            if run[name] and run[name] not in signed:
+        signed = {"modelDigest": {plan["modelDigest"], plan.get("gpuModelDigest") or plan["modelDigest"]},
+                  "candidateModelDigest": {plan.get("candidateModelDigest") or "", ""}}
+        for name, allowed in signed.items():
+            if run[name] not in allowed:
                 raise OutputInvalid(f"the runner reports {name} {run[name]}, which the plan's signed manifest "
-                                    "does not name")
+                                    "does not name for that role")
         return run
 
     def record(self, plan: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
