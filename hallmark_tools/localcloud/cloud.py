@@ -473,6 +473,10 @@ class LocalCloud:
             try:
                 result = self.invoke(fn_name, event)
             except HandlerError as exc:
+                # API Gateway answers a bare 500; the traceback goes where CloudWatch Logs would have it
+                if self.quiet and exc.__cause__ is not None:
+                    print(f"{method.upper()} {raw_path}: handler {fn_name} raised\n"
+                          + "".join(traceback.format_exception(exc.__cause__)), file=sys.stderr, flush=True)
                 return _json_response(500, {"message": "Internal Server Error", "error": {
                     "code": "internal", "message": exc.error_type, "details": {}}})
             return _from_lambda_proxy(result)

@@ -8,6 +8,7 @@ not configured; with REQUIRE_SIGNING_PROXY / REQUIRE_MTLS, when their inputs are
 from __future__ import annotations
 
 import os
+import threading
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -64,14 +65,23 @@ def startup_guard(*, sign_keys: tuple[str, ...] = ()) -> None:
         raise ConfigurationError("startup guard: missing " + "; ".join(missing))
 
 
+_CREATING = threading.Lock()
+"""boto3's default session is not thread-safe (boto3's documentation says so of sessions and
+resources); a Lambda runs one request at a time, but the local cloud's HTTP server runs handlers in
+threads. So creating a client or the DynamoDB resource is serialised; using them is not (clients are
+thread-safe)."""
+
+
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+    with _CREATING:
+        return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
 
 
 @cache
 def table(name: str) -> Any:
-    return boto3.resource("dynamodb", config=_CONFIG).Table(require(f"TABLE_{name.upper()}"))
+    with _CREATING:
+        return boto3.resource("dynamodb", config=_CONFIG).Table(require(f"TABLE_{name.upper()}"))
 
 
 def bucket(name: str) -> str:
