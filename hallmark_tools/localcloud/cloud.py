@@ -795,16 +795,9 @@ def _patch_metrics_lock() -> None:
     lock (EMF lines may still carry another handler's metrics: local output only)."""
     from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-    lock = threading.RLock()
-    for name in ("add_metric", "add_dimension", "add_metadata", "serialize_metric_set", "flush_metrics",
-                 "clear_metrics"):
-        original = getattr(AmazonCloudWatchEMFProvider, name)
-
-        def locked(*args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(*args, **kwargs)
-
-        _patch(AmazonCloudWatchEMFProvider, name, locked)
+    # re-entrant: flush_metrics serialises the set through serialize_metric_set
+    _serialise(AmazonCloudWatchEMFProvider, ("add_metric", "add_dimension", "add_metadata", "serialize_metric_set",
+                                             "flush_metrics", "clear_metrics"), threading.RLock())
 
 
 def _patch_dynamodb_atomic() -> None:
@@ -816,14 +809,19 @@ def _patch_dynamodb_atomic() -> None:
     the lock cannot be held across a handler."""
     from moto.dynamodb.responses import DynamoHandler
 
-    lock = threading.Lock()
-    original = DynamoHandler.call_action
+    _serialise(DynamoHandler, ("call_action",), threading.Lock())
 
-    def call_action(self: Any) -> Any:
-        with lock:
-            return original(self)
 
-    _patch(DynamoHandler, "call_action", call_action)
+def _serialise(cls: type, names: tuple[str, ...], lock: threading.Lock | threading.RLock) -> None:
+    """Patch (undoably) each of ``cls``'s methods ``names`` to run under ``lock``."""
+    for name in names:
+        original = getattr(cls, name)
+
+        def locked(*args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        _patch(cls, name, locked)
 
 
 def _patch_kms_digest() -> None:

@@ -18,11 +18,6 @@ from hallmark.scoring.schema import EVIEnvelope
 MAIN, GPU, CAND = "a" * 64, "b" * 64, "c" * 64
 
 
-class Blobs(InMemoryBlobStore):
-    def get_range(self, key: str, start: int, length: int) -> bytes:
-        return self.get(key)[start:start + length]
-
-
 class Audit:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
@@ -33,8 +28,8 @@ class Audit:
         return event_id or "id"
 
 
-def setup() -> tuple[ScoringPipeline, Blobs, Audit, dict[str, Any]]:
-    docs, blobs, audit = InMemoryDocStore(), Blobs(), Audit()
+def setup() -> tuple[ScoringPipeline, InMemoryBlobStore, Audit, dict[str, Any]]:
+    docs, blobs, audit = InMemoryDocStore(), InMemoryBlobStore(), Audit()
     docs.create(BATCH, "b1", {"status": "Scoring", "history": [], "events": 1})
     plan = Plan(batchId="b1", batchKey="batches/b1.jsonl", batchDigest="d" * 64, outputKey="scored/b1.jsonl",
                 corpusKey="corpus/current.npy", size=1, corpusSize=0, work=0, threshold=10, runner="gpu",

@@ -204,6 +204,7 @@ def run_job(
         corpus_rows_after=rows_after, seconds=time.perf_counter() - started, mode="int8" if int8 else "exact",
         candidate_model_digest=runner.candidate_digest if int8 else "",
     )
-    store.put(summary_key(out_key), json.dumps(result.summary(), sort_keys=True).encode("utf-8"))
-    log.info("batch scored %s", json.dumps(result.summary()))
+    summary = json.dumps(result.summary(), sort_keys=True)
+    store.put(summary_key(out_key), summary.encode("utf-8"))
+    log.info("batch scored %s", summary)
     return result
