@@ -17,7 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
 from hallmark.observability import logger, metrics
-from hallmark.release.validators import ValidatorConfig, run_one
+from hallmark.release.ports import PinnedRef
+from hallmark.release.steps import IntegrityError, load_pinned
+from hallmark.release.validators import ValidationResult, ValidatorConfig, run_one
 
 
 @cache
@@ -36,8 +38,15 @@ def config() -> ValidatorConfig:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
-    body = runtime.client("s3").get_object(Bucket=event["bucket"], Key=event["key"])["Body"].read()
-    result = run_one(event["validator"], body, event["meta"], config())
+    pinned = PinnedRef.from_dict(event["pinned"])
+    try:
+        body = load_pinned(runtime.artifacts(), pinned)
+    except IntegrityError as exc:  # fail closed: this validator examined nothing
+        result = ValidationResult.build(event["validator"], passed=False, reasons=[str(exc.message)],
+                                        stats={"error": "artifact_integrity"}).model_dump(mode="json")
+    else:
+        result = run_one(event["validator"], body, event["meta"], config())
+    result["subjectSha256"] = pinned.sha256
     metrics.add_dimension(name="validator", value=event["validator"])
     metrics.add_metric(name="idea.validation_duration_seconds", unit=MetricUnit.Seconds,
                        value=time.perf_counter() - started)

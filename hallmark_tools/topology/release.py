@@ -31,9 +31,11 @@ PART = Part(
         ),
         Function(
             name="release_intake",
-            description="Release: registers the uploaded package and moves it to Validating.",
+            description="Release: checks the upload against its declared sha256, pins it, moves it to Validating.",
             state_machine_task=True,
-            access=(rw("table", "state"), AUDIT_SEND),
+            memory=1024,
+            timeout=120,
+            access=(rw("table", "state"), Access("bucket", "packages", ("read", "write")), AUDIT_SEND),
         ),
         *(
             Function(
@@ -55,7 +57,7 @@ PART = Part(
         ),
         Function(
             name="release_reject",
-            description="Release: ends a package that failed validation as Rejected.",
+            description="Release: ends a package that failed validation as Rejected, or a failed execution as Failed.",
             state_machine_task=True,
             access=(rw("table", "state"), AUDIT_SEND),
         ),

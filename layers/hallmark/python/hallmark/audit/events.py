@@ -45,6 +45,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "release": (
             "PackageSubmitted", "PackageUploaded", "ValidationPassed", "ValidationFailed",
             "ManifestSigned", "PackageRejected", "PackagePublished", "ListingCreated",
+            # a write to an upload key after its package was claimed (changes nothing)
+            "PackageUploadIgnored",
         ),
         "governance": (
             "ApprovalRequested", "ApprovalRecorded", "ApprovalRefused", "UpgradeApplied",
