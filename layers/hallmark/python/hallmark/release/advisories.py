@@ -33,6 +33,7 @@ import io
 import json
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,8 +48,8 @@ from hallmark.release.validators.security import AdvisorySet, AdvisorySetUnavail
 __all__ = [
     "ECOSYSTEMS",
     "POINTER_KEY",
-    "SET_FORMAT",
     "SETS_PREFIX",
+    "SET_FORMAT",
     "AdvisoryPointer",
     "AdvisorySetRefused",
     "AdvisorySync",
@@ -58,8 +59,8 @@ __all__ = [
     "Fetcher",
     "SyncOutcome",
     "archive_url",
-    "build_set",
     "build_osv_archive",
+    "build_set",
     "parse_osv_archive",
     "parse_set",
     "read_current",
@@ -202,7 +203,7 @@ def parse_osv_archive(data: bytes, ecosystem: str, limits: ArchiveLimits | None 
             try:
                 raw = zf.read(info)  # checks the member's CRC-32
                 record = json.loads(raw)
-            except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
                 raise AdvisorySetRefused(
                     f"{where}: member {info.filename!r} could not be read ({type(exc).__name__}: {exc})"
                 ) from exc
