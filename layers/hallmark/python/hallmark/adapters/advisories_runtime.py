@@ -48,7 +48,7 @@ def advisory_source() -> CurrentAdvisorySet:
         blobs(),
         max_age=timedelta(hours=_number("ADVISORY_SET_MAX_AGE_HOURS", 48)),
         ttl=timedelta(seconds=_number("ADVISORY_SET_CACHE_SECONDS", 300, zero_ok=True)),
-        clock=runtime.now,
+        clock=lambda: runtime.now(),
     )
 
 

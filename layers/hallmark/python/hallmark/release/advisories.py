@@ -431,7 +431,7 @@ class CurrentAdvisorySet:
         with self._lock:
             now = self.clock()
             pointer = self._pointer
-            if pointer is None or self._read_at is None or now - self._read_at >= self.ttl:
+            if pointer is None or self._read_at is None or not timedelta(0) <= now - self._read_at < self.ttl:
                 pointer = self._read_pointer()
                 self._pointer, self._read_at = pointer, now
             self._check_age(pointer, now)
