@@ -19,7 +19,13 @@ import pytest
 from moto import mock_aws
 
 from hallmark.adapters import advisories_runtime, runtime
-from hallmark.release.advisories import DEFAULT_BASE_URL, POINTER_KEY, AdvisorySetRefused, archive_url, build_osv_archive
+from hallmark.release.advisories import (
+    DEFAULT_BASE_URL,
+    POINTER_KEY,
+    AdvisorySetRefused,
+    archive_url,
+    build_osv_archive,
+)
 from hallmark_tools.localcloud.cloud import LambdaContext
 from tests.unit.test_advisories import Fetcher, real_records
 from tests.unit.test_validators_support import make_tar_gz, meta_for
@@ -121,7 +127,7 @@ def test_a_corrupt_archive_is_refused_and_the_current_set_stays(cloud: Cloud) ->
     assert isinstance(good, bytes)
     cloud.archives[npm] = good[: len(good) - 50]
     cloud.now[0] = NOW + timedelta(hours=6)
-    with pytest.raises(AdvisorySetRefused, match="npm/all.zip"):
+    with pytest.raises(AdvisorySetRefused, match=r"npm/all\.zip"):
         cloud.sync()
     assert cloud.pointer() == before and cloud.pointer_versions() == 1
 
