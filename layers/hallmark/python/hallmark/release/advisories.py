@@ -349,7 +349,7 @@ class AdvisorySync:
     def publish(self, records: list[dict[str, Any]], *, now: datetime, source: str) -> SyncOutcome:
         body = build_set(records, self.ecosystems)
         sha = hashlib.sha256(body).hexdigest()
-        count = len(parse_set(body))
+        count = len({r["id"] for r in records})  # build_set keeps one record per id
         try:
             current = read_current(self.blobs)
         except ValueError:
