@@ -55,6 +55,7 @@ def no_advisory_set(shared_cloud: LocalCloud) -> Iterator[None]:
         raise RuntimeError("advisories_sync blocked by the test")
 
     shared_cloud.faults["advisories_sync"] = blocked
+    shared_cloud.wait_idle(timeout=30)  # a sync already under way has finished before the delete
     shared_cloud.client("s3").delete_object(Bucket=_bucket(shared_cloud), Key=POINTER_KEY)
     try:
         yield
