@@ -384,3 +384,42 @@ def test_the_fetcher_refuses_anything_but_https_and_caps_sizes(tmp_path: Path) -
     assert UrlFetcher(allow_file=True).fetch(archive.as_uri()) == b"x" * 100
     with pytest.raises(FetchError, match="larger than"):
         UrlFetcher(allow_file=True, max_bytes=99).fetch(archive.as_uri())
+
+
+class _Response:
+    def __init__(self, body: bytes, *, status: int = 200, length: str | None = None) -> None:
+        self.status = status
+        self.headers = {} if length is None else {"Content-Length": length}
+        self._body = io.BytesIO(body)
+
+    def read(self, n: int) -> bytes:
+        return self._body.read(n)
+
+    def __enter__(self) -> _Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("response", "needle"), [
+    (_Response(b"x" * 10, length=str(10**12)), "more than the 100 allowed"),  # refused before reading
+    (_Response(b"x" * 101), "sent more than the 100 bytes"),  # no Content-Length: capped while reading
+    (_Response(b"x" * 10, length="50"), "truncated"),
+])
+def test_the_https_fetch_caps_the_size_and_notices_truncation(response: _Response, needle: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    fetcher = UrlFetcher(max_bytes=100)
+    seen: dict[str, Any] = {}
+
+    def open_(request: Any, timeout: float) -> _Response:
+        seen["timeout"] = timeout
+        return response
+
+    monkeypatch.setattr(fetcher._opener, "open", open_)
+    with pytest.raises(FetchError, match=needle):
+        fetcher.fetch("https://osv.test/PyPI/all.zip")
+    assert seen["timeout"] == fetcher.timeout_s
+    ok = UrlFetcher(max_bytes=100)
+    monkeypatch.setattr(ok._opener, "open", lambda request, timeout: _Response(b"x" * 100, length="100"))
+    assert ok.fetch("https://osv.test/PyPI/all.zip") == b"x" * 100
