@@ -50,7 +50,7 @@ def test_passing_command_records_exit_code_and_output_digest() -> None:
 def test_runs_in_the_extracted_package_with_an_empty_environment() -> None:
     code = (
         "import os, sys; "
-        "ok = os.path.isfile('hallmark.toml') and set(os.environ) <= {'PATH', 'LC_CTYPE'}; "
+        "ok = os.path.isfile('hallmark.toml') and set(os.environ) <= {'PATH', 'HOME', 'LANG', 'LC_CTYPE'}; "
         "sys.exit(0 if ok else 7)"
     )
     assert _smoke(_py(code)).passed
