@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -48,15 +49,30 @@ import sys
 import tempfile
 import time
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from hallmark.release.validators.archive import ArchiveError, EntryType, PackageView
 from hallmark.release.validators.archive_safety import validate_archive_safety
-from hallmark.release.validators.model import MiB, SmokeLimits, ValidationResult, ValidatorConfig
+from hallmark.release.validators.model import (
+    MiB,
+    PackageMeta,
+    SmokeLimits,
+    ValidationResult,
+    ValidatorConfig,
+)
 
-__all__ = ["SmokeOutcome", "SmokeSpec", "duration_bucket", "run_isolated", "validate_smoke"]
+__all__ = [
+    "SmokeOutcome",
+    "SmokeSpec",
+    "duration_bucket",
+    "run_isolated",
+    "scrub_directory",
+    "validate_pinned_smoke",
+    "validate_smoke",
+]
 
 _MANIFEST: Final = "hallmark.toml"
 _MANIFEST_CAP: Final = 64 * 1024
@@ -551,3 +567,60 @@ def _outcome_result(
     if not outcome.network_isolated and "net" not in missing:
         reason_list.append("note: the runner could not isolate the network (network_isolated: false)")
     return _result(passed, reason_list, stats, observations)
+
+
+# ----------------------------------------------------------------------------- the sealed function
+
+
+def _pinned_failure(reason: str, stats: dict[str, Any]) -> ValidationResult:
+    return _result(False, [reason], {"declared": None, **stats})
+
+
+def validate_pinned_smoke(
+    data: bytes | None,
+    *,
+    sha256: str,
+    size: int,
+    meta: PackageMeta | Mapping[str, Any],
+    config: ValidatorConfig,
+    fetch_error: str | None = None,
+) -> ValidationResult:
+    """The sealed smoke function's one domain call: check the downloaded bytes against the pinned
+    object's digest and size, then :func:`validate_smoke` them. Fails closed: a download that
+    failed, a size over the limit, or bytes whose SHA-256 or length differ are never run."""
+    expected = sha256.strip().lower()
+    if size > config.max_size:
+        return _pinned_failure(
+            f"smoke not run: the package ({size} bytes) exceeds the size limit of {config.max_size} bytes",
+            {"size": size},
+        )
+    if data is None or fetch_error is not None:
+        return _pinned_failure(f"smoke not run: {fetch_error or 'the package could not be downloaded'}", {})
+    actual = hashlib.sha256(data).hexdigest()
+    if len(data) != size or not hmac.compare_digest(actual, expected):
+        return _pinned_failure(
+            "artifact digest mismatch",
+            {"expected_sha256": expected, "actual_sha256": actual, "expected_size": size, "actual_size": len(data)},
+        )
+    try:
+        package_meta = meta if isinstance(meta, PackageMeta) else PackageMeta.model_validate(
+            {k: v for k, v in meta.items() if k in PackageMeta.model_fields}
+        )
+    except ValueError as exc:
+        return _pinned_failure(f"smoke not run: invalid package metadata ({type(exc).__name__})", {})
+    return validate_smoke(PackageView.for_config(data, package_meta, config), config)
+
+
+def scrub_directory(folder: Path) -> None:
+    """Remove everything below ``folder`` (not ``folder`` itself); nothing is followed through a link.
+
+    The sealed function calls it on ``/tmp`` before and after each run: Lambda reuses an execution
+    environment, and its ``/tmp`` with it."""
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            path = Path(entry.path)
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
