@@ -54,6 +54,14 @@ def _invalid(reason: str) -> dict[str, Any]:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
+    result = _run(event)
+    metrics.add_dimension(name="validator", value="smoke")
+    metrics.add_metric(name="idea.validation_duration_seconds", unit=MetricUnit.Seconds,
+                       value=time.perf_counter() - started)
+    return result
+
+
+def _run(event: Any) -> dict[str, Any]:
     if not isinstance(event, dict) or event.get("validator") != "smoke":
         return _invalid("validator must be 'smoke'")
     url, sha256, size, meta = event.get("url"), event.get("sha256"), event.get("size"), event.get("meta")
@@ -81,7 +89,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     finally:
         if _on_lambda():
             scrub_directory(tmp)
-    metrics.add_dimension(name="validator", value="smoke")
-    metrics.add_metric(name="idea.validation_duration_seconds", unit=MetricUnit.Seconds,
-                       value=time.perf_counter() - started)
     return result.model_dump(mode="json")

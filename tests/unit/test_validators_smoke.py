@@ -186,13 +186,13 @@ def test_reading_etc_shadow_or_a_root_only_file_is_denied(outside: Path) -> None
     secret.write_bytes(b"K" * 32)
     secret.chmod(0o600)
     code = (
-        "import sys\n"
-        "for p in ('/etc/shadow', %r):\n"
+        f"import sys\nSECRET = {str(secret)!r}\n"
+        "for p in ('/etc/shadow', SECRET):\n"
         "    try:\n"
         "        open(p, 'rb').read(); sys.exit(0)\n"
         "    except OSError:\n"
         "        pass\n"
-        "sys.exit(5)\n" % str(secret)
+        "sys.exit(5)\n"
     )
     result = _run(code)
     assert not result.passed and result.stats["exit_code"] == 5
@@ -213,13 +213,13 @@ def test_a_secret_file_cannot_leave_through_the_exit_code(outside: Path) -> None
         root_only.write_bytes(bytes([43]))
         root_only.chmod(0o600)
         code = (
-            "import sys\n"
-            "for p in (%r, %r):\n"
+            f"import sys\nPATHS = {[str(key), str(root_only)]!r}\n"
+            "for p in PATHS:\n"
             "    try:\n"
             "        sys.exit(open(p, 'rb').read(1)[0])\n"
             "    except OSError:\n"
             "        pass\n"
-            "sys.exit(3)\n" % (str(key), str(root_only))
+            "sys.exit(3)\n"
         )
         result = _run(code)
         assert result.stats["exit_code"] == 3, result.stats
@@ -236,9 +236,9 @@ def test_writes_outside_the_work_folder_are_denied(outside: Path, tmp_path: Path
     tmp_path.chmod(0o777)
     targets = [str(existing), str(outside / "new.txt"), str(tmp_path / "new.txt"), "/etc/hallmark-smoke-test"]
     code = (
-        "import sys, os\n"
+        f"import sys, os\nTARGETS = {targets!r}\n"
         "wrote = []\n"
-        "for p in %r:\n"
+        "for p in TARGETS:\n"
         "    try:\n"
         "        with open(p, 'wb') as fh: fh.write(b'pwned')\n"
         "        wrote.append(p)\n"
@@ -246,7 +246,7 @@ def test_writes_outside_the_work_folder_are_denied(outside: Path, tmp_path: Path
         "        pass\n"
         "open('inside.txt', 'wb').write(b'fine')  # the work folder itself is writable\n"
         "open('/tmp/private.txt', 'wb').write(b'fine')  # and so is the private /tmp\n"
-        "sys.exit(9 if wrote else 0)\n" % targets
+        "sys.exit(9 if wrote else 0)\n"
     )
     result = _run(code)
     assert result.passed, result.stats  # exit 0: no write outside succeeded, inside ones did
@@ -269,15 +269,15 @@ def test_the_parents_environment_is_not_visible(monkeypatch: pytest.MonkeyPatch)
     # The command does not know the value: it looks for the variable's name in every environ it
     # can reach (its own, its parent's, the runner's by pid, all of /proc) and exits 0 on a hit.
     code = (
-        "import os, sys\n"
+        f"import os, sys\nRUNNER = {os.getpid()}\n"
         "hits = 'HALLMARK_SMOKE_CANARY' in os.environ\n"
-        "for p in ['/proc/%%d/environ' %% os.getppid(), '/proc/%d/environ'] + "
+        "for p in [f'/proc/{os.getppid()}/environ', f'/proc/{RUNNER}/environ'] + "
         "['/proc/' + n + '/environ' for n in os.listdir('/proc') if n.isdigit()]:\n"
         "    try:\n"
         "        hits = hits or b'HALLMARK_SMOKE_CANARY=' in open(p, 'rb').read()\n"
         "    except OSError:\n"
         "        pass\n"
-        "sys.exit(0 if hits else 6)\n" % os.getpid()
+        "sys.exit(0 if hits else 6)\n"
     )
     result = _run(code)
     assert not result.passed and result.stats["exit_code"] == 6, result.stats
@@ -371,15 +371,14 @@ def test_the_advisory_set_cannot_be_overwritten(outside: Path) -> None:
     advisories.write_bytes(original)
     advisories.chmod(0o666)
     code = (
-        "import os, sys\n"
-        "p = %r\n"
+        f"import os, sys\np = {str(advisories)!r}\n"
         "for attempt in (lambda: open(p, 'w').write('[]'), lambda: os.unlink(p),\n"
         "                lambda: os.rename(p, p + '.old'), lambda: os.truncate(p, 0)):\n"
         "    try:\n"
         "        attempt(); sys.exit(0)\n"
         "    except OSError:\n"
         "        pass\n"
-        "sys.exit(8)\n" % str(advisories)
+        "sys.exit(8)\n"
     )
     result = _run(code)
     assert not result.passed and result.stats["exit_code"] == 8
