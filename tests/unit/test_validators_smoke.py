@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from hallmark.release.validators import PackageView, SmokeLimits, ValidationResult
-from hallmark.release.validators.smoke import validate_pinned_smoke, validate_smoke
+from hallmark.release.validators.smoke import SmokeSpec, run_isolated, validate_pinned_smoke, validate_smoke
 from tests.unit.test_validators_support import CLEAN_FILES, Member, config, make_tar_gz, make_zip
 
 
@@ -423,3 +423,21 @@ def test_pinned_bytes_are_checked_before_anything_runs() -> None:
     assert not failed.passed and failed.reasons == ["smoke not run: the package URL answered HTTP 403"]
     huge = validate_pinned_smoke(None, sha256=digest, size=10**12, meta=_meta_for(data), config=config())
     assert not huge.passed and "exceeds the size limit" in huge.reasons[0]
+
+
+@needs_root
+def test_the_work_folder_is_a_bounded_tmpfs_that_never_reaches_the_runners_disk(tmp_path: Path) -> None:
+    (tmp_path / "hallmark.toml").write_text("[smoke]\n")
+    code = (
+        "import sys\n"
+        "open('left-behind.txt', 'w').write('x')\n"
+        "try:\n"
+        "    for i in range(8):\n"
+        "        open(f'fill{i}', 'wb').write(b'x' * (900 * 1024))\n"
+        "except OSError as exc:\n"
+        "    sys.exit(28 if exc.errno == 28 else 2)  # ENOSPC\n"
+    )
+    spec = SmokeSpec(("python", "-c", code), 10.0, 256)
+    outcome = run_isolated(spec, tmp_path, SmokeLimits(work_size_mb=2, max_file_size_mb=1))
+    assert outcome.exit_code == 28, outcome
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hallmark.toml"]

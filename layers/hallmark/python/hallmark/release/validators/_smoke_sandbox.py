@@ -12,8 +12,9 @@ What it does, as far as the platform allows (what was obtained is reported, neve
 2. In the new mount namespace: every mount is remounted read-only (and ``nosuid``), a fresh
    tmpfs is mounted on ``/tmp`` and ``/dev/shm``, the hidden folders (the runner's home, ``/root``)
    are covered by an empty tmpfs, the interpreter's prefix is re-exposed read-only at the same path
-   when it lives in one of them, the work folder is bind-mounted read-write, and a fresh ``/proc``
-   shows only the namespace's own processes (no ``/proc/<ppid>/environ`` of the runner).
+   when it lives in one of them, the work folder becomes a fresh tmpfs of bounded size holding a
+   copy of the package (the only writable place besides ``/tmp``), and a fresh ``/proc`` shows
+   only the namespace's own processes (no ``/proc/<ppid>/environ`` of the runner).
 3. It becomes a child subreaper, so a descendant that escapes its process group still reparents to
    it and is killed when the command ends (this is all that holds where there are no namespaces).
 4. The command's child: its own session, rlimits (address space, CPU, processes, file size, open
@@ -164,9 +165,12 @@ def _seal_filesystem(cfg: dict[str, Any], pid_ns: bool) -> dict[str, bool]:
         _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
         _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
         os.close(fd)
+    # the work folder: a fresh tmpfs of bounded size holding a copy of the package, so nothing the
+    # command writes reaches the runner's disk or outlives the namespace
     os.makedirs(work, mode=0o755, exist_ok=True)
-    _mount(f"/proc/self/fd/{work_fd}", work, None, MS_BIND)
-    _mount(None, work, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV)
+    _mount("tmpfs", work, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={cfg['work_size_mb']}m")
+    owner = (cfg["uid"], cfg["gid"]) if cfg.get("uid") is not None and os.geteuid() == 0 else None
+    _copy_tree(f"/proc/self/fd/{work_fd}", work, owner)
     os.close(work_fd)
     fresh_proc = False
     if pid_ns:
@@ -174,6 +178,31 @@ def _seal_filesystem(cfg: dict[str, Any], pid_ns: bool) -> dict[str, bool]:
         fresh_proc = True
     readonly_root = readonly_root and bool(os.statvfs("/").f_flag & os.ST_RDONLY)
     return {"readonly_root": readonly_root, "private_tmp": True, "fresh_proc": fresh_proc}
+
+
+def _copy_tree(src: str, dest: str, owner: tuple[int, int] | None) -> None:
+    """Copy the extracted package (regular files, folders, symlinks; nothing followed)."""
+    if owner:
+        os.chown(dest, *owner)
+    for entry in os.scandir(src):
+        target = os.path.join(dest, entry.name)
+        st = entry.stat(follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(entry.path), target)
+        elif stat.S_ISDIR(st.st_mode):
+            os.mkdir(target, 0o755)
+            _copy_tree(entry.path, target, owner)
+            continue
+        elif stat.S_ISREG(st.st_mode):
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as out, open(entry.path, "rb") as inp:
+                while chunk := inp.read(1 << 20):
+                    out.write(chunk)
+            os.chmod(target, stat.S_IMODE(st.st_mode) & 0o755)
+        else:
+            continue
+        if owner:
+            os.chown(target, *owner, follow_symlinks=False)
 
 
 def _set_limits(limits: dict[str, int]) -> None:
@@ -216,14 +245,25 @@ def _children() -> list[int]:
     found: list[int] = []
     try:
         tasks = os.listdir(f"/proc/{me}/task")
-    except OSError:
-        tasks = []
-    for tid in tasks:
-        try:
+        for tid in tasks:
             with open(f"/proc/{me}/task/{tid}/children", "rb") as fh:
                 found += [int(p) for p in fh.read().split()]
+        return found
+    except OSError:
+        pass  # no CONFIG_PROC_CHILDREN: read every process's parent
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                raw = fh.read()
         except OSError:
             continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses; split after the last ")"
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        if len(fields) > 1 and int(fields[1]) == me:
+            found.append(int(name))
     return found
 
 
@@ -344,7 +384,9 @@ def _supervise(cfg: dict[str, Any], report: dict[str, Any], pid_ns: bool) -> Non
         }
     )
     if report["isolation"].get("private_tmp"):
-        report["largest_tmp_file"] = max(_largest_file("/tmp"), _largest_file("/dev/shm"))
+        report["largest_tmp_file"] = max(
+            _largest_file("/tmp"), _largest_file("/dev/shm"), _largest_file(cfg["workdir"])
+        )
 
 
 def main() -> int:

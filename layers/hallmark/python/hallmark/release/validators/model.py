@@ -129,6 +129,10 @@ class SmokeLimits(BaseModel):
     )
     sandbox_gid: int = Field(default=65534, ge=1, description="its gid")
     tmp_size_mb: int = Field(default=64, ge=1, le=4096, description="size of the private /tmp (tmpfs)")
+    work_size_mb: int = Field(
+        default=256, ge=1, le=8192, description="room the command may write in its work folder (a tmpfs), "
+        "beyond the package itself"
+    )
     hidden_paths: tuple[str, ...] = Field(
         default=("/root", "/home"),
         description="folders covered by an empty tmpfs in the sandbox (the runner's home is added)",

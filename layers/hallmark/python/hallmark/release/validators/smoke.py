@@ -283,6 +283,15 @@ def _largest_file(root: Path) -> int:
     return largest
 
 
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
 def _empty_outcome(reason: str, isolation: dict[str, bool] | None = None) -> SmokeOutcome:
     iso = isolation or dict.fromkeys(_ISOLATION_KEYS, False)
     return SmokeOutcome("error", None, None, iso.get("net", False), hashlib.sha256(
@@ -319,6 +328,7 @@ def run_isolated(spec: SmokeSpec, cwd: Path, limits: SmokeLimits, workdir: Path 
         "uid": limits.sandbox_uid if drop else None,
         "gid": limits.sandbox_gid,
         "tmp_size_mb": limits.tmp_size_mb,
+        "work_size_mb": limits.work_size_mb + math.ceil(_tree_bytes(work) / MiB),
         "hide": hidden,
         "expose": expose,
         "rlimits": {
