@@ -7,27 +7,37 @@ folder, as source distributions are laid out)::
     command = ["python", "-c", "import mypkg"]   # a list: never parsed by a shell
     timeout_s = 10                               # optional, capped by SmokeLimits.max_timeout_s
     memory_mb = 256                              # optional, capped by SmokeLimits.max_memory_mb
+    cpu_s = 5                                    # optional CPU seconds, at most the timeout + 1
 
 No ``hallmark.toml`` or no ``[smoke]`` table: passed, "no smoke command declared".
 
-The runner:
+The runner (see ``_smoke_sandbox.py`` and docs/runbooks/smoke_runner.md):
 
 * runs only after :func:`validate_archive_safety` passed on the same bytes, and extracts the
   package itself into a fresh temporary folder (regular files, folders, in-root symlinks;
   hardlinks become copies; files opened ``O_EXCL|O_NOFOLLOW``; no mode beyond 0o755);
-* starts the command with an environment holding only ``PATH``, stdin closed, in a new
-  session (its own process group), cwd = the package root;
-* applies in the child, before exec: ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``,
-  ``RLIMIT_NPROC``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``, ``RLIMIT_CORE`` = 0, and a new
-  network namespace (``unshare(CLONE_NEWNET)``, else ``CLONE_NEWUSER|CLONE_NEWNET``) when the
-  kernel allows it; whether it did is recorded as ``network_isolated``;
-* kills the whole process group at the wall-clock timeout, and after the command ends.
+* starts the sandbox init (``python -I -S _smoke_sandbox.py``), which tries new PID, mount,
+  network, IPC and UTS namespaces (read-only filesystem, private ``/tmp``, hidden homes, a bounded
+  tmpfs work folder, a fresh ``/proc``), becomes a child subreaper, and starts the command as an
+  unprivileged uid (65534, when the runner is root) with ``PR_SET_NO_NEW_PRIVS``, an environment of
+  only ``PATH``, ``HOME`` (the work folder) and ``LANG``, stdin closed, its own session, cwd = the
+  package root, and ``RLIMIT_AS``, ``RLIMIT_CPU``, ``RLIMIT_NPROC``, ``RLIMIT_FSIZE``,
+  ``RLIMIT_NOFILE``, ``RLIMIT_CORE`` = 0;
+* at the wall-clock timeout, and when the command ends, kills every process left below the init
+  (with a PID namespace the kernel does it when the init exits);
+* records which isolation it obtained (``stats.isolation``: pid, mount, net, uid) and says in the
+  reasons when some is missing (on Lambda: all of it); ``SmokeLimits.require_isolation`` turns a
+  missing one into a failure.
 
-Failures: a non-zero exit, a signal, the timeout, the CPU or memory limit (recognised from
-``MemoryError``/allocation-failure messages on stderr), a file-size limit, a command that
-cannot be started. The result records the exit code and the SHA-256 of stdout followed by
-stderr (``output_sha256``), never the output itself. The duration (and its bucket) is in
+Failures, each by name in ``stats.outcome``: ``exit-nonzero``, ``signal``, ``timeout``,
+``cpu-limit``, ``memory-limit`` (allocation-failure messages on stderr), ``file-size-limit``,
+``process-limit``, ``error`` (a command that cannot be started, a sandbox that cannot be set up).
+The result records the exit code and the SHA-256 of stdout followed by stderr
+(``output_sha256``), never the output itself. The duration (and its bucket) is in
 ``observations``, outside the digest, so results stay reproducible.
+
+:func:`validate_pinned_smoke` is the sealed function's entry: it checks the downloaded bytes
+against the pinned object's SHA-256 and size ("artifact digest mismatch") before anything runs.
 """
 
 from __future__ import annotations
