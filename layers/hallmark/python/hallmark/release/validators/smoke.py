@@ -524,7 +524,7 @@ def validate_smoke(pkg: PackageView, config: ValidatorConfig) -> ValidationResul
     if not safety.passed:
         return _result(False, ["smoke not run: the archive safety checks failed"], stats)
 
-    with tempfile.TemporaryDirectory(prefix="hallmark-smoke-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hallmark-smoke-", ignore_cleanup_errors=True) as tmp:
         try:
             extract_safely(pkg, Path(tmp), config.max_total_uncompressed)
         except (SmokeError, OSError) as exc:
