@@ -324,7 +324,8 @@ def run_isolated(spec: SmokeSpec, cwd: Path, limits: SmokeLimits, workdir: Path 
     path = limits.path or _default_path()
     hidden = _hidden(limits)
     prefix = os.path.realpath(sys.base_prefix)
-    expose = [prefix] if any(_under(prefix, h) for h in hidden) else []
+    # the interpreter must stay reachable where the sandbox covers its folder (a home, /tmp)
+    expose = [prefix] if any(_under(prefix, h) for h in [*hidden, "/tmp"]) else []
     cpu = spec.cpu_s
     status_r, status_w = os.pipe()
     cfg = {
