@@ -341,6 +341,7 @@ def _supervise(cfg: dict[str, Any], report: dict[str, Any], pid_ns: bool) -> Non
         start_error = errs.read().decode("utf-8", "replace")  # EOF at exec (CLOEXEC) or at death
     report["isolation"]["uid"] = drop and not start_error
     deadline = started + cfg["timeout_s"]
+    counting = pid_ns and report["isolation"]["fresh_proc"]  # /proc shows only our namespace
     peak = 0
     status: int | None = None
     usage = None
@@ -349,7 +350,7 @@ def _supervise(cfg: dict[str, Any], report: dict[str, Any], pid_ns: bool) -> Non
         pidfd = os.pidfd_open(child)
     try:
         while True:
-            if pid_ns:
+            if counting:
                 peak = max(peak, _count_processes())
             pid, wait_status, ru = os.wait4(child, os.WNOHANG)
             if pid == child:
@@ -371,7 +372,7 @@ def _supervise(cfg: dict[str, Any], report: dict[str, Any], pid_ns: bool) -> Non
     finally:
         if pidfd is not None:
             os.close(pidfd)
-    if pid_ns:
+    if counting:
         peak = max(peak, _count_processes())  # what the command left behind, before it is killed
     _kill_descendants(pid_ns)
     report.update(
