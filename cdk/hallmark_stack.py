@@ -251,6 +251,17 @@ class HallmarkStack(Stack):
                     env[env_name("queue", acc.name)] = self.env_values[env_name("queue", acc.name)]
                 else:
                     env[env_name(acc.kind, acc.name)] = self._resource_value(acc)
+            # A function with no access (the sealed smoke runner) gets a role without one permission:
+            # no managed policy, no inline statement, so no X-Ray tracing (it needs xray:Put*) and no
+            # log delivery. Its credentials, which any code it runs can read, open nothing.
+            sealed = not fn.access
+            sealed_role = (
+                iam.Role(self, f"{_cid(fn.name)}SealedRole",
+                         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),  # type: ignore[arg-type]
+                         description=f"{fn.name}: no permissions at all (DESIGN.md: sealed smoke runner)")
+                .without_policy_updates()
+                if sealed else None
+            )
             function = lambda_.Function(
                 self, _cid(fn.name),
                 description=fn.description,
@@ -260,15 +271,17 @@ class HallmarkStack(Stack):
                 layers=[self.deps_layer, self.layer],
                 memory_size=fn.memory,
                 timeout=Duration.seconds(fn.timeout),
-                tracing=lambda_.Tracing.ACTIVE,
+                tracing=lambda_.Tracing.PASS_THROUGH if sealed else lambda_.Tracing.ACTIVE,
                 log_group=log_group,
                 environment=env,
+                role=sealed_role,
             )
             self.functions[fn.name] = function
             role = function.role
             assert role is not None
-            acknowledge(function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
-                        "The AWS-managed basic execution role only grants writing this function's own logs.")
+            if not sealed:
+                acknowledge(function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                            "The AWS-managed basic execution role only grants writing this function's own logs.")
             acknowledge(function, "AwsSolutions-L1",
                         "Python 3.13 is the newest runtime every layer dependency ships wheels for (onnxruntime has no cp314 build).")
             acknowledge(function, "AwsSolutions-IAM5[Resource::*]",

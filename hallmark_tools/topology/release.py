@@ -46,8 +46,8 @@ PART = Part(
                 name=f"validate_{v}",
                 code="validate",
                 description=f"Release: the {v.replace('_', ' ')} validator (read-only access to the package).",
-                memory=2048 if v == "security" else 1024 if v in ("smoke", "archive_safety") else 512,
-                timeout=180 if v == "smoke" else 120,
+                memory=2048 if v == "security" else 1024 if v == "archive_safety" else 512,
+                timeout=120,
                 state_machine_task=True,
                 access=(Access("bucket", "packages", ("read",)),),
                 # security reads the synced advisory set (advisories/ in the same bucket) and fails
@@ -55,6 +55,19 @@ PART = Part(
                 env=ADVISORY_READER_ENV if v == "security" else (),
             )
             for v in VALIDATORS
+            if v != "smoke"
+        ),
+        # The sealed smoke runner (DESIGN.md "Sealed smoke runner"): its own code, no access at all
+        # (the CDK gives an empty access a role without a single permission), nothing secret in its
+        # environment; the package comes in as a presigned GET URL of the pinned object.
+        Function(
+            name="validate_smoke",
+            code="smoke_runner",
+            description="Release: the sealed smoke runner (no permissions; gets the pinned package by presigned GET).",
+            memory=1024,
+            timeout=180,
+            state_machine_task=True,
+            access=(),
         ),
         Function(
             name="advisories_sync",

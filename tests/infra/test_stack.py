@@ -17,7 +17,34 @@ def test_every_function_is_synthesized_with_both_layers_and_tracing(template: An
     for f in fns.values():
         assert f["Properties"]["Runtime"] == "python3.13"
         assert len(f["Properties"]["Layers"]) == 2
-        assert f["Properties"]["TracingConfig"] == {"Mode": "Active"}
+        sealed = not TOPOLOGY.function(f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]).access
+        # X-Ray needs xray:Put* on the role; a sealed function's role has no permission at all
+        assert f["Properties"]["TracingConfig"] == {"Mode": "PassThrough" if sealed else "Active"}
+
+
+def test_a_function_with_no_access_gets_a_role_without_any_permission(template: Any) -> None:
+    """The sealed smoke runner: its role can do nothing, its environment names nothing."""
+    fns = {f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]: f
+           for f in template.find_resources("AWS::Lambda::Function").values()
+           if "POWERTOOLS_SERVICE_NAME" in f["Properties"].get("Environment", {}).get("Variables", {})}
+    assert not TOPOLOGY.function("validate_smoke").access
+    assert TOPOLOGY.function("validate_smoke").code_dir == "smoke_runner"
+    roles = template.find_resources("AWS::IAM::Role")
+    policies = template.find_resources("AWS::IAM::Policy")
+    for name in (f.name for f in TOPOLOGY.functions if not f.access):
+        fn = fns[name]
+        role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
+        role = roles[role_id]["Properties"]
+        assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert not role.get("ManagedPolicyArns"), name
+        assert not role.get("Policies"), name
+        attached = [pid for pid, p in policies.items() if {"Ref": role_id} in p["Properties"].get("Roles", [])]
+        assert attached == [], f"{name}'s role has policy statements: {attached}"
+    smoke_env = fns["validate_smoke"]["Properties"]["Environment"]["Variables"]
+    assert set(smoke_env) <= {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "REQUIRE_KMS"}, smoke_env
+    assert not any(k.startswith(("ADVISORY_SET_", "TABLE_", "BUCKET_", "KEY_", "QUEUE_")) for k in smoke_env)
+    # the other validators keep their read-only access to the packages bucket
+    assert TOPOLOGY.function("validate_static").access
 
 
 def test_signing_keys_are_p256_sign_verify_and_only_signers_may_sign(template: Any) -> None:

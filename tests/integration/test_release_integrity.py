@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from hallmark.release import validators as validator_registry
+from hallmark.release.validators import smoke as smoke_module
 from hallmark.release.steps import ReleaseSteps
 from hallmark_tools import samples
 from hallmark_tools.driver import Driver
@@ -82,6 +83,8 @@ def swap_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             return __original(pkg, config)
 
         monkeypatch.setitem(validator_registry.VALIDATORS, name, wrapped)
+        if name == "smoke":  # the sealed smoke function calls the validator directly
+            monkeypatch.setattr(smoke_module, "validate_smoke", wrapped)
     yield plan
 
 

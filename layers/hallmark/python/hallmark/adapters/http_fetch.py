@@ -83,3 +83,30 @@ class UrlFetcher:
             return path.read_bytes()
         except OSError as exc:
             raise FetchError(f"{url} could not be read: {type(exc).__name__}") from exc
+
+
+def fetch_capped(url: str, cap: int, *, timeout_s: float = 30.0) -> bytes:
+    """GET a presigned ``url`` (``http``/``https``, no redirects); at most ``cap + 1`` bytes.
+
+    The sealed smoke function's only way to its package. Reading one byte past the cap lets the
+    caller tell "exactly the declared size" from "more". It uses ``requests`` (not ``urllib``
+    like :class:`UrlFetcher`) because in the local cloud moto intercepts ``requests``, so a
+    presigned S3 URL works in-process exactly as it does against S3.
+    """
+    import requests
+
+    if not url.startswith(("https://", "http://")):
+        raise FetchError("the package URL must be http(s)")
+    try:
+        with requests.get(url, stream=True, timeout=(5.0, timeout_s), allow_redirects=False) as resp:
+            if resp.status_code != 200:
+                raise FetchError(f"the package URL answered HTTP {resp.status_code}")
+            body = bytearray()
+            for chunk in resp.iter_content(_CHUNK):
+                body += chunk
+                if len(body) > cap:
+                    del body[cap + 1 :]
+                    break
+            return bytes(body)
+    except requests.RequestException as exc:
+        raise FetchError(f"the package could not be downloaded: {type(exc).__name__}") from None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -103,7 +103,9 @@ class SmokeLimits(BaseModel):
     max_timeout_s: float = Field(default=120.0, gt=0)
     default_memory_mb: int = Field(default=512, ge=16)
     max_memory_mb: int = Field(default=2048, ge=16)
-    max_processes: int = Field(default=64, ge=1, description="RLIMIT_NPROC (not enforced for root)")
+    max_processes: int = Field(
+        default=64, ge=1, description="RLIMIT_NPROC of the sandbox uid (not enforced when the command runs as root)"
+    )
     max_file_size_mb: int = Field(default=64, ge=1, description="RLIMIT_FSIZE")
     max_open_files: int = Field(default=256, ge=16, description="RLIMIT_NOFILE")
     path: str | None = Field(
@@ -113,6 +115,27 @@ class SmokeLimits(BaseModel):
     )
     require_network_isolation: bool = Field(
         default=False, description="fail when no network namespace can be made (otherwise only recorded)"
+    )
+    namespaces: bool = Field(
+        default=True, description="try new PID, mount, network, IPC and UTS namespaces (recorded in stats.isolation)"
+    )
+    require_isolation: frozenset[Literal["pid", "mount", "net", "uid"]] = Field(
+        default=frozenset(),
+        description="isolation the runner must obtain or fail closed (production locally: all four; "
+        "Lambda allows none of them)",
+    )
+    sandbox_uid: int | None = Field(
+        default=65534, ge=1, description="unprivileged uid the command runs as when the runner is root"
+    )
+    sandbox_gid: int = Field(default=65534, ge=1, description="its gid")
+    tmp_size_mb: int = Field(default=64, ge=1, le=4096, description="size of the private /tmp (tmpfs)")
+    work_size_mb: int = Field(
+        default=256, ge=1, le=8192, description="room the command may write in its work folder (a tmpfs), "
+        "beyond the package itself"
+    )
+    hidden_paths: tuple[str, ...] = Field(
+        default=("/root", "/home"),
+        description="folders covered by an empty tmpfs in the sandbox (the runner's home is added)",
     )
 
 

@@ -7,60 +7,83 @@ folder, as source distributions are laid out)::
     command = ["python", "-c", "import mypkg"]   # a list: never parsed by a shell
     timeout_s = 10                               # optional, capped by SmokeLimits.max_timeout_s
     memory_mb = 256                              # optional, capped by SmokeLimits.max_memory_mb
+    cpu_s = 5                                    # optional CPU seconds, at most the timeout + 1
 
 No ``hallmark.toml`` or no ``[smoke]`` table: passed, "no smoke command declared".
 
-The runner:
+The runner (see ``_smoke_sandbox.py`` and docs/runbooks/smoke_runner.md):
 
 * runs only after :func:`validate_archive_safety` passed on the same bytes, and extracts the
   package itself into a fresh temporary folder (regular files, folders, in-root symlinks;
   hardlinks become copies; files opened ``O_EXCL|O_NOFOLLOW``; no mode beyond 0o755);
-* starts the command with an environment holding only ``PATH``, stdin closed, in a new
-  session (its own process group), cwd = the package root;
-* applies in the child, before exec: ``RLIMIT_AS`` (memory), ``RLIMIT_CPU``,
-  ``RLIMIT_NPROC``, ``RLIMIT_FSIZE``, ``RLIMIT_NOFILE``, ``RLIMIT_CORE`` = 0, and a new
-  network namespace (``unshare(CLONE_NEWNET)``, else ``CLONE_NEWUSER|CLONE_NEWNET``) when the
-  kernel allows it; whether it did is recorded as ``network_isolated``;
-* kills the whole process group at the wall-clock timeout, and after the command ends.
+* starts the sandbox init (``python -I -S _smoke_sandbox.py``), which tries new PID, mount,
+  network, IPC and UTS namespaces (read-only filesystem, private ``/tmp``, hidden homes, a bounded
+  tmpfs work folder, a fresh ``/proc``), becomes a child subreaper, and starts the command as an
+  unprivileged uid (65534, when the runner is root) with ``PR_SET_NO_NEW_PRIVS``, an environment of
+  only ``PATH``, ``HOME`` (the work folder) and ``LANG``, stdin closed, its own session, cwd = the
+  package root, and ``RLIMIT_AS``, ``RLIMIT_CPU``, ``RLIMIT_NPROC``, ``RLIMIT_FSIZE``,
+  ``RLIMIT_NOFILE``, ``RLIMIT_CORE`` = 0;
+* at the wall-clock timeout, and when the command ends, kills every process left below the init
+  (with a PID namespace the kernel does it when the init exits);
+* records which isolation it obtained (``stats.isolation``: pid, mount, net, uid) and says in the
+  reasons when some is missing (on Lambda: all of it); ``SmokeLimits.require_isolation`` turns a
+  missing one into a failure.
 
-Failures: a non-zero exit, a signal, the timeout, the CPU or memory limit (recognised from
-``MemoryError``/allocation-failure messages on stderr), a file-size limit, a command that
-cannot be started. The result records the exit code and the SHA-256 of stdout followed by
-stderr (``output_sha256``), never the output itself. The duration (and its bucket) is in
+Failures, each by name in ``stats.outcome``: ``exit-nonzero``, ``signal``, ``timeout``,
+``cpu-limit``, ``memory-limit`` (allocation-failure messages on stderr), ``file-size-limit``,
+``process-limit``, ``error`` (a command that cannot be started, a sandbox that cannot be set up).
+The result records the exit code and the SHA-256 of stdout followed by stderr
+(``output_sha256``), never the output itself. The duration (and its bucket) is in
 ``observations``, outside the digest, so results stay reproducible.
+
+:func:`validate_pinned_smoke` is the sealed function's entry: it checks the downloaded bytes
+against the pinned object's SHA-256 and size ("artifact digest mismatch") before anything runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import hashlib
+import hmac
+import json
 import math
 import os
 import posixpath
-import resource
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 from hallmark.release.validators.archive import ArchiveError, EntryType, PackageView
 from hallmark.release.validators.archive_safety import validate_archive_safety
-from hallmark.release.validators.model import MiB, SmokeLimits, ValidationResult, ValidatorConfig
+from hallmark.release.validators.model import (
+    MiB,
+    PackageMeta,
+    SmokeLimits,
+    ValidationResult,
+    ValidatorConfig,
+)
 
-__all__ = ["SmokeOutcome", "SmokeSpec", "duration_bucket", "run_isolated", "validate_smoke"]
+__all__ = [
+    "SmokeOutcome",
+    "SmokeSpec",
+    "duration_bucket",
+    "run_isolated",
+    "scrub_directory",
+    "validate_pinned_smoke",
+    "validate_smoke",
+]
 
-_CLONE_NEWNET: Final = 0x40000000
-_CLONE_NEWUSER: Final = 0x10000000
 _MANIFEST: Final = "hallmark.toml"
 _MANIFEST_CAP: Final = 64 * 1024
 _STDERR_TAIL: Final = 64 * 1024
@@ -76,11 +99,17 @@ class SmokeSpec:
     command: tuple[str, ...]
     timeout_s: float
     memory_mb: int
+    cpu_s: int = 0  # RLIMIT_CPU in seconds; 0: the timeout rounded up, plus one
+
+    def __post_init__(self) -> None:
+        if self.cpu_s <= 0:
+            object.__setattr__(self, "cpu_s", math.ceil(self.timeout_s) + 1)
 
 
 @dataclass(frozen=True, slots=True)
 class SmokeOutcome:
-    #: passed | exit-nonzero | signal | timeout | cpu-limit | memory-limit | file-size-limit | error
+    #: passed | exit-nonzero | signal | timeout | cpu-limit | memory-limit | file-size-limit |
+    #: process-limit | error
     outcome: str
     exit_code: int | None
     signal: str | None
@@ -90,6 +119,8 @@ class SmokeOutcome:
     stderr_bytes: int
     duration_s: float
     error: str | None = None
+    #: what the sandbox obtained: {"pid", "mount", "net", "uid"} -> bool
+    isolation: dict[str, bool] | None = None
 
 
 def duration_bucket(seconds: float) -> str:
@@ -151,7 +182,11 @@ def _parse_spec(raw: bytes, limits: SmokeLimits) -> SmokeSpec | None:
     memory = smoke.get("memory_mb", limits.default_memory_mb)
     if isinstance(memory, bool) or not isinstance(memory, int) or not 16 <= memory <= limits.max_memory_mb:
         raise SmokeError(f"smoke.memory_mb must be an integer in [16, {limits.max_memory_mb}]")
-    return SmokeSpec(tuple(command), float(timeout), memory)
+    cpu_cap = math.ceil(timeout) + 1
+    cpu = smoke.get("cpu_s", cpu_cap)
+    if isinstance(cpu, bool) or not isinstance(cpu, int) or not 1 <= cpu <= cpu_cap:
+        raise SmokeError(f"smoke.cpu_s must be an integer in [1, {cpu_cap}] (the timeout, plus one)")
+    return SmokeSpec(tuple(command), float(timeout), memory, cpu)
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -207,135 +242,219 @@ def extract_safely(pkg: PackageView, dest: Path, max_total: int) -> None:
 
 # ----------------------------------------------------------------------------- the runner
 
-
-def _libc() -> Any | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-
-
-def _make_preexec(spec: SmokeSpec, limits: SmokeLimits, status_fd: int) -> Callable[[], None]:
-    libc = _libc()
-    cpu = math.ceil(spec.timeout_s) + 1
-    wanted = [
-        (resource.RLIMIT_AS, spec.memory_mb * MiB),
-        (resource.RLIMIT_CPU, cpu),
-        (resource.RLIMIT_NPROC, limits.max_processes),
-        (resource.RLIMIT_FSIZE, limits.max_file_size_mb * MiB),
-        (resource.RLIMIT_NOFILE, limits.max_open_files),
-        (resource.RLIMIT_CORE, 0),
-    ]
-
-    def preexec() -> None:  # runs in the child between fork and exec: keep it small
-        isolated = False
-        if libc is not None and (
-            libc.unshare(_CLONE_NEWNET) == 0 or libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) == 0
-        ):
-            isolated = True
-        for which, value in wanted:
-            _soft, hard = resource.getrlimit(which)
-            capped = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            # CPU: the soft limit sends SIGXCPU, the hard one SIGKILL a second later
-            resource.setrlimit(which, (capped, capped + 1 if which == resource.RLIMIT_CPU else capped))
-        os.write(status_fd, b"1" if isolated else b"0")
-
-    return preexec
+_SANDBOX: Final = Path(__file__).with_name("_smoke_sandbox.py")
+_ISOLATION_KEYS: Final = ("pid", "mount", "net", "uid")
+#: stderr of a command whose fork/clone/thread creation hit RLIMIT_NPROC (EAGAIN)
+_PROCESS_MARKERS: Final = (
+    b"Resource temporarily unavailable",
+    b"BlockingIOError",
+    b"fork: retry",
+    b"Cannot fork",
+    b"can't fork",
+    b"can't start new thread",
+)
+_FILE_SIZE_MARKERS: Final = (b"File too large", b"EFBIG")
 
 
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
+def _default_path() -> str:
+    # the base interpreter's folder (never the venv's: the sandbox gets no site-packages of ours)
+    base = os.path.dirname(os.path.realpath(sys.executable))
+    return os.pathsep.join(dict.fromkeys([base, "/usr/local/bin", "/usr/bin", "/bin"]))
 
 
-def run_isolated(spec: SmokeSpec, cwd: Path, limits: SmokeLimits) -> SmokeOutcome:
-    """Run ``spec.command`` in ``cwd`` under the limits; never raises for the command's faults."""
-    path = limits.path or os.pathsep.join(
-        [os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]
-    )
+def _hidden(limits: SmokeLimits) -> list[str]:
+    home = os.path.realpath(os.path.expanduser("~"))
+    hidden = [os.path.realpath(p) for p in limits.hidden_paths]
+    if home not in ("/", "") and home not in hidden:
+        hidden.append(home)
+    return [p for p in hidden if p != "/"]
+
+
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _give_to(root: Path, uid: int, gid: int) -> None:
+    """Hand the fresh work folder to the sandbox user (nothing below follows a link)."""
+    os.chown(root, uid, gid, follow_symlinks=False)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), uid, gid, follow_symlinks=False)
+
+
+def _largest_file(root: Path) -> int:
+    largest = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(folder, name))
+                if stat.S_ISREG(st.st_mode):
+                    largest = max(largest, st.st_size)
+    return largest
+
+
+def _tree_bytes(root: Path) -> int:
+    total = 0
+    for folder, _dirs, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total
+
+
+def _empty_outcome(reason: str, isolation: dict[str, bool] | None = None) -> SmokeOutcome:
+    iso = isolation or dict.fromkeys(_ISOLATION_KEYS, False)
+    return SmokeOutcome("error", None, None, iso.get("net", False), hashlib.sha256(
+        hashlib.sha256().digest() * 2).hexdigest(), 0, 0, 0.0, reason, iso)
+
+
+def run_isolated(spec: SmokeSpec, cwd: Path, limits: SmokeLimits, workdir: Path | None = None) -> SmokeOutcome:
+    """Run ``spec.command`` in ``cwd`` (inside the fresh folder ``workdir``) in the sandbox.
+
+    Never raises for the command's faults. ``workdir`` (default: ``cwd``) is the only folder the
+    command may write besides its private ``/tmp``; it is handed to the sandbox uid.
+    """
+    work = Path(os.path.realpath(workdir or cwd))
+    cwd = Path(os.path.realpath(cwd))
+    root = os.geteuid() == 0
+    drop = root and limits.sandbox_uid is not None
+    if drop:
+        assert limits.sandbox_uid is not None
+        _give_to(work, limits.sandbox_uid, limits.sandbox_gid)
+    path = limits.path or _default_path()
+    hidden = _hidden(limits)
+    prefix = os.path.realpath(sys.base_prefix)
+    # the interpreter must stay reachable where the sandbox covers its folder (a home, /tmp)
+    expose = [prefix] if any(_under(prefix, h) for h in [*hidden, "/tmp"]) else []
+    cpu = spec.cpu_s
     status_r, status_w = os.pipe()
+    cfg = {
+        "status_fd": status_w,
+        "command": list(spec.command),
+        "cwd": str(cwd),
+        "workdir": str(work),
+        "env": {"PATH": path, "HOME": str(work), "LANG": "C.UTF-8"},
+        "timeout_s": spec.timeout_s,
+        "namespaces": limits.namespaces,
+        "uid": limits.sandbox_uid if drop else None,
+        "gid": limits.sandbox_gid,
+        "tmp_size_mb": limits.tmp_size_mb,
+        "work_size_mb": limits.work_size_mb + math.ceil(_tree_bytes(work) / MiB),
+        "hide": hidden,
+        "expose": expose,
+        "rlimits": {
+            "RLIMIT_AS": spec.memory_mb * MiB,
+            "RLIMIT_CPU": cpu,
+            "RLIMIT_NPROC": limits.max_processes,
+            "RLIMIT_FSIZE": limits.max_file_size_mb * MiB,
+            "RLIMIT_NOFILE": limits.max_open_files,
+            "RLIMIT_CORE": 0,
+        },
+    }
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
-            list(spec.command),
-            cwd=cwd,
-            env={"PATH": path},
+            [sys.executable, "-I", "-S", str(_SANDBOX), json.dumps(cfg)],
+            cwd="/",
+            env={"PATH": path, "LANG": "C.UTF-8"},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
             close_fds=True,
-            preexec_fn=_make_preexec(spec, limits, status_w),
+            pass_fds=(status_w,),
         )
     except (OSError, subprocess.SubprocessError) as exc:
         os.close(status_r)
         os.close(status_w)
-        reason = "not found" if isinstance(exc, FileNotFoundError) else type(exc).__name__
-        return SmokeOutcome("error", None, None, False, hashlib.sha256().hexdigest(), 0, 0, 0.0, reason)
+        return _empty_outcome(f"the sandbox could not be started: {type(exc).__name__}")
     os.close(status_w)
-    with os.fdopen(status_r, "rb") as status:
-        network_isolated = status.read() == b"1"
 
     digests = {"stdout": hashlib.sha256(), "stderr": hashlib.sha256()}
     sizes = {"stdout": 0, "stderr": 0}
     tail = bytearray()
-    timed_out = False
-    killed = False
-    deadline = started + spec.timeout_s
+    status_raw = bytearray()
+    # the sandbox keeps the wall clock itself; this one only catches a sandbox that hangs
+    deadline = started + spec.timeout_s + 10.0
     assert proc.stdout is not None and proc.stderr is not None
+    status_file = os.fdopen(status_r, "rb")
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, "stdout")
         sel.register(proc.stderr, selectors.EVENT_READ, "stderr")
+        sel.register(status_file, selectors.EVENT_READ, "status")
         while sel.get_map():
             now = time.monotonic()
-            if not killed and (now >= deadline or proc.poll() is not None):
-                # the wall clock ran out, or the command ended: nothing in its group may outlive it
-                timed_out = proc.poll() is None
+            if now >= deadline:
                 _kill_group(proc.pid)
-                killed = True
-                deadline = now + 2.0  # drain what is left in the pipes, briefly
-            elif now >= deadline:
                 break
-            for key, _ in sel.select(timeout=max(0.0, min(deadline - now, 0.2))):
+            for key, _ in sel.select(timeout=min(deadline - now, 1.0)):
                 data = os.read(key.fd, 65536)
                 if not data:
                     sel.unregister(key.fileobj)
+                    continue
+                if key.data == "status":
+                    status_raw += data[: max(0, (1 << 20) - len(status_raw))]
                     continue
                 digests[key.data].update(data)
                 sizes[key.data] += len(data)
                 if key.data == "stderr":
                     tail += data
                     del tail[:-_STDERR_TAIL]
+    _kill_group(proc.pid)
     try:
-        returncode = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
-        timed_out = True
         _kill_group(proc.pid)
-        returncode = proc.wait()
-    _kill_group(proc.pid)  # stragglers left in the group
+        proc.wait()
     proc.stdout.close()
     proc.stderr.close()
+    status_file.close()
     duration = time.monotonic() - started
-
     combined = hashlib.sha256(digests["stdout"].digest() + digests["stderr"].digest()).hexdigest()
+
+    try:
+        report = json.loads(bytes(status_raw)) if status_raw else None
+    except ValueError:
+        report = None
+    if not isinstance(report, dict):
+        return _empty_outcome("the sandbox ended without a report")
+    iso_all = report.get("isolation") or {}
+    isolation = {k: bool(iso_all.get(k)) for k in _ISOLATION_KEYS}
+    if report.get("setup_error"):
+        return _empty_outcome(f"sandbox setup failed: {report['setup_error']}", isolation)
+    if report.get("start_error"):
+        out = _empty_outcome(str(report["start_error"]), isolation)
+        return SmokeOutcome(**{**_fields(out), "output_sha256": combined,
+                               "stdout_bytes": sizes["stdout"], "stderr_bytes": sizes["stderr"]})
+    status = report.get("status")
+    timed_out = bool(report.get("timed_out"))
+    returncode = os.waitstatus_to_exitcode(status) if isinstance(status, int) else None
     sig_name = None
-    if returncode < 0:
+    if returncode is not None and returncode < 0:
         try:
             sig_name = signal.Signals(-returncode).name
         except ValueError:
             sig_name = f"SIG{-returncode}"
-    if timed_out:
+    fsize = limits.max_file_size_mb * MiB
+    largest = max(int(report.get("largest_tmp_file") or 0), _largest_file(work))
+    cpu_used = float(report.get("cpu_s") or 0.0)
+    failed = returncode != 0
+    if timed_out or returncode is None:
         outcome = "timeout"
+    elif returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and cpu_used >= cpu - 0.05):
+        outcome = "cpu-limit"
+    elif returncode == -signal.SIGXFSZ or largest >= fsize or (
+        failed and any(m in tail for m in _FILE_SIZE_MARKERS)
+    ):
+        outcome = "file-size-limit"
+    elif failed and any(marker in tail for marker in _MEMORY_MARKERS):
+        outcome = "memory-limit"
+    elif int(report.get("peak_processes") or 0) >= limits.max_processes or (
+        failed and any(m in tail for m in _PROCESS_MARKERS)
+    ):
+        outcome = "process-limit"
     elif returncode == 0:
         outcome = "passed"
-    elif returncode == -signal.SIGXCPU or (returncode == -signal.SIGKILL and duration < spec.timeout_s):
-        outcome = "cpu-limit"
-    elif returncode == -signal.SIGXFSZ:
-        outcome = "file-size-limit"
-    elif any(marker in tail for marker in _MEMORY_MARKERS):
-        outcome = "memory-limit"
     elif returncode < 0:
         outcome = "signal"
     else:
@@ -344,12 +463,23 @@ def run_isolated(spec: SmokeSpec, cwd: Path, limits: SmokeLimits) -> SmokeOutcom
         outcome,
         None if timed_out else returncode,
         None if timed_out else sig_name,
-        network_isolated,
+        isolation["net"],
         combined,
         sizes["stdout"],
         sizes["stderr"],
-        duration,
+        float(report.get("duration_s") or duration),
+        None,
+        isolation,
     )
+
+
+def _fields(outcome: SmokeOutcome) -> dict[str, Any]:
+    return {name: getattr(outcome, name) for name in SmokeOutcome.__slots__}
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 # ----------------------------------------------------------------------------- the validator
@@ -395,7 +525,7 @@ def validate_smoke(pkg: PackageView, config: ValidatorConfig) -> ValidationResul
     if not safety.passed:
         return _result(False, ["smoke not run: the archive safety checks failed"], stats)
 
-    with tempfile.TemporaryDirectory(prefix="hallmark-smoke-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="hallmark-smoke-", ignore_cleanup_errors=True) as tmp:
         try:
             extract_safely(pkg, Path(tmp), config.max_total_uncompressed)
         except (SmokeError, OSError) as exc:
@@ -405,15 +535,23 @@ def validate_smoke(pkg: PackageView, config: ValidatorConfig) -> ValidationResul
                 else f"{type(exc).__name__} ({errno.errorcode.get(exc.errno or 0, '?')})"
             )
             return _result(False, [f"smoke not run: extraction failed: {reason}"], stats)
-        cwd = Path(os.path.realpath(tmp)) / prefix if prefix else Path(os.path.realpath(tmp))
-        outcome = run_isolated(spec, cwd, limits)
+        work = Path(os.path.realpath(tmp))
+        cwd = work / prefix if prefix else work
+        outcome = run_isolated(spec, cwd, limits, workdir=work)
+    return _outcome_result(spec, limits, outcome, stats)
 
+
+def _outcome_result(
+    spec: SmokeSpec, limits: SmokeLimits, outcome: SmokeOutcome, stats: dict[str, Any]
+) -> ValidationResult:
+    isolation = outcome.isolation or dict.fromkeys(_ISOLATION_KEYS, False)
     stats.update(
         {
             "outcome": outcome.outcome,
             "exit_code": outcome.exit_code,
             "signal": outcome.signal,
             "network_isolated": outcome.network_isolated,
+            "isolation": {k: bool(isolation.get(k)) for k in _ISOLATION_KEYS},
             "output_sha256": outcome.output_sha256,
             "stdout_bytes": outcome.stdout_bytes,
             "stderr_bytes": outcome.stderr_bytes,
@@ -429,17 +567,81 @@ def validate_smoke(pkg: PackageView, config: ValidatorConfig) -> ValidationResul
         "exit-nonzero": f"smoke command {shown!r} failed: exit status {outcome.exit_code}",
         "signal": f"smoke command {shown!r} was killed by {outcome.signal}",
         "timeout": f"smoke command {shown!r} timed out after {spec.timeout_s:g} s and was killed",
-        "cpu-limit": f"smoke command {shown!r} exceeded its CPU time limit and was killed",
+        "cpu-limit": f"smoke command {shown!r} exceeded its CPU time limit of {spec.cpu_s} s and was killed",
         "memory-limit": f"smoke command {shown!r} exceeded its memory limit of {spec.memory_mb} MiB",
         "file-size-limit": f"smoke command {shown!r} exceeded the file size limit of {limits.max_file_size_mb} MiB",
+        "process-limit": f"smoke command {shown!r} exceeded the process limit of {limits.max_processes}",
         "error": f"smoke command {shown!r} could not be started: {outcome.error}",
     }
     reason_list = [reasons[outcome.outcome]]
     passed = outcome.outcome == "passed"
-    if not outcome.network_isolated:
-        if limits.require_network_isolation:
-            passed = False
-            reason_list.append("network isolation is required but no network namespace could be created")
-        else:
-            reason_list.append("note: the runner could not isolate the network (network_isolated: false)")
+    required = set(limits.require_isolation)
+    if limits.require_network_isolation:
+        required.add("net")
+    missing = sorted(k for k in required if not isolation.get(k))
+    obtained = ", ".join(f"{k}={'yes' if isolation.get(k) else 'no'}" for k in _ISOLATION_KEYS)
+    if missing:
+        passed = False
+        reason_list.append(f"isolation required but not obtained: {', '.join(missing)} ({obtained})")
+    elif not all(isolation.get(k) for k in _ISOLATION_KEYS):
+        reason_list.append(f"note: the runner obtained only part of its isolation ({obtained})")
+    if not outcome.network_isolated and "net" not in missing:
+        reason_list.append("note: the runner could not isolate the network (network_isolated: false)")
     return _result(passed, reason_list, stats, observations)
+
+
+# ----------------------------------------------------------------------------- the sealed function
+
+
+def _pinned_failure(reason: str, stats: dict[str, Any]) -> ValidationResult:
+    return _result(False, [reason], {"declared": None, **stats})
+
+
+def validate_pinned_smoke(
+    data: bytes | None,
+    *,
+    sha256: str,
+    size: int,
+    meta: PackageMeta | Mapping[str, Any],
+    config: ValidatorConfig,
+    fetch_error: str | None = None,
+) -> ValidationResult:
+    """The sealed smoke function's one domain call: check the downloaded bytes against the pinned
+    object's digest and size, then :func:`validate_smoke` them. Fails closed: a download that
+    failed, a size over the limit, or bytes whose SHA-256 or length differ are never run."""
+    expected = sha256.strip().lower()
+    if size > config.max_size:
+        return _pinned_failure(
+            f"smoke not run: the package ({size} bytes) exceeds the size limit of {config.max_size} bytes",
+            {"size": size},
+        )
+    if data is None or fetch_error is not None:
+        return _pinned_failure(f"smoke not run: {fetch_error or 'the package could not be downloaded'}", {})
+    actual = hashlib.sha256(data).hexdigest()
+    if len(data) != size or not hmac.compare_digest(actual, expected):
+        return _pinned_failure(
+            "artifact digest mismatch",
+            {"expected_sha256": expected, "actual_sha256": actual, "expected_size": size, "actual_size": len(data)},
+        )
+    try:
+        package_meta = meta if isinstance(meta, PackageMeta) else PackageMeta.model_validate(
+            {k: v for k, v in meta.items() if k in PackageMeta.model_fields}
+        )
+    except ValueError as exc:
+        return _pinned_failure(f"smoke not run: invalid package metadata ({type(exc).__name__})", {})
+    return validate_smoke(PackageView.for_config(data, package_meta, config), config)
+
+
+def scrub_directory(folder: Path) -> None:
+    """Remove everything below ``folder`` (not ``folder`` itself); nothing is followed through a link.
+
+    The sealed function calls it on ``/tmp`` before and after each run: Lambda reuses an execution
+    environment, and its ``/tmp`` with it."""
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            path = Path(entry.path)
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink()
