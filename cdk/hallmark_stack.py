@@ -323,7 +323,8 @@ class HallmarkStack(Stack):
                 acknowledge(fn, f"AwsSolutions-IAM5[Action::{action}]",
                             "CDK's least-privilege bucket grant; scoped to this one bucket.")
         elif acc.kind == "queue":
-            queue = self.queues[acc.name]
+            queue = self.queues.get(acc.name) or next(  # a dead-letter queue, named "<queue>-dlq"
+                d for n, d in self.dlqs.items() if acc.name == f"{n}-dlq")
             if "send" in modes:
                 queue.grant_send_messages(fn)
             if "read" in modes:

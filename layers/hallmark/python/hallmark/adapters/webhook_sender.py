@@ -98,7 +98,3 @@ class WebhookPoster:
         finally:
             conn.close()
 
-
-def post_webhook(url: str, body: str, headers: dict[str, str], timeout_s: float, *,
-                 resolve: Resolver = system_resolver, allow_loopback: bool = False) -> PostResult:
-    return WebhookPoster(resolve, allow_loopback).post(url, body, headers, timeout_s)
