@@ -80,7 +80,7 @@ def test_a_lone_surrogate_is_a_400_not_a_unicode_encode_error(app: Any) -> None:
     for text in ('{"name": "\\ud800"}', '{"name": "a\\udfffb"}', '{"\\ud800": 1}', '{"nested": ["\\udc00"]}'):
         status, body = call(app, "POST", "/things", body=text.encode())
         assert status == 400 and body["error"]["code"] == "malformed_json", (text, body)
-    status, body = call(app, "POST", "/things", body='{"name": "\\ud83d\\ude00 [[["}'.encode())  # a real pair
+    status, body = call(app, "POST", "/things", body=b'{"name": "\\ud83d\\ude00 [[["}')  # a real pair
     assert status == 200, body
 
 
