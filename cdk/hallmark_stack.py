@@ -42,6 +42,7 @@ from cdk.observability import Observability
 from cdk.scoring_batch import ScoringBatch
 from hallmark.release.steps import PIN_PREFIX
 from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
+from hallmark_tools.topology.api import DEFAULT_THROTTLE, check_throttles
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -360,7 +361,8 @@ class HallmarkStack(Stack):
                 acknowledge(fn, f"AwsSolutions-IAM5[Action::{action}]",
                             "CDK's least-privilege bucket grant; scoped to this one bucket.")
         elif acc.kind == "queue":
-            queue = self.queues[acc.name]
+            queue = self.queues.get(acc.name) or next(  # a dead-letter queue, named "<queue>-dlq"
+                d for n, d in self.dlqs.items() if acc.name == f"{n}-dlq")
             if "send" in modes:
                 queue.grant_send_messages(fn)
             if "read" in modes:
@@ -461,8 +463,15 @@ class HallmarkStack(Stack):
             create_default_stage=False,
         )
         stage = apigw.HttpStage(self, "DefaultStage", http_api=self.http_api, stage_name="$default", auto_deploy=True,
-                                access_log_settings=_AccessLogs(apigw.LogGroupLogDestination(access_logs)))
-        _ = stage
+                                access_log_settings=_AccessLogs(apigw.LogGroupLogDestination(access_logs)),
+                                throttle=apigw.ThrottleSettings(rate_limit=DEFAULT_THROTTLE.rate,
+                                                                burst_limit=DEFAULT_THROTTLE.burst))
+        cfn_stage = stage.node.default_child
+        assert isinstance(cfn_stage, apigw.CfnStage)
+        cfn_stage.route_settings = {  # per-route limits (the L2 stage has no property for them)
+            key: {"ThrottlingRateLimit": t.rate, "ThrottlingBurstLimit": t.burst}
+            for key, t in check_throttles(self.topology).items()
+        }
         authorizer = authorizers.HttpJwtAuthorizer("JwtAuthorizer", issuer, jwt_audience=audience)
         for fn in self.topology.functions:
             for route in fn.routes:
@@ -473,6 +482,8 @@ class HallmarkStack(Stack):
                     authorizer=None if route.public else authorizer,
                 )
         for child in self.http_api.node.find_all():
+            if isinstance(child, apigw.CfnRoute):
+                cfn_stage.add_dependency(child)  # RouteSettings name routes: they must exist first
             if isinstance(child, apigw.CfnRoute) and "GET /health" in str(child.route_key):
                 acknowledge(child, "AwsSolutions-APIG4", "The liveness probe is public by design and returns no data.")
 

@@ -48,7 +48,8 @@ class Driver:
         return str(created["packageId"])
 
     def package(self, package_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.ok("GET", f"/packages/{package_id}", "submitter")
+        # superadmin reads every package (docs/authorization.md); the submitter only its own
+        result: dict[str, Any] = self.ok("GET", f"/packages/{package_id}", "superadmin")
         return result
 
     def wait_package(self, package_id: str, statuses: tuple[str, ...] = TERMINAL, timeout: float = 120.0) -> dict[str, Any]:

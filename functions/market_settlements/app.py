@@ -64,7 +64,7 @@ def plan(body: Annotated[NewSettlement, Body()]) -> Response[Any]:
 @app.get("/settlements/<settlementId>")
 @tracer.capture_method
 def get_settlement(settlementId: str) -> dict[str, Any]:
-    return market_service().settlement_view(settlementId, governance())
+    return market_service().settlement_view(settlementId, governance(), caller_of(app))
 
 
 @app.post("/settlements/<settlementId>/approvals")

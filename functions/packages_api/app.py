@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from hallmark.access import require_package_reader
 from hallmark.adapters import runtime
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
@@ -39,6 +40,7 @@ def submit(body: Annotated[SubmitRequest, Body()]) -> Response[Any]:
 @tracer.capture_method
 def get_package(packageId: str) -> dict[str, Any]:
     doc = service().get(packageId)
+    require_package_reader(caller_of(app), doc)
     return {
         "packageId": doc["packageId"], "status": doc["status"], "meta": doc["meta"],
         "submittedBy": doc["submittedBy"], "submittedAt": doc["submittedAt"],

@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime, scoring_runtime
-from hallmark.adapters.webhook_sender import post_webhook
 from hallmark.observability import logger
 from hallmark.scoring.webhooks import DeliveryFailed, backoff_seconds, body_of, signed_headers
 
@@ -33,8 +32,12 @@ def record_handler(record: SQSRecord) -> None:
     body = body_of(msg["payload"])
     now = datetime.now(UTC)
     attempt = int(record.attributes.approximate_receive_count or 1)
-    result = post_webhook(sub.url, body, signed_headers(secret, msg["webhookId"], body, now),
-                          float(os.environ.get("WEBHOOK_TIMEOUT_S", "10")))
+    result = scoring_runtime.webhook_poster().post(sub.url, body, signed_headers(secret, msg["webhookId"], body, now),
+                                                   float(os.environ.get("WEBHOOK_TIMEOUT_S", "10")))
+    if result.refused:  # the host now resolves to a non-public address (DNS rebinding): never retried
+        logger.warning("webhook refused: destination not public", extra={"subscriberId": sub.subscriberId,
+                                                                         "detail": result.detail})
+        return
     if not result.ok:
         delay = backoff_seconds(attempt, int(os.environ.get("WEBHOOK_BACKOFF_BASE_S", "5")))
         try:

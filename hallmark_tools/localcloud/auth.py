@@ -47,8 +47,10 @@ class LocalIssuer:
         return jwt.encode(claims, self._key, algorithm="ES256")
 
     def verify(self, token: str) -> dict[str, Any]:
-        """Raises jwt.InvalidTokenError on any problem (signature, issuer, audience, expiry)."""
+        """Raises jwt.InvalidTokenError on any problem (signature, issuer, audience, expiry, and a
+        missing ``exp``/``sub``: as API Gateway's JWT authorizer, a token without an expiry is refused)."""
         claims: dict[str, Any] = jwt.decode(
-            token, self._key.public_key(), algorithms=["ES256"], audience=AUDIENCE, issuer=ISSUER
+            token, self._key.public_key(), algorithms=["ES256"], audience=AUDIENCE, issuer=ISSUER,
+            options={"require": ["exp", "iss", "aud", "sub"]},
         )
         return claims

@@ -9,7 +9,10 @@ import socket
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from hallmark.http import MAX_BODY_BYTES
 from hallmark_tools.localcloud.cloud import LocalCloud
+
+READ_TIMEOUT_S = 30  # a client that announces more bytes than it sends is cut off, not waited on forever
 
 
 def free_port() -> int:
@@ -23,6 +26,7 @@ def make_server(cloud: LocalCloud, port: int) -> ThreadingHTTPServer:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        timeout = READ_TIMEOUT_S  # socket timeout of every read (StreamRequestHandler)
         disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
         def _openapi(self) -> None:
@@ -42,9 +46,49 @@ def make_server(cloud: LocalCloud, port: int) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(body)
 
+        def _refuse(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+            """A JSON error, then the connection closes: the unread body (if any) is never read."""
+            body = json.dumps({"error": {"code": code, "message": message, "details": details or {}}}).encode()
+            self.close_connection = True
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.send_header("connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _body(self) -> tuple[bool, bytes | None]:
+            """(ok, body). Refused at once, before reading a byte of it: a body API Gateway would
+            refuse too (over the API's limit: 413), a length that is not a number (400), or a
+            chunked body (411: API Gateway's HTTP API needs a length here as well)."""
+            if self.headers.get("transfer-encoding"):
+                self._refuse(411, "length_required", "send the body with a Content-Length")
+                return False, None
+            raw = (self.headers.get("content-length") or "0").strip()
+            if not raw.isascii() or not raw.isdigit() or len(self.headers.get_all("content-length") or []) > 1:
+                self._refuse(400, "bad_content_length", "Content-Length must be one non-negative integer")
+                return False, None
+            length = int(raw)
+            if length > MAX_BODY_BYTES:
+                self._refuse(413, "payload_too_large", f"request body exceeds {MAX_BODY_BYTES} bytes",
+                             {"contentLength": length, "maxBytes": MAX_BODY_BYTES})
+                return False, None
+            if not length:
+                return True, None
+            try:
+                body = self.rfile.read(length)
+            except TimeoutError:
+                body = b""
+            if len(body) != length:
+                self._refuse(400, "incomplete_body", "the body is shorter than its Content-Length",
+                             {"contentLength": length, "received": len(body)})
+                return False, None
+            return True, body
+
         def _serve(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length) if length else None
+            ok, body = self._body()
+            if not ok:
+                return
             if self.command == "GET" and self.path.partition("?")[0] == "/openapi.json":
                 self._openapi()  # the API's OpenAPI document, unauthenticated
                 return

@@ -32,7 +32,8 @@ PART = Part(
             description="Appends audit events to their chain (FIFO, conditional write) and signs checkpoints.",
             timeout=60,
             queue=QueueTrigger("audit", batch_size=10),
-            access=(rw("table", "audit"), Access("key", "audit", ("sign",))),
+            # poison messages go to the DLQ by the writer's own path (hallmark.audit.intake)
+            access=(rw("table", "audit"), Access("key", "audit", ("sign",)), Access("queue", "audit-dlq", ("send",))),
         ),
         Function(
             name="audit_checkpointer",

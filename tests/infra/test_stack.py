@@ -129,3 +129,24 @@ def test_only_intake_writes_pinned_artifacts_and_nobody_deletes_them(template: A
     delete = next(s for s in statements if s.get("Sid") == "PinnedArtifactsAreNeverDeleted")
     assert delete["Effect"] == "Deny" and "Condition" not in delete
     assert set(delete["Action"]) == {"s3:DeleteObject", "s3:DeleteObjectVersion"}
+
+
+def test_http_api_stage_is_throttled_by_default_and_per_route(template: Any) -> None:
+    """Issue 17: the stage had no throttling. A default bucket on every route, tighter ones on the
+    routes that start work or move money, each a declared route."""
+    from hallmark_tools.topology.api import DEFAULT_THROTTLE, ROUTE_THROTTLES
+
+    stages = template.find_resources("AWS::ApiGatewayV2::Stage")
+    assert len(stages) == 1
+    (stage,) = stages.values()
+    props = stage["Properties"]
+    assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] == DEFAULT_THROTTLE.rate
+    assert props["DefaultRouteSettings"]["ThrottlingBurstLimit"] == DEFAULT_THROTTLE.burst
+    settings = props["RouteSettings"]
+    for key in ("POST /packages", "POST /listings/{listingId}/checkout"):
+        assert key in settings and settings[key]["ThrottlingRateLimit"] < DEFAULT_THROTTLE.rate
+    assert set(settings) == set(ROUTE_THROTTLES) <= set(TOPOLOGY.routes())
+    for key, t in ROUTE_THROTTLES.items():
+        assert settings[key] == {"ThrottlingRateLimit": t.rate, "ThrottlingBurstLimit": t.burst}
+    route_ids = {k for k, r in template.find_resources("AWS::ApiGatewayV2::Route").items()}
+    assert route_ids <= set(stage.get("DependsOn", [])), "the stage's RouteSettings need the routes first"

@@ -1,7 +1,7 @@
 """Every HTTP route x every principal, generated from the topology (issue 9, item 1).
 
 Principals: the four roles, no token, and bad tokens (expired, forged by another key,
-malformed). Expectations, per route:
+malformed, and one without ``exp``). Expectations, per route:
 - no / bad token on a non-public route -> 401 JSON ``{"error": {"code": "unauthorized", ...}}``;
 - a role outside a non-empty ``route.roles`` -> 403 JSON ``{"error": {"code": "forbidden", ...}}``;
 - otherwise -> anything but 401/403 (inputs are harmless: nonexistent ids and empty or invalid
@@ -28,7 +28,7 @@ from hallmark_tools.topology import TOPOLOGY
 from hallmark_tools.topology.model import ROLES, Route
 
 ROUTES: list[tuple[str, Route]] = [(f.name, r) for f in TOPOLOGY.functions for r in f.routes]
-BAD_TOKENS = ("none", "expired", "forged", "malformed")
+BAD_TOKENS = ("none", "expired", "forged", "malformed", "noexp")
 PRINCIPALS = (*ROLES, *BAD_TOKENS)
 
 # Path parameters that exist nowhere (a valid chain name, where one is needed, so the check
@@ -57,6 +57,8 @@ def _bad_token(kind: str, cloud: LocalCloud, sub: str) -> str | None:
         return None
     if kind == "expired":
         return cloud.issuer.token(sub, list(ROLES), ttl_s=-120)
+    if kind == "noexp":  # signed by the real issuer, never expires (issue 17): refused
+        return jwt.encode({k: v for k, v in claims.items() if k != "exp"}, cloud.issuer._key, algorithm="ES256")
     if kind == "forged":  # every claim right, signed by a key the issuer never had
         return jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256")
     return "not.a.jwt"

@@ -131,3 +131,54 @@ def test_hallmark_approve_signs_locally_and_resumes_the_release(server: tuple[st
     while (doc := _request(f"{base}/packages/{pid}", token=submitter)[1])["status"] != "Published":  # type: ignore[index]
         assert time.monotonic() < deadline + 60, doc
         time.sleep(0.3)
+
+
+def _raw(base: str, head: str, body: bytes = b"", *, close_write: bool = False) -> tuple[int, dict[str, object]]:
+    """One request over a plain socket; the answer's status and JSON body. The socket timeout only
+    keeps a broken server from hanging the suite (before the fix it waited for the missing bytes)."""
+    import socket
+
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        if close_write:
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < int(
+                dict(line.split(b": ", 1) for line in data.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]
+                     if b": " in line).get(b"content-length", b"0")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    status_line, _, rest = data.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+def test_a_huge_content_length_is_a_413_at_once(server: tuple[str, dict[str, str]]) -> None:
+    """Content-Length 10^12 with 5 bytes sent: refused before reading, not waited on."""
+    status, body = _raw(server[0], "POST /packages HTTP/1.1\nHost: x\ncontent-type: application/json\n"
+                                   "Content-Length: 1000000000000\n", b"hello")
+    assert status == 413 and body["error"]["code"] == "payload_too_large", body  # type: ignore[index]
+
+
+def test_a_body_shorter_than_its_length_or_a_bad_length_is_a_400(server: tuple[str, dict[str, str]]) -> None:
+    status, body = _raw(server[0], "POST /packages HTTP/1.1\nHost: x\nContent-Length: 1000\n", b"hello",
+                        close_write=True)
+    assert status == 400 and body["error"]["code"] == "incomplete_body", body  # type: ignore[index]
+    for length in ("abc", "-5", "1e3"):
+        status, body = _raw(server[0], f"POST /packages HTTP/1.1\nHost: x\nContent-Length: {length}\n", b"{}")
+        assert status == 400 and body["error"]["code"] == "bad_content_length", (length, body)  # type: ignore[index]
+    status, body = _raw(server[0], "POST /packages HTTP/1.1\nHost: x\nTransfer-Encoding: chunked\n", b"0\r\n\r\n")
+    assert status == 411 and body["error"]["code"] == "length_required", body  # type: ignore[index]
+
+
+def test_deep_json_and_lone_surrogates_over_http_are_json_400s(server: tuple[str, dict[str, str]]) -> None:
+    base, env = server
+    out = subprocess.run([*HALLMARK, "local", "token", "--role", "submitter", "--sub", "deep"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    token = out.split()[-1]
+    for payload in (b"[" * 30_000 + b"]" * 30_000, b'{"name": "\\ud800"}'):
+        status, body = _raw(base, f"POST /packages HTTP/1.1\nHost: x\nAuthorization: Bearer {token}\n"
+                                  f"Content-Type: application/json\nContent-Length: {len(payload)}\n", payload)
+        assert status == 400 and body["error"]["code"] == "malformed_json", body  # type: ignore[index]

@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from hallmark.release import validators as validator_registry
-from hallmark.release.validators import smoke as smoke_module
 from hallmark.release.steps import ReleaseSteps
+from hallmark.release.validators import smoke as smoke_module
 from hallmark_tools import samples
 from hallmark_tools.driver import Driver
 from hallmark_tools.localcloud.cloud import LocalCloud

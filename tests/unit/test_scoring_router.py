@@ -126,7 +126,7 @@ class Subscribers:
 
 def test_subscribe_returns_the_secret_once_and_stores_it_encrypted() -> None:
     store = Subscribers()
-    svc = WebhookService(store, Cipher())
+    svc = WebhookService(store, Cipher(), resolve=lambda host, port: ["93.184.215.14"])
     sub, secret = svc.subscribe(SubscribeRequest(url="https://hooks.example.com/evi", bands=["instant"]), "root")
     assert secret.startswith("whsec_") and secret not in json.dumps(sub.public())
     assert "secretCiphertext" not in sub.public()
@@ -149,11 +149,14 @@ def test_subscribe_returns_the_secret_once_and_stores_it_encrypted() -> None:
     ("http://10.1.2.3/x", True, False),
 ])
 def test_webhook_urls(url: str, local: bool, ok: bool) -> None:
+    def resolve(host: str, port: int) -> list[str]:  # no real DNS in tests
+        return {"hooks.example.com": ["93.184.215.14"]}[host]
+
     if ok:
-        assert check_url(url, allow_local_http=local) == url
+        assert check_url(url, allow_local_http=local, resolve=resolve) == url
     else:
         with pytest.raises(DomainError):
-            check_url(url, allow_local_http=local)
+            check_url(url, allow_local_http=local, resolve=resolve)
 
 
 def test_deliveries_are_signed_and_verified_by_the_standardwebhooks_verifier() -> None:

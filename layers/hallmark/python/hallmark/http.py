@@ -8,6 +8,7 @@ import base64
 import binascii
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,9 @@ from hallmark.errors import DomainError
 from hallmark.observability import logger
 
 MAX_BODY_BYTES = int(os.environ.get("HALLMARK_MAX_BODY_BYTES", str(256 * 1024)))
+MAX_JSON_DEPTH = 64  # no request model nests deeper than a few levels
+# The role names a token may carry (the topology's ROLES; a test keeps the two equal).
+KNOWN_ROLES = frozenset({"submitter", "approver", "auditor", "superadmin"})
 
 
 @dataclass(frozen=True)
@@ -35,15 +39,86 @@ def error_response(status: int, code: str, message: str, details: dict[str, Any]
 
 
 def parse_roles(raw: Any) -> frozenset[str]:
-    """Roles from a JWT claim: a list, or the "[a b]" string the HTTP API authorizer makes of one."""
+    """Roles from a JWT claim, strictly: a list of known role names, the ``"[a b]"`` string the
+    HTTP API authorizer makes of such a list, or one exact known name (a single
+    ``cognito:groups`` value). Anything else (an unknown name, a comma, a name with a space
+    inside a list element, a non-string) gives no role at all: the caller is refused (403)."""
     if raw is None:
         return frozenset()
     if isinstance(raw, list | tuple):
-        return frozenset(str(r) for r in raw)
-    text = str(raw).strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    return frozenset(p for p in text.replace(",", " ").split() if p)
+        items = list(raw)
+    elif isinstance(raw, str):
+        text = raw
+        if text.startswith("[") and text.endswith("]"):
+            inner = text[1:-1]
+            if inner.startswith('"'):  # a JSON array rendered as a string
+                try:
+                    parsed = json.loads(text)
+                except ValueError:
+                    return frozenset()
+                if not isinstance(parsed, list):
+                    return frozenset()
+                items = parsed
+            else:
+                items = inner.split(" ")  # the authorizer's own rendering: one space between items
+        else:
+            items = [text]
+    else:
+        return frozenset()
+    if not items or any(not isinstance(r, str) or r not in KNOWN_ROLES for r in items):
+        return frozenset()
+    return frozenset(items)
+
+
+def _token_claims(headers: dict[str, Any]) -> dict[str, Any] | None:
+    """The payload of the bearer token the authorizer verified, decoded WITHOUT verification:
+    used only to refuse (a role list the authorizer flattened ambiguously), never to grant."""
+    auth = next((str(v) for k, v in headers.items() if str(k).lower() == "authorization"), "")
+    if not auth.lower().startswith("bearer "):
+        return None
+    parts = auth[7:].strip().split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_body_problem(text: str) -> tuple[str, dict[str, Any]] | None:
+    """Why a request body is not acceptable JSON (message, details), or None. Checked once, here,
+    before any parser recurses into it: nesting deeper than MAX_JSON_DEPTH (json.loads would raise
+    RecursionError at ~1,000 levels, Powertools answers 500), invalid JSON, and strings holding a
+    lone UTF-16 surrogate (``"\\ud800"`` parses in Python but cannot be encoded to UTF-8 later)."""
+    depth = deepest = 0
+    for m in _BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        depth += 1 if m.group() in "[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_JSON_DEPTH:
+                return (f"the body nests deeper than {MAX_JSON_DEPTH} levels", {"maxDepth": MAX_JSON_DEPTH})
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return (f"the body is not valid JSON: {getattr(exc, 'msg', type(exc).__name__)}", {})
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return ("the body holds a lone UTF-16 surrogate (not a Unicode scalar value)", {})
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def route_roles() -> dict[str, list[str]]:
@@ -52,11 +127,22 @@ def route_roles() -> dict[str, list[str]]:
 
 
 def current_caller(app: APIGatewayHttpResolver) -> Caller | None:
-    ctx = app.current_event.raw_event.get("requestContext", {})
-    claims = (ctx.get("authorizer") or {}).get("jwt", {}).get("claims")
-    if not claims or "sub" not in claims:
+    """The verified caller, or None (401): claims from the JWT authorizer with a ``sub`` and an
+    ``exp`` (a token without an expiry is never accepted, even if an authorizer let it through)."""
+    event = app.current_event.raw_event
+    ctx = event.get("requestContext", {})
+    claims = ((ctx.get("authorizer") or {}).get("jwt") or {}).get("claims")
+    if not isinstance(claims, dict) or not claims.get("sub") or claims.get("exp") in (None, ""):
         return None
-    return Caller(sub=str(claims["sub"]), roles=parse_roles(claims.get("roles", claims.get("cognito:groups"))))
+    raw = claims.get("roles", claims.get("cognito:groups"))
+    roles = parse_roles(raw)
+    token = _token_claims(event.get("headers") or {})
+    if token is not None and token.get("sub") == claims.get("sub"):
+        # The authorizer renders ["a b"] and ["a", "b"] alike as "[a b]": the token itself decides.
+        original = token.get("roles", token.get("cognito:groups"))
+        if original is not None and parse_roles(original) != roles:
+            roles = frozenset()
+    return Caller(sub=str(claims["sub"]), roles=roles)
 
 
 def make_resolver() -> APIGatewayHttpResolver:
@@ -75,7 +161,11 @@ def make_resolver() -> APIGatewayHttpResolver:
         caller = current_caller(app)
         if caller is None:
             return error_response(401, "unauthorized", "a valid bearer token is required")
-        allowed = route_roles().get(route_key, [])
+        table = route_roles()
+        if route_key not in table:  # fail closed: a route nobody declared checks no roles, so none pass
+            return error_response(403, "forbidden", f"{route_key or 'this route'} is not a declared route",
+                                  {"required": [], "roles": sorted(caller.roles), "routeKey": route_key})
+        allowed = table[route_key]
         if allowed and not (caller.roles & set(allowed)):
             return error_response(
                 403, "forbidden", f"{route_key} requires one of the roles {sorted(allowed)}",
@@ -97,11 +187,14 @@ def make_resolver() -> APIGatewayHttpResolver:
         if media_type not in ("", "application/json"):
             return error_response(415, "unsupported_media_type", "request bodies must be application/json",
                                   {"contentType": media_type})
-        if event.get("isBase64Encoded"):
-            try:
-                base64.b64decode(body, validate=True).decode("utf-8")
-            except (binascii.Error, ValueError):
-                return error_response(400, "malformed_json", "the body is not UTF-8 encoded JSON")
+        try:
+            text = (base64.b64decode(body, validate=True).decode("utf-8") if event.get("isBase64Encoded")
+                    else body if isinstance(body, str) else bytes(body).decode("utf-8"))
+        except (binascii.Error, ValueError):
+            return error_response(400, "malformed_json", "the body is not UTF-8 encoded JSON")
+        problem = json_body_problem(text)
+        if problem is not None:
+            return error_response(400, "malformed_json", problem[0], problem[1])
         return None
 
     def gate(app: APIGatewayHttpResolver) -> Response[Any] | None:

@@ -13,7 +13,7 @@ from hallmark.adapters import runtime
 from hallmark.adapters.dynamo_scoring import DynamoBriefStore, DynamoDedupe, DynamoSubscriberStore
 from hallmark.adapters.s3 import S3BlobStore, S3Objects
 from hallmark.adapters.sfn_starter import SfnExecutionStarter
-from hallmark.adapters.webhook_sender import KmsSecretCipher
+from hallmark.adapters.webhook_sender import KmsSecretCipher, WebhookPoster, system_resolver
 from hallmark.scoring.batching import Intake, Limits, limits
 from hallmark.scoring.models import ModelRegistry
 from hallmark.scoring.pipeline import ScoringPipeline
@@ -58,7 +58,17 @@ def subscribers() -> DynamoSubscriberStore:
 def webhooks() -> WebhookService:
     cipher = KmsSecretCipher(runtime.client("kms"), runtime.require("KEY_WEBHOOKS_ID"))
     # http to the loopback only on the local cloud (a receiver in the same process); https elsewhere
-    return WebhookService(subscribers(), cipher, allow_local_http=os.environ.get("HALLMARK_ENV") == "local")
+    return WebhookService(subscribers(), cipher, resolve=system_resolver, allow_local_http=local_http())
+
+
+def local_http() -> bool:
+    """Webhooks to the loopback only on the local cloud (a receiver in the same process)."""
+    return os.environ.get("HALLMARK_ENV") == "local"
+
+
+def webhook_poster() -> WebhookPoster:
+    """Delivers to the address vetted at send time (the URL checked again: DNS rebinding)."""
+    return WebhookPoster(resolve=system_resolver, allow_loopback=local_http())
 
 
 def send_batch(queue: str, messages: list[dict[str, Any]]) -> None:

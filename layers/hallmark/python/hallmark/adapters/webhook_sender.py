@@ -1,13 +1,17 @@
 """Adapters of the webhook flow: ``KmsSecretCipher`` (subscriber secrets encrypted under the
-``webhooks`` KMS key, the subscriber id as encryption context) and ``post_webhook`` (one HTTPS POST
-with the signed headers, no redirects followed)."""
+``webhooks`` KMS key, the subscriber id as encryption context) and ``WebhookPoster`` (one HTTPS POST
+with the signed headers to the address vetted just before, pinned; no redirects followed)."""
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
+import http.client
+import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any
+
+from hallmark.errors import DomainError
+from hallmark.netguard import UNRESOLVED, Resolver, Target, vet_url
 
 
 class KmsSecretCipher:
@@ -26,28 +30,71 @@ class KmsSecretCipher:
 
 @dataclass(frozen=True)
 class PostResult:
-    status: int  # 0: no HTTP answer (network error, timeout)
+    status: int  # 0: no HTTP answer (network error, timeout, refused destination)
     detail: str
+    refused: bool = False  # the destination is not a public address (now): never sent
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a webhook is not followed elsewhere: a 3xx is a failed delivery
+def system_resolver(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (the ``hallmark.netguard.Resolver`` port over the OS)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return sorted({str(info[4][0]) for info in infos})
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the vetted address, never to what the name resolves to now."""
+
+    def __init__(self, target: Target, timeout: float) -> None:
+        super().__init__(target.host, target.port, timeout=timeout)
+        self._address = target.address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def post_webhook(url: str, body: str, headers: dict[str, str], timeout_s: float) -> PostResult:
-    request = urllib.request.Request(url, data=body.encode("utf-8"), headers=headers, method="POST")
-    try:
-        with _OPENER.open(request, timeout=timeout_s) as resp:
-            return PostResult(int(resp.status), "")
-    except urllib.error.HTTPError as exc:
-        return PostResult(int(exc.code), str(exc.reason)[:200])
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        return PostResult(0, f"{type(exc).__name__}: {exc}"[:200])
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to the vetted address; SNI and the certificate check use the URL's host name."""
+
+    def __init__(self, target: Target, timeout: float, context: ssl.SSLContext) -> None:
+        super().__init__(target.host, target.port, timeout=timeout, context=context)
+        self._address = target.address
+        self._tls = context
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._tls.wrap_socket(sock, server_hostname=self.host)
+
+
+@dataclass(frozen=True)
+class WebhookPoster:
+    """One POST per delivery: the URL is vetted again now (``hallmark.netguard.vet_url``, every
+    address its name resolves to), then the connection goes to that vetted address. No redirect is
+    followed (http.client follows none: a 3xx is a failed delivery)."""
+
+    resolve: Resolver
+    allow_loopback: bool = False
+
+    def post(self, url: str, body: str, headers: dict[str, str], timeout_s: float) -> PostResult:
+        try:
+            target = vet_url(url, self.resolve, allow_loopback=self.allow_loopback)
+        except DomainError as exc:
+            return PostResult(0, f"{exc.code}: {exc.message} {exc.details}"[:200], refused=exc.code != UNRESOLVED)
+        conn: http.client.HTTPConnection = (
+            _PinnedHTTPSConnection(target, timeout_s, ssl.create_default_context()) if target.scheme == "https"
+            else _PinnedHTTPConnection(target, timeout_s))
+        try:
+            conn.request("POST", target.path, body=body.encode("utf-8"),
+                         headers={**headers, "content-type": headers.get("content-type", "application/json")})
+            resp = conn.getresponse()
+            resp.read(64 * 1024)
+            return PostResult(int(resp.status), "" if 200 <= resp.status < 300 else str(resp.reason)[:200])
+        except (http.client.HTTPException, TimeoutError, OSError) as exc:
+            return PostResult(0, f"{type(exc).__name__}: {exc}"[:200])
+        finally:
+            conn.close()
+

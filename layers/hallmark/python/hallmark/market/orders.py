@@ -116,6 +116,14 @@ class AccountNames:
     def wallet(self, party: str, currency: str) -> str:
         return f"wallet:{party}:{currency}"
 
+    def wallet_owner(self, account: str, currency: str) -> str | None:
+        """The party whose wallet ``account`` is (exactly: ``wallet(party, currency) == account``), else None."""
+        prefix, suffix = "wallet:", f":{currency}"
+        if not (account.startswith(prefix) and account.endswith(suffix)) or len(account) <= len(prefix) + len(suffix):
+            return None
+        party = account[len(prefix):-len(suffix)]
+        return party if self.wallet(party, currency) == account else None
+
     def escrow(self, currency: str) -> str:
         return f"escrow:{currency}"
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from hallmark._crypto import sha256_hex
 from hallmark._domain import EventDraft, Principal, as_utc, emit_by_flow, format_rfc3339, parse_rfc3339
+from hallmark.access import require_order_reader, require_settlement_reader
 from hallmark.docstore import DocStore
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from hallmark.governance.models import ApprovalForm, SettlementApproval, check_id
@@ -57,7 +58,6 @@ LISTING = "listing"  # documents written by the release pipeline (hallmark.relea
 PACKAGE = "package"
 PLAN = "settlement_plan"
 NAMESPACE = uuid.UUID("0c3f7d1e-5b9a-4f62-8e21-7a4d9c1b2e55")
-PRIVILEGED = frozenset({"superadmin", "auditor"})
 DEFAULT_URL_TTL = timedelta(minutes=5)
 
 
@@ -211,8 +211,9 @@ class MarketService:
         elif order.listing_id != listing_id or order.buyer != buyer:
             raise DomainError("idempotency_key_reused", "this Idempotency-Key was used for another checkout",
                               422, {"orderId": order_id})
-        self._emit(self.history(order))
         if order.status == "Placed":
+            # Nothing is audited before the payment succeeds: a refused (402) checkout leaves an
+            # unpaid order record and no OrderPlaced; a retry after a top-up pays and audits it.
             try:
                 change = self._orders.pay(order, now)
             except DomainError as err:
@@ -223,7 +224,7 @@ class MarketService:
                                        "balanceMinor": err.details.get("balance")}) from None
                 raise
             order = change.order
-            self._emit(change.events)
+        self._emit(self.history(order))  # OrderPlaced, then the capture (ids are deterministic: no repeats)
         if order.status == "Paid":
             queue.enqueue(order.order_id)
         return self.order_view(order.order_id, _System(buyer), None, None, now)
@@ -274,8 +275,9 @@ class MarketService:
         """The order, its proofs and its delivery. Only the buyer (or an auditor/superadmin)
         sees it; only the buyer gets a download URL (valid for minutes, never past the proof)."""
         order = self._order_repo.get(order_id)
-        if order is None or (caller.sub != order.buyer and not (caller.roles & PRIVILEGED)):
+        if order is None:
             raise NotFound("order", order_id)
+        require_order_reader(caller, order.buyer, order_id)
         ledger = self._proofs.get(order.ledger_proof_id)
         delivery = self._proofs.get(order.delivery_proof_id)
         view: dict[str, Any] = {
@@ -340,18 +342,19 @@ class MarketService:
         if listing_id:
             listing = self._listing_doc(str(listing_id))
             currency = str(listing["currency"])
-            seller = str(listing["seller"])
-            source = self._names.wallet(seller, currency)
+            seller: str | None = str(listing["seller"])
+            source = self._names.wallet(str(listing["seller"]), currency)
         elif request.get("sellerAccount"):
             source = str(request["sellerAccount"])
             account = self._ledger.repository.get_account(source)
             if account is None:
                 raise NotFound("account", source, code="unknown_account")
             currency = account.currency
-            seller = source.split(":")[1] if source.startswith("wallet:") else ""
+            seller = None  # an account is the caller's only if it is exactly the caller's wallet
         else:
             raise InvalidInput("a settlement names a listingId or a sellerAccount", {"field": "listingId"})
-        if caller.sub != seller and "superadmin" not in caller.roles:
+        owns = source == self._names.wallet(caller.sub, currency) and (seller is None or seller == caller.sub)
+        if not owns and "superadmin" not in caller.roles:
             raise Forbidden("only the seller or a superadmin may plan this settlement",
                             {"sourceAccount": source, "caller": caller.sub})
         parties = request.get("parties") or []
@@ -416,8 +419,18 @@ class MarketService:
         return {"settlementId": settlement_id, "txId": posted.tx.tx_id, "replayed": result.posting.replayed,
                 "postings": [p.to_json_dict() for p in posted.tx.postings], "ledgerProof": proof.to_json_dict()}
 
-    def settlement_view(self, settlement_id: str, governance: SettlementGovernance) -> dict[str, Any]:
+    def settlement_view(self, settlement_id: str, governance: SettlementGovernance,
+                        caller: Principal | None = None) -> dict[str, Any]:
+        """The plan and its approval state; with ``caller``, only for those who may read it
+        (hallmark.access: proposer, source-wallet owner, parties, approvers, auditors, superadmins)."""
         plan = self._plan(settlement_id)
+        if caller is not None:
+            doc = self._docs.get(PLAN, settlement_id) or {}
+            listing_id = doc.get("listingId")
+            owner = (self._listing_doc(str(listing_id)).get("seller") if listing_id
+                     else self._names.wallet_owner(plan.source_account, plan.currency))
+            require_settlement_reader(caller, settlement_id, proposed_by=doc.get("proposedBy"), source_owner=owner,
+                                      parties=[s.party for s in plan.shares])
         approval = governance.load("settlement", settlement_id)
         return {"settlementId": settlement_id, "plan": plan.to_json_dict(), "planDigest": plan_digest(plan),
                 "approval": {"status": approval.status, "threshold": approval.threshold,

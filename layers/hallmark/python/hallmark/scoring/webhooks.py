@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import secrets
 import uuid
@@ -23,12 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from standardwebhooks import Webhook
 
-from hallmark.errors import DomainError, NotFound
+from hallmark.errors import NotFound
+from hallmark.netguard import Resolver, vet_url
 from hallmark.scoring.briefs import Scored, StoredBrief
 
 NAMESPACE = uuid.UUID("5c1f0e2a-9d8b-4f61-8a0e-7d4c2b1e3f59")
@@ -88,27 +87,10 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-def check_url(url: str, *, allow_local_http: bool) -> str:
-    """``https`` to a public host; ``http`` to the loopback only on the local cloud."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("https", "http") or not host:
-        raise DomainError("invalid_url", "a webhook url must be an absolute https URL", 400, {"url": url})
-    if parts.username or parts.password:
-        raise DomainError("invalid_url", "a webhook url must not carry credentials", 400)
-    loopback = host == "localhost"
-    try:
-        ip = ipaddress.ip_address(host)
-        loopback = ip.is_loopback
-        private = ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
-    except ValueError:
-        private = host.endswith((".internal", ".local"))
-    if allow_local_http and loopback:
-        return url
-    if parts.scheme != "https":
-        raise DomainError("invalid_url", "a webhook url must use https", 400, {"url": url})
-    if loopback or private:
-        raise DomainError("invalid_url", "a webhook url must point to a public host", 400, {"host": host})
+def check_url(url: str, *, allow_local_http: bool, resolve: Resolver) -> str:
+    """``https`` to a public host (every address it resolves to: hallmark.netguard); ``http`` or
+    ``https`` to the loopback only on the local cloud. The sender vets it again at each delivery."""
+    vet_url(url, resolve, allow_loopback=allow_local_http)
     return url
 
 
@@ -117,16 +99,17 @@ def webhook_id(subscriber_id: str, kind: str, subject: str) -> str:
 
 
 class WebhookService:
-    def __init__(self, store: SubscriberStore, cipher: SecretCipher, *, allow_local_http: bool = False,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, store: SubscriberStore, cipher: SecretCipher, *, resolve: Resolver,
+                 allow_local_http: bool = False, clock: Callable[[], datetime] | None = None) -> None:
         self.store = store
         self.cipher = cipher
+        self.resolve = resolve
         self.allow_local_http = allow_local_http
         self.clock = clock or (lambda: datetime.now(UTC))
 
     def subscribe(self, req: SubscribeRequest, actor: str) -> tuple[Subscriber, str]:
         """The new subscriber and its secret (shown to the caller once, never stored in clear)."""
-        url = check_url(req.url, allow_local_http=self.allow_local_http)
+        url = check_url(req.url, allow_local_http=self.allow_local_http, resolve=self.resolve)
         sid = f"wh_{uuid.uuid4().hex[:20]}"
         secret = new_secret()
         ciphertext = self.cipher.encrypt(secret.encode("ascii"), {"subscriberId": sid})
