@@ -252,10 +252,10 @@ class HallmarkStack(Stack):
                     env[env_name("queue", acc.name)] = self.env_values[env_name("queue", acc.name)]
                 else:
                     env[env_name(acc.kind, acc.name)] = self._resource_value(acc)
-            # A function with no access (the sealed smoke runner) gets a role without one permission:
+            # A sealed function (the smoke runner) gets a role without one permission:
             # no managed policy, no inline statement, so no X-Ray tracing (it needs xray:Put*) and no
             # log delivery. Its credentials, which any code it runs can read, open nothing.
-            sealed = not fn.access
+            sealed = fn.sealed
             sealed_role = (
                 iam.Role(self, f"{_cid(fn.name)}SealedRole",
                          assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),  # type: ignore[arg-type]

@@ -70,6 +70,13 @@ class Function:
     access: tuple[Access, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     code: str | None = None  # folder under functions/ holding app.py; defaults to the name
+    sealed: bool = False
+    """A role without a single permission (no logs, no X-Ray) and nothing secret in its environment:
+    for code that runs what a package declares (the smoke runner). A sealed function has no access."""
+
+    def __post_init__(self) -> None:
+        if self.sealed and self.access:
+            raise ValueError(f"{self.name} is sealed: it can have no access")
 
     @property
     def handler(self) -> str:

@@ -67,7 +67,7 @@ PART = Part(
             memory=1024,
             timeout=180,
             state_machine_task=True,
-            access=(),
+            sealed=True,
         ),
         Function(
             name="advisories_sync",

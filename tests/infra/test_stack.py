@@ -17,21 +17,22 @@ def test_every_function_is_synthesized_with_both_layers_and_tracing(template: An
     for f in fns.values():
         assert f["Properties"]["Runtime"] == "python3.13"
         assert len(f["Properties"]["Layers"]) == 2
-        sealed = not TOPOLOGY.function(f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]).access
+        sealed = TOPOLOGY.function(f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]).sealed
         # X-Ray needs xray:Put* on the role; a sealed function's role has no permission at all
         assert f["Properties"]["TracingConfig"] == {"Mode": "PassThrough" if sealed else "Active"}
 
 
-def test_a_function_with_no_access_gets_a_role_without_any_permission(template: Any) -> None:
+def test_a_sealed_function_gets_a_role_without_any_permission(template: Any) -> None:
     """The sealed smoke runner: its role can do nothing, its environment names nothing."""
     fns = {f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]: f
            for f in template.find_resources("AWS::Lambda::Function").values()
            if "POWERTOOLS_SERVICE_NAME" in f["Properties"].get("Environment", {}).get("Variables", {})}
-    assert not TOPOLOGY.function("validate_smoke").access
+    assert TOPOLOGY.function("validate_smoke").sealed and not TOPOLOGY.function("validate_smoke").access
+    assert [f.name for f in TOPOLOGY.functions if f.sealed] == ["validate_smoke"]
     assert TOPOLOGY.function("validate_smoke").code_dir == "smoke_runner"
     roles = template.find_resources("AWS::IAM::Role")
     policies = template.find_resources("AWS::IAM::Policy")
-    for name in (f.name for f in TOPOLOGY.functions if not f.access):
+    for name in (f.name for f in TOPOLOGY.functions if f.sealed):
         fn = fns[name]
         role_id = fn["Properties"]["Role"]["Fn::GetAtt"][0]
         role = roles[role_id]["Properties"]
