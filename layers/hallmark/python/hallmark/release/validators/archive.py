@@ -13,6 +13,13 @@ file name. Every decompression is streamed and bounded:
 
 Read errors (corrupt data, bad CRC, truncated streams, encrypted or unsupported members) are
 reported as :class:`ArchiveError`, never as library-specific exceptions.
+
+:class:`FileWalk` is what the content validators read: every regular file of the package *and*
+of the archives nested in it (zip, tar, tar.gz/tgz, and gzip streams, recursively), with paths
+such as ``outer.zip!/inner/file.txt``. Its bounds (nesting depth, size of one nested archive,
+bytes expanded in all, files in all) are enforced once, there; whatever goes over a bound, or
+cannot be read, is recorded in :attr:`FileWalk.problems` as a reason a submitter can act on,
+and a validator that reads a walk with problems fails: nothing is skipped silently.
 """
 
 from __future__ import annotations
@@ -41,9 +48,11 @@ __all__ = [
     "ArchiveError",
     "ArchiveFormat",
     "EntryType",
+    "FileWalk",
     "MemberData",
     "PackageView",
     "StreamLimitExceeded",
+    "WalkedFile",
     "detect_format",
     "display_name",
     "gunzip_bounded",
@@ -690,3 +699,269 @@ def _replace_compressed(entry: ArchiveEntry, compressed: int) -> ArchiveEntry:
         encrypted=entry.encrypted,
         offset=entry.offset,
     )
+
+
+# --------------------------------------------------------------------------- recursive walk
+
+
+class WalkBudgetExceeded(ArchiveError):
+    """The walk's byte budget (bytes expanded in all, nested archives included) ran out."""
+
+
+class _WalkStream:
+    """A member's stream as the walk hands it out: ``head`` first, every byte charged to the walk."""
+
+    def __init__(self, walk: FileWalk, head: bytes, inner: _Readable | None) -> None:
+        self._walk = walk
+        self._head = head
+        self._inner = inner
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self._head:
+            if n < 0 or n >= len(self._head):
+                data, self._head = self._head, b""
+            else:
+                data, self._head = self._head[:n], self._head[n:]
+            return data
+        if self._inner is None:
+            return b""
+        data = self._inner.read(n)
+        self._walk._charge(len(data))
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class WalkedFile:
+    """One regular file of the walk. ``stream`` is valid only until the walk advances."""
+
+    path: str  # display-safe; nested: "outer.zip!/inner/file.txt"; no leading "./"
+    entry: ArchiveEntry
+    stream: _Readable
+    depth: int  # 0: a member of the package itself
+
+
+def _clean_name(name: str) -> str:
+    shown = display_name(name)
+    while shown.startswith("./"):
+        shown = shown[2:]
+    return shown
+
+
+def _is_archive_head(head: bytes) -> bool:
+    return head[:4] in _ZIP_MAGICS or head[:2] == _GZIP_MAGIC or _looks_like_ustar(head)
+
+
+def _looks_like_ustar(head: bytes) -> bool:
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def _gz_inner_name(path: str) -> str:
+    base = path.rsplit("/", 1)[-1].rsplit("!/", 1)[-1]
+    for suffix in (".gz", ".gzip", ".z"):
+        if base.lower().endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base + ".content"
+
+
+class FileWalk:
+    """Every regular file of a package and of the archives nested in it, within bounds.
+
+    * ``max_depth``: levels of archives inside the package (the package's own members are at
+      depth 0; the members of ``a.zip`` in the package at depth 1, ...); a deeper archive is a
+      problem;
+    * ``max_nested_size``: bytes of one nested archive (it is held in memory to be read);
+    * ``budget``: bytes read in all, from every member and every nested archive;
+    * ``max_files``: regular files in all, nested archives included.
+
+    Iterate once. Afterwards ``problems`` lists what was not scanned and why (empty: the walk
+    covered everything); ``complete`` says the same.
+    """
+
+    def __init__(
+        self,
+        pkg: PackageView,
+        *,
+        max_depth: int,
+        max_nested_size: int,
+        budget: int,
+        max_files: int,
+        max_entries: int | None = None,
+    ) -> None:
+        self.pkg = pkg
+        self.max_depth = max_depth
+        self.max_nested_size = max_nested_size
+        self.budget = budget
+        self.max_files = max_files
+        self.max_entries = max_entries if max_entries is not None else pkg.max_entries
+        self.problems: list[str] = []
+        self.bytes_read = 0
+        self.files = 0
+        self.nested_archives = 0
+        self.budget_exhausted = False
+        self._stopped = False
+
+    @classmethod
+    def for_config(cls, pkg: PackageView, config: ValidatorConfig) -> FileWalk:
+        return cls(
+            pkg,
+            max_depth=config.max_nested_depth,
+            max_nested_size=config.max_nested_inspect_size,
+            budget=config.max_total_uncompressed,
+            max_files=config.max_scan_files,
+            max_entries=config.max_entries,
+        )
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+    def problem(self, reason: str) -> None:
+        if reason not in self.problems:
+            self.problems.append(reason)
+
+    def _charge(self, n: int) -> None:
+        self.bytes_read += n
+        if self.bytes_read > self.budget:
+            raise WalkBudgetExceeded(
+                f"the package expands to more than {self.budget} bytes in all (nested archives included); "
+                "make it smaller"
+            )
+
+    def stop_over_budget(self) -> None:
+        """Record that the byte budget ran out and end the walk."""
+        self.budget_exhausted = True
+        self._stopped = True
+        self.problem(
+            f"the package expands to more than {self.budget} bytes in all (nested archives included), "
+            "so it was not scanned completely; make it smaller"
+        )
+
+    def __iter__(self) -> Iterator[WalkedFile]:
+        self.pkg.entries()
+        if self.pkg.stream_limit_hit:
+            self.stop_over_budget()
+            return
+        yield from self._walk_view(self.pkg, "", 0)
+
+    # ---- internals
+    def _walk_view(self, view: PackageView, prefix: str, depth: int) -> Iterator[WalkedFile]:
+        where = prefix[:-2] if prefix else "the package"
+        view.entries()
+        if view.listing_error is not None and prefix:
+            if view.stream_limit_hit:
+                self.stop_over_budget()
+                return
+            self.problem(f"nested archive {where} could not be read completely: {view.listing_error}")
+        current: ArchiveEntry | None = None
+        try:
+            for entry, stream in view.iter_file_streams():
+                current = entry
+                if self._stopped:
+                    return
+                yield from self._member(prefix + _clean_name(entry.name), entry, stream, depth)
+        except WalkBudgetExceeded:
+            self.stop_over_budget()
+        except StreamLimitExceeded:
+            self.stop_over_budget()
+        except ArchiveError as exc:
+            at = f" after {prefix + _clean_name(current.name)}" if current is not None else ""
+            self.problem(f"{where} could not be read completely{at}: {exc}")
+
+    def _member(self, path: str, entry: ArchiveEntry, stream: _Readable, depth: int) -> Iterator[WalkedFile]:
+        self.files += 1
+        if self.files > self.max_files:
+            self._stopped = True
+            self.problem(
+                f"more than {self.max_files} files in all (nested archives included); the scan stopped at {path}"
+            )
+            return
+        try:
+            head = stream.read(512)
+            self._charge(len(head))
+        except WalkBudgetExceeded:
+            raise
+        except ArchiveError as exc:
+            self.problem(f"{path} could not be read: {exc}")
+            return
+        if not _is_archive_head(head):
+            yield WalkedFile(path, entry, _WalkStream(self, head, stream), depth)
+            return
+        self.nested_archives += 1
+        if depth + 1 > self.max_depth:
+            self.problem(
+                f"nested archive {path} exceeds depth {self.max_depth} (archives inside archives); "
+                "flatten it or ship its files directly"
+            )
+            return
+        if entry.size > self.max_nested_size:
+            self.problem(
+                f"nested archive {path} is {entry.size} bytes, more than the {self.max_nested_size}-byte "
+                "limit for inspecting a nested archive; ship its files directly"
+            )
+            return
+        try:
+            body, more = _read_bounded(_WalkStream(self, b"", stream), self.max_nested_size - len(head))
+        except WalkBudgetExceeded:
+            raise
+        except ArchiveError as exc:
+            self.problem(f"nested archive {path} could not be read: {exc}")
+            return
+        if more:
+            self.problem(
+                f"nested archive {path} is more than {self.max_nested_size} bytes, the limit for inspecting "
+                "a nested archive; ship its files directly"
+            )
+            return
+        yield from self._blob(path, entry, head + body, depth + 1)
+
+    def _blob(self, path: str, entry: ArchiveEntry, blob: bytes, depth: int) -> Iterator[WalkedFile]:
+        """The files of ``blob``, an archive found at ``path``; its members are at ``depth``."""
+        fmt = detect_format(blob)
+        if fmt is ArchiveFormat.GZIP:
+            yield from self._gzip(path, entry, blob, depth)
+            return
+        if fmt not in (ArchiveFormat.ZIP, ArchiveFormat.TAR_GZ, ArchiveFormat.TAR):
+            self.problem(f"nested archive {path} could not be read: unrecognised archive data")
+            return
+        left = max(self.budget - self.bytes_read, 0)
+        view = PackageView(blob, max_entries=self.max_entries, max_stream_bytes=left + 3 * 512 * self.max_entries)
+        yield from self._walk_view(view, path + "!/", depth)
+
+    def _gzip(self, path: str, entry: ArchiveEntry, blob: bytes, depth: int) -> Iterator[WalkedFile]:
+        """A gzip stream that is not a tar: its content is one file, itself maybe an archive."""
+        inner = _gz_inner_name(path)
+        reader = _MemberStream(_GzipReader(blob, sys.maxsize))
+        inner_path = f"{path}!/{inner}"
+        inner_entry = ArchiveEntry(entry.index, inner, EntryType.FILE, 0, len(blob), entry.mode)
+        try:
+            head = reader.read(512)
+            self._charge(len(head))
+        except WalkBudgetExceeded:
+            raise
+        except ArchiveError as exc:
+            self.problem(f"compressed file {path} could not be read: {exc}")
+            return
+        if not _is_archive_head(head):
+            yield WalkedFile(inner_path, inner_entry, _WalkStream(self, head, reader), depth)
+            return
+        self.nested_archives += 1
+        if depth + 1 > self.max_depth:
+            self.problem(
+                f"nested archive {inner_path} exceeds depth {self.max_depth} (archives inside archives); "
+                "flatten it or ship its files directly"
+            )
+            return
+        try:
+            body, more = _read_bounded(_WalkStream(self, b"", reader), self.max_nested_size - len(head))
+        except WalkBudgetExceeded:
+            raise
+        except ArchiveError as exc:
+            self.problem(f"compressed file {path} could not be read: {exc}")
+            return
+        if more:
+            self.problem(
+                f"nested archive {inner_path} is more than {self.max_nested_size} bytes, the limit for "
+                "inspecting a nested archive; ship its files directly"
+            )
+            return
+        yield from self._blob(inner_path, inner_entry, head + body, depth + 1)
