@@ -94,8 +94,16 @@ def detect_encoding(head: bytes) -> str:
     sample = head[:_SNIFF]
     if b"\x00" not in sample or len(sample) < 4:
         return "utf-8"
-    for codec, unit in (("utf-32-le", 4), ("utf-32-be", 4), ("utf-16-le", 2), ("utf-16-be", 2)):
+    for codec, unit, high in (
+        ("utf-32-le", 4, 3),
+        ("utf-32-be", 4, 0),
+        ("utf-16-le", 2, 1),
+        ("utf-16-be", 2, 0),
+    ):
         cut = sample[: len(sample) - len(sample) % unit]
+        # text in these encodings has its most significant byte zero in most code units
+        if cut[high::unit].count(0) < len(cut) // unit // 2:
+            continue
         try:
             text = codecs.getincrementaldecoder(codec)("strict").decode(cut, final=False)
         except UnicodeDecodeError:

@@ -587,6 +587,8 @@ class PackageView:
         """
         entries = self.entries()
         if self.format is ArchiveFormat.ZIP:
+            if not entries:
+                return  # nothing listed (an empty or unreadable zip: see listing_error)
             zf = self._open_zip()
             infos = zf.infolist()
             for entry in entries:

@@ -558,7 +558,7 @@ def parse_pipfile_lock(text: str, file: str) -> tuple[list[Dependency], int]:
 # ---- npm package.json
 
 _NPM_SECTIONS: Final = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
-_NPM_NON_REGISTRY = re.compile(r"^(?:[a-z+]+:|[.~/]|[\w.-]+/[\w.-]+(?:#.*)?$)", re.IGNORECASE)
+_NPM_NON_REGISTRY = re.compile(r"^(?:[a-z+]+:|\.{1,2}/|~/|/|[\w.-]+/[\w.-]+(?:#.*)?$)", re.IGNORECASE)
 
 
 def _npm_range(spec: str) -> Any | None:
