@@ -56,7 +56,7 @@ _MARGIN: Final = 2 * 1024
 
 def _odd_share(data: bytes) -> float:
     """Share of control bytes and undecodable UTF-8 among the non-NUL bytes of ``data``."""
-    body = data.replace(b"\x00", b"")
+    body = data.translate(None, b"\x00")
     if not body:
         return 1.0
     controls = len(body.translate(None, _TEXT_BYTES))
