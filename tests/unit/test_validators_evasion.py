@@ -312,6 +312,18 @@ def test_a_lock_file_beside_package_json_decides_the_version() -> None:
     assert [f["file"] for f in bad.findings if f["rule"] == "vulnerable-dependency"] == ["web/package-lock.json"]
 
 
+def test_yarn_lock_classic_and_berry() -> None:
+    classic = b'# yarn lockfile v1\n\n"lodash@^4.17.0", lodash@~4.17.1:\n  version "4.17.20"\n  resolved "x"\n'
+    berry = (b'__metadata:\n  version: 6\n\n"@scope/x@workspace:.":\n  version: 0.0.0-use.local\n\n'
+             b'"lodash@npm:^4.17.0":\n  version: 4.17.20\n  resolution: "lodash@npm:4.17.20"\n')
+    for lock in (classic, berry):
+        result = _security({"web/package.json": _package_json(lodash="^4.17.0"), "web/yarn.lock": lock})
+        assert not result.passed
+        (finding,) = [f for f in result.findings if f["rule"].startswith("vulnerable")]
+        assert (finding["file"], finding["rule"], finding["version"]) == (
+            "web/yarn.lock", "vulnerable-dependency", "4.17.20")
+
+
 def test_non_registry_npm_specs_are_counted_not_vetted() -> None:
     deps, unparsed = parse_package_json(
         _package_json(a="git+https://example.invalid/a.git", b="file:../b", c="user/repo", d="^1.0.0").decode(),

@@ -1,19 +1,37 @@
 """Security: dependency vetting against an OSV advisory set, and a secret scan.
 
-Dependencies are read from every ``requirements*.txt`` / ``constraints*.txt`` (and ``*.txt``
-under a ``requirements/`` folder), ``pyproject.toml`` (``[project].dependencies``,
-``[project.optional-dependencies]``, ``[dependency-groups]``) and ``package-lock.json`` /
-``npm-shrinkwrap.json`` (v2/v3 ``packages``, v1 ``dependencies``; lock files under
-``node_modules/`` are ignored, npm does not read them).
+Every file is read, in the package and in the archives nested in it (paths such as
+``vendor/bundle.zip!/requirements.txt``; see :class:`~hallmark.release.validators.archive.FileWalk`),
+in any encoding :mod:`._text` detects, large files whole (in overlapping windows).
+
+Dependency manifests (``node_modules/`` is ignored: npm reads nothing there):
+
+* PyPI: ``requirements*.txt`` / ``constraints*.txt`` / ``requirements*.in`` (and ``*.txt`` under
+  a ``requirements/`` folder); ``pyproject.toml`` (``[project].dependencies``,
+  ``[project.optional-dependencies]``, ``[dependency-groups]``, poetry's
+  ``[tool.poetry.dependencies]``, ``dev-dependencies`` and groups, poetry constraints such as
+  ``^1.2`` turned into PEP 440); ``Pipfile``; lock files ``poetry.lock``, ``uv.lock``,
+  ``Pipfile.lock``;
+* npm: ``package.json`` (``dependencies``, ``devDependencies``, ``optionalDependencies``,
+  ``peerDependencies``; ranges in npm's syntax, evaluated with ``nodesemver``: ``^ ~ >= <``,
+  x-ranges, hyphen ranges, ``||``, aliases ``npm:name@range``); lock files
+  ``package-lock.json`` / ``npm-shrinkwrap.json`` (v2/v3 ``packages``, v1 ``dependencies``) and
+  ``yarn.lock`` (classic and berry).
+
+When a lock file sits beside a manifest, the manifest's ranges for the packages it locks are
+left to it: the locked versions are what gets installed, and they are vetted as exact versions.
+git, path and URL dependencies are counted (``non_registry``), not vetted.
 
 Policy:
 
-* an exact version (``==`` pin, or any lock-file entry) that an advisory affects fails the
-  validator (``vulnerable-dependency``);
+* an exact version (``==`` pin, an exact npm version, or any lock-file entry) that an advisory
+  affects fails the validator (``vulnerable-dependency``);
 * a range (or no version at all) that *admits* an affected version is reported as
   ``vulnerable-range``; it fails only with ``fail_on_vulnerable_range``. "Admits" is decided
-  on the candidate versions we can name: the range's own lower bounds and the advisory's
-  ``introduced``/``last_affected`` events and explicit ``versions``;
+  on the candidate versions we can name: the range's own lower bounds (for npm, each
+  comparator set's least admitted version) and the advisory's ``introduced``/``last_affected``
+  events and explicit ``versions``: where a range and an affected interval meet, the larger
+  of their lower bounds is one of those;
 * environment markers are not evaluated: every listed dependency counts;
 * with no ``advisory_path`` configured dependency vetting checks nothing and says so; a
   configured advisory set that cannot be read fails the validator (misconfiguration never
@@ -26,8 +44,10 @@ ignored). PyPI versions compare with ``packaging.version``, npm versions with se
 
 Secrets: AWS access key ids, AWS secret access keys next to an ``aws..secret`` name, PEM
 private keys, GitHub and Slack tokens, and high-entropy values assigned to names such as
-``password``/``secret``/``token``/``api_key``. Findings carry file, line, column and rule,
-never the value. Any secret fails the validator.
+``password``/``secret``/``token``/``api_key``. Binary data is searched too, in its printable
+strings, with the precise rules only (no entropy heuristics). Findings carry file, line, column
+and rule, never the value. Any secret fails the validator, and so does a scan that could not
+cover the whole package (a bound of the walk, an unreadable member).
 """
 
 from __future__ import annotations
@@ -612,8 +632,53 @@ def parse_package_json(text: str, file: str) -> tuple[list[Dependency], int]:
     return deps, unparsed
 
 
+_YARN_HEADER = re.compile(r"^(\S[^\n]*):\s*$")
+_YARN_VERSION = re.compile(r"^\s+version:?\s+\"?([^\"\s]+)\"?\s*$")
+
+
+def _yarn_name(header: str) -> str | None:
+    """The package a yarn.lock entry header names (``"lodash@^4.17.0", lodash@~4.17.1`` -> lodash)."""
+    first = header.split(",")[0].strip().strip('"').strip("'")
+    at = first.find("@", 1)  # a scoped name starts with "@"
+    if at < 0:
+        return None
+    return first[:at]
+
+
+def parse_yarn_lock(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Locked packages of a ``yarn.lock`` (classic v1 and berry): each entry's name and version;
+    workspace and link entries are the project's own, not dependencies."""
+    deps: dict[tuple[str, str], Dependency] = {}
+    unparsed = 0
+    name: str | None = None
+    header = ""
+    start = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace():
+            m = _YARN_HEADER.match(line)
+            header = m.group(1) if m else ""
+            name = _yarn_name(header) if m and header != "__metadata" else None
+            start = number
+            continue
+        m = _YARN_VERSION.match(line)
+        if m is None or name is None or line.startswith("    "):
+            continue
+        if any(tag in header for tag in ("@workspace:", "@link:", "@portal:", "@file:", "@patch:")):
+            name = None
+            continue
+        version = m.group(1)
+        if _parse_version(NPM, version) is None:
+            unparsed += 1
+        else:
+            deps.setdefault((name, version), Dependency(NPM, name, file, start, version))
+        name = None
+    return list(deps.values()), unparsed
+
+
 _REQUIREMENTS_NAME = re.compile(r"^(?:requirements|constraints)[\w.-]*\.(?:txt|in)$", re.IGNORECASE)
-_LOCK_KINDS: Final = frozenset({"package-lock", "python-lock", "pipfile-lock"})
+_LOCK_KINDS: Final = frozenset({"package-lock", "yarn-lock", "python-lock", "pipfile-lock"})
 
 
 def _manifest_kind(path: str) -> str | None:
@@ -630,6 +695,7 @@ def _manifest_kind(path: str) -> str | None:
         "package-lock.json": "package-lock",
         "npm-shrinkwrap.json": "package-lock",
         "package.json": "package-json",
+        "yarn.lock": "yarn-lock",
         "poetry.lock": "python-lock",
         "uv.lock": "python-lock",
         "Pipfile": "pipfile",
@@ -642,6 +708,7 @@ _PARSERS = {
     "pyproject": parse_pyproject,
     "package-lock": parse_package_lock,
     "package-json": parse_package_json,
+    "yarn-lock": parse_yarn_lock,
     "python-lock": parse_python_lock,
     "pipfile": parse_pipfile,
     "pipfile-lock": parse_pipfile_lock,
