@@ -6,9 +6,11 @@ with a reason a submitter can act on. Secrets and personal data are assembled at
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import json
+import lzma
 from typing import Any
 
 import pytest
@@ -108,6 +110,36 @@ def test_archives_nested_two_deep_tgz_and_plain_gzip_are_all_scanned() -> None:
     })
     assert not result.passed
     assert _secret_files(result) == {"a/middle.tgz!/inner/deep.zip!/secret.env", "b/notes.txt.gz!/notes.txt"}
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    return gzip.decompress(make_tar_gz(files))
+
+
+def test_xz_and_bzip2_archives_and_files_are_scanned() -> None:
+    secret = _aws_pair().encode()
+    result = _security({
+        "a.tar.xz": lzma.compress(_tar({"conf/a.ini": secret})),
+        "b.tar.bz2": bz2.compress(_tar({"conf/b.ini": secret})),
+        "c.ini.xz": lzma.compress(secret),
+        "d.zip.bz2": bz2.compress(make_zip({"conf/d.ini": secret})),
+        "e.tar": _tar({"conf/e.ini": secret}),
+    })
+    assert not result.passed
+    assert _secret_files(result) == {
+        "a.tar.xz!/conf/a.ini", "b.tar.bz2!/conf/b.ini", "c.ini.xz!/c.ini", "d.zip.bz2!/d.zip!/conf/d.ini",
+        "e.tar!/conf/e.ini"}
+
+
+@pytest.mark.parametrize(("magic", "kind"), [
+    (b"\x28\xb5\x2f\xfd", "zstd"), (b"7z\xbc\xaf\x27\x1c", "7z"), (b"Rar!\x1a\x07\x00", "rar"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+])
+def test_uninspectable_compressed_data_is_refused_with_its_kind(magic: bytes, kind: str) -> None:
+    result = _compliance({"data/blob.bin": magic + b"\x00" * 64})
+    assert not result.passed
+    assert any(f"data/blob.bin is {kind}-compressed data, which Hallmark cannot inspect" in r
+               for r in result.reasons), result.reasons
 
 
 def test_attribution_reads_nested_archives_too() -> None:

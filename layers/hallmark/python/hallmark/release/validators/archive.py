@@ -15,7 +15,8 @@ Read errors (corrupt data, bad CRC, truncated streams, encrypted or unsupported 
 reported as :class:`ArchiveError`, never as library-specific exceptions.
 
 :class:`FileWalk` is what the content validators read: every regular file of the package *and*
-of the archives nested in it (zip, tar, tar.gz/tgz, and gzip streams, recursively), with paths
+of the archives nested in it (zip, tar, tar.gz/tgz, tar.xz, tar.bz2, and gzip, xz and bzip2
+streams, recursively; zstd, lz4, 7z and rar data are refused as uninspectable), with paths
 such as ``outer.zip!/inner/file.txt``. Its bounds (nesting depth, size of one nested archive,
 bytes expanded in all, files in all) are enforced once, there; whatever goes over a bound, or
 cannot be read, is recorded in :attr:`FileWalk.problems` as a reason a submitter can act on,
@@ -24,19 +25,21 @@ and a validator that reads a walk with problems fails: nothing is skipped silent
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import io
+import lzma
 import stat
 import struct
 import sys
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hallmark.release.validators.model import GiB, PackageMeta
 
@@ -750,7 +753,14 @@ def _clean_name(name: str) -> str:
 
 
 def _is_archive_head(head: bytes) -> bool:
-    return head[:4] in _ZIP_MAGICS or head[:2] == _GZIP_MAGIC or _looks_like_ustar(head)
+    """Zip, gzip, xz, bzip2 or tar data: what the walk opens."""
+    return (
+        head[:4] in _ZIP_MAGICS
+        or head[:2] == _GZIP_MAGIC
+        or head.startswith(_XZ_MAGIC)
+        or _is_bzip2(head)
+        or _looks_like_ustar(head)
+    )
 
 
 def _looks_like_ustar(head: bytes) -> bool:
@@ -759,7 +769,7 @@ def _looks_like_ustar(head: bytes) -> bool:
 
 def _gz_inner_name(path: str) -> str:
     base = path.rsplit("/", 1)[-1].rsplit("!/", 1)[-1]
-    for suffix in (".gz", ".gzip", ".z"):
+    for suffix in (".gz", ".gzip", ".z", ".xz", ".bz2"):
         if base.lower().endswith(suffix) and len(base) > len(suffix):
             return base[: -len(suffix)]
     return base + ".content"
@@ -885,6 +895,10 @@ class FileWalk:
         except ArchiveError as exc:
             self.problem(f"{path} could not be read: {exc}")
             return
+        unsupported = _unsupported_format(head)
+        if unsupported is not None:
+            self.problem(_unsupported_reason(path, unsupported))
+            return
         if not _is_archive_head(head):
             yield WalkedFile(path, entry, _WalkStream(self, head, stream), depth)
             return
@@ -918,9 +932,15 @@ class FileWalk:
 
     def _blob(self, path: str, entry: ArchiveEntry, blob: bytes, depth: int) -> Iterator[WalkedFile]:
         """The files of ``blob``, an archive found at ``path``; its members are at ``depth``."""
+        if blob.startswith(_XZ_MAGIC):
+            yield from self._compressed(path, entry, _Decompressor(blob, lzma.LZMADecompressor), len(blob), depth)
+            return
+        if _is_bzip2(blob):
+            yield from self._compressed(path, entry, _Decompressor(blob, bz2.BZ2Decompressor), len(blob), depth)
+            return
         fmt = detect_format(blob)
         if fmt is ArchiveFormat.GZIP:
-            yield from self._gzip(path, entry, blob, depth)
+            yield from self._compressed(path, entry, _GzipReader(blob, sys.maxsize), len(blob), depth)
             return
         if fmt not in (ArchiveFormat.ZIP, ArchiveFormat.TAR_GZ, ArchiveFormat.TAR):
             self.problem(f"nested archive {path} could not be read: unrecognised archive data")
@@ -929,12 +949,15 @@ class FileWalk:
         view = PackageView(blob, max_entries=self.max_entries, max_stream_bytes=left + 3 * 512 * self.max_entries)
         yield from self._walk_view(view, path + "!/", depth)
 
-    def _gzip(self, path: str, entry: ArchiveEntry, blob: bytes, depth: int) -> Iterator[WalkedFile]:
-        """A gzip stream that is not a tar: its content is one file, itself maybe an archive."""
+    def _compressed(
+        self, path: str, entry: ArchiveEntry, reader: _Readable, size: int, depth: int
+    ) -> Iterator[WalkedFile]:
+        """A compressed stream (gzip that is not a tar, xz, bzip2): its content is one file, a tar
+        (read as one level with its compression, like a .tar.gz) or another archive (one level more)."""
         inner = _gz_inner_name(path)
-        reader = _MemberStream(_GzipReader(blob, sys.maxsize))
+        reader = _MemberStream(reader)
         inner_path = f"{path}!/{inner}"
-        inner_entry = ArchiveEntry(entry.index, inner, EntryType.FILE, 0, len(blob), entry.mode)
+        inner_entry = ArchiveEntry(entry.index, inner, EntryType.FILE, 0, size, entry.mode)
         try:
             head = reader.read(512)
             self._charge(len(head))
@@ -943,16 +966,23 @@ class FileWalk:
         except ArchiveError as exc:
             self.problem(f"compressed file {path} could not be read: {exc}")
             return
+        unsupported = _unsupported_format(head)
+        if unsupported is not None:
+            self.problem(_unsupported_reason(inner_path, unsupported))
+            return
         if not _is_archive_head(head):
             yield WalkedFile(inner_path, inner_entry, _WalkStream(self, head, reader), depth)
             return
-        self.nested_archives += 1
-        if depth + 1 > self.max_depth:
-            self.problem(
-                f"nested archive {inner_path} exceeds depth {self.max_depth} (archives inside archives); "
-                "flatten it or ship its files directly"
-            )
-            return
+        is_tar = _looks_like_ustar(head)
+        shown = path if is_tar else inner_path
+        if not is_tar:
+            self.nested_archives += 1
+            if depth + 1 > self.max_depth:
+                self.problem(
+                    f"nested archive {inner_path} exceeds depth {self.max_depth} (archives inside archives); "
+                    "flatten it or ship its files directly"
+                )
+                return
         try:
             body, more = _read_bounded(_WalkStream(self, b"", reader), self.max_nested_size - len(head))
         except WalkBudgetExceeded:
@@ -962,8 +992,83 @@ class FileWalk:
             return
         if more:
             self.problem(
-                f"nested archive {inner_path} is more than {self.max_nested_size} bytes, the limit for "
+                f"nested archive {shown} is more than {self.max_nested_size} bytes uncompressed, the limit for "
                 "inspecting a nested archive; ship its files directly"
             )
             return
-        yield from self._blob(inner_path, inner_entry, head + body, depth + 1)
+        if is_tar:
+            left = max(self.budget - self.bytes_read, 0)
+            view = PackageView(
+                head + body, max_entries=self.max_entries, max_stream_bytes=left + 3 * 512 * self.max_entries
+            )
+            yield from self._walk_view(view, path + "!/", depth)
+        else:
+            yield from self._blob(inner_path, inner_entry, head + body, depth + 1)
+
+
+_XZ_MAGIC: Final = b"\xfd7zXZ\x00"
+_UNSUPPORTED: Final[tuple[tuple[bytes, str], ...]] = (
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"Rar!\x1a\x07", "rar"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+)
+
+
+def _is_bzip2(head: bytes) -> bool:
+    return head[:3] == b"BZh" and head[3:4] in b"123456789" and head[4:10] == b"1AY&SY"
+
+
+def _unsupported_format(head: bytes) -> str | None:
+    for magic, name in _UNSUPPORTED:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def _unsupported_reason(path: str, kind: str) -> str:
+    return (
+        f"{path} is {kind}-compressed data, which Hallmark cannot inspect; ship its files directly, "
+        "or packed as .zip, .tar, .tar.gz, .tar.xz or .tar.bz2"
+    )
+
+
+class _Decompressor:
+    """Streaming xz/bzip2 decompression over bytes in memory (concatenated streams too)."""
+
+    def __init__(self, data: bytes, factory: Callable[[], Any]) -> None:
+        self._src = memoryview(data)
+        self._pos = 0
+        self._pending = b""
+        self._factory = factory
+        self._d = factory()
+        self._done = False
+
+    def read(self, n: int = -1, /) -> bytes:
+        want = n if n >= 0 else sys.maxsize
+        out = bytearray()
+        while len(out) < want and not self._done:
+            if self._d.eof:
+                rest = self._d.unused_data + self._pending + bytes(self._src[self._pos :])
+                self._pos = len(self._src)
+                self._pending = b""
+                if not rest.strip(b"\x00"):
+                    self._done = True
+                    break
+                self._d = self._factory()
+                self._pending = rest
+            chunk = b""
+            if self._d.needs_input:
+                if self._pending:
+                    chunk, self._pending = self._pending, b""
+                else:
+                    chunk = bytes(self._src[self._pos : self._pos + _CHUNK])
+                    self._pos += len(chunk)
+                if not chunk:
+                    raise ArchiveError("truncated compressed stream")
+            try:
+                piece = self._d.decompress(chunk, min(want - len(out), 1024 * 1024))
+            except (lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+                raise ArchiveError(f"corrupt compressed stream: {exc}") from None
+            out += piece
+        return bytes(out)
