@@ -268,6 +268,18 @@ def test_bom_less_utf16_and_utf32_are_detected(codec: str) -> None:
     assert not _security({"notes.txt": data}).passed
 
 
+@pytest.mark.parametrize("bom", [b"\xff\xfe", b"\xfe\xff", b"\xff\xfe\x00\x00"])
+def test_a_bom_in_front_of_utf8_text_does_not_hide_a_secret(bom: bytes) -> None:
+    result = _security({"conf/x.ini": bom + b"# a\n" + _aws_pair().encode()})
+    assert not result.passed
+    assert {(f["rule"], f["line"]) for f in result.findings} >= {("aws-access-key-id", 2)}
+
+
+def test_real_utf16_text_is_reported_once() -> None:
+    result = _security({"conf/x.ini": _aws_pair().encode("utf-16")})
+    assert sorted(f["rule"] for f in result.findings) == ["aws-access-key-id", "aws-secret-access-key"]
+
+
 def test_pii_in_a_utf16_file_is_found() -> None:
     result = _compliance({"people.csv": f"card\n{_card()}\n".encode("utf-16")})
     assert not result.passed

@@ -12,7 +12,8 @@ it (:class:`~hallmark.release.validators.archive.FileWalk`) and hands the scanne
 * a window is *binary* only when its bytes, NULs aside, are not text (more than 10% control
   bytes or undecodable sequences): one NUL byte, or NUL padding, does not hide what follows.
   Binary windows come as their printable strings (every other byte a NUL), for scanners that
-  want them (the secret scan); the others skip them.
+  want them (the secret scan); the others skip them. A UTF-16/UTF-32 file's bytes also come as
+  such strings, so a BOM put in front of UTF-8 text cannot hide it from the secret scan.
 """
 
 from __future__ import annotations
@@ -278,6 +279,7 @@ def _file_windows(path: str, stream: ReadableLike, window: int, stats: ScanStats
     pending = first_chunk
     index = 0
     all_binary = True
+    raw_line = 1
     while True:
         chunk = pending
         nxt = next(chunks, None)
@@ -307,6 +309,19 @@ def _file_windows(path: str, stream: ReadableLike, window: int, stats: ScanStats
             last=last,
             context=len(context),
         )
+        if fixed:
+            # a UTF-16/32 file is also searched as bytes: a BOM in front of UTF-8 text must not
+            # turn a secret into CJK characters nobody looks for
+            yield TextFile(
+                path,
+                chunk.translate(_STRINGS_TABLE).decode("latin-1"),
+                binary=True,
+                encoding="bytes",
+                start_line=raw_line,
+                first=False,
+                last=last,
+            )
+            raw_line += chunk.count(b"\n")
         if last:
             break
         keep = min(_CONTEXT, len(text))
