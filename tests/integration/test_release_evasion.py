@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import lzma
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,6 +74,15 @@ ATTACKS: list[tuple[str, Callable[[], dict[str, bytes]], str, str]] = [
      lambda: {"a.zip": samples.zip_bytes({"b.zip": samples.zip_bytes({"c.zip": samples.zip_bytes(
          {"x.txt": b"hello\n"})})})},
      "security", "exceeds depth 2"),
+    ("secret-nested-tar-xz",
+     lambda: {"vendor/keys.tar.xz": lzma.compress(gzip.decompress(samples.tar_gz({"id_ed25519": _pem().encode()})))},
+     "security", "vendor/keys.tar.xz!/id_ed25519"),
+    ("bom-before-utf8",
+     lambda: {"conf/x.ini": b"\xff\xfe" + _aws_pair().encode()},
+     "security", "conf/x.ini"),
+    ("zstd-unreadable",
+     lambda: {"data/blob.zst": b"\x28\xb5\x2f\xfd" + bytes(64)},
+     "compliance", "data/blob.zst is zstd-compressed data"),
     ("secret-in-gzip-file",
      lambda: {"logs/boot.log.gz": gzip.compress(_aws_pair().encode(), mtime=0)},
      "security", "logs/boot.log.gz!/boot.log"),
