@@ -1000,14 +1000,17 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
     for f in sorted(exact, key=lambda f: (f["file"], f["line"], f["advisory"]))[:_MAX_REASONS]:
         reasons.append(
             f"vulnerable dependency: {f['package']} {f['version']} ({f['ecosystem']}) in {f['file']}:{f['line']} "
-            f"is affected by {f['advisory']}" + (f"; fixed in {', '.join(f['fixed'])}" if f["fixed"] else "")
+            f"is affected by {f['advisory']}"
+            + (f"; fixed in {', '.join(f['fixed'])}: upgrade" if f["fixed"] else "; no fixed version is known")
         )
     if ranged:
         verb = "fails" if config.fail_on_vulnerable_range else "warning"
         for f in sorted(ranged, key=lambda f: (f["file"], f["line"], f["advisory"]))[:_MAX_REASONS]:
             reasons.append(
-                f"{verb}: {f['package']} {f['specifier']} in {f['file']}:{f['line']} admits versions "
-                f"affected by {f['advisory']}"
+                f"{verb}: {f['package']} {f['specifier']} ({f['ecosystem']}) in {f['file']}:{f['line']} admits "
+                f"versions affected by {f['advisory']}; "
+                + (f"require a fixed version ({', '.join(f['fixed'])} or later) or pin one with a lock file"
+                   if f["fixed"] else "no fixed version is known: drop or replace the dependency")
             )
     if len(exact) + len(ranged) > 2 * _MAX_REASONS:
         reasons.append(f"{len(exact)} vulnerable dependencies and {len(ranged)} vulnerable ranges in all")
