@@ -214,6 +214,7 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
     scan = ScanStats()
     findings: list[dict[str, Any]] = []
     files_scanned = 0
+    files_seen: set[str] = set()
     files_flagged: set[str] = set()
     commits_scanned = 0
     commits_flagged: set[tuple[str, str]] = set()
@@ -244,7 +245,9 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
                         commits_flagged.add((tf.path, commit))
                         by_tool[sig.tool]["commits"].add(f"{tf.path}#{commit}")
                 continue
-            files_scanned += int(tf.first)
+            if tf.path not in files_seen:
+                files_seen.add(tf.path)
+                files_scanned += 1
             for sig in scan_file(tf.text, tf):
                 findings.append(
                     {
