@@ -421,3 +421,20 @@ def test_pipfile_ranges_are_vetted() -> None:
 def test_config_bounds_are_declared() -> None:
     cfg = ValidatorConfig()
     assert (cfg.max_nested_depth, cfg.max_scan_files, cfg.scan_max_file_bytes) == (2, 50_000, 4 * MiB)
+
+
+def test_a_commit_log_larger_than_the_window_is_read_whole() -> None:
+    commits = []
+    for i in range(4000):
+        body = f"commit {i:040x}\nAuthor: Dev <dev{'@'}corp.invalid>\n\n    change {i}\n"
+        if i == 3500:
+            body += "\n    Co-authored-by: GitHub Copilot <copilot@github.invalid>\n"
+        commits.append(body + "\n")
+    log = "".join(commits).encode()
+    assert len(log) > 3 * 64 * 1024
+    result = validate_attribution(_pkg({".hallmark/git-log.txt": log}), config(scan_max_file_bytes=64 * 1024))
+    assert result.stats["commits_scanned"] == 4000
+    assert result.stats["commits_flagged"] == 1
+    (finding,) = [f for f in result.findings if f["source"] == "commit"]
+    assert finding["commit"] == f"{3500:040x}" and finding["tool"] == "GitHub Copilot"
+    assert log.decode().splitlines()[finding["line"] - 1].strip().startswith("Co-authored-by")
