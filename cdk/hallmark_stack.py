@@ -40,6 +40,7 @@ from constructs import Construct
 
 from cdk.observability import Observability
 from cdk.scoring_batch import ScoringBatch
+from hallmark.release.steps import PIN_PREFIX
 from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,6 +297,30 @@ class HallmarkStack(Stack):
                 resources=["*"],
                 conditions={"ArnNotEquals": {"aws:PrincipalArn": [r.role_arn for r in roles]}},
             ))
+
+        self._pin_packages()
+
+    def _pin_packages(self) -> None:
+        """Pinned bytes (docs/release-integrity.md): only the intake step may write the
+        content-addressed ``sha256/*`` keys of the packages bucket, and nothing may delete them."""
+        packages, intake = self.buckets["packages"], self.functions["release_intake"].role
+        assert intake is not None
+        pinned = packages.arn_for_objects(f"{PIN_PREFIX}*")
+        packages.add_to_resource_policy(iam.PolicyStatement(
+            sid="OnlyIntakeWritesPinnedArtifacts",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:RestoreObject"],
+            resources=[pinned],
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": [intake.role_arn]}},
+        ))
+        packages.add_to_resource_policy(iam.PolicyStatement(
+            sid="PinnedArtifactsAreNeverDeleted",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            resources=[pinned],
+        ))
 
     def _resource_value(self, acc: Access) -> str:
         if acc.kind == "state_machine":

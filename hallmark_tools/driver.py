@@ -41,7 +41,8 @@ class Driver:
         """POST /packages, then PUT the bytes to the presigned URL (which starts the execution)."""
         req = samples.submission(name, version or samples.unique_version(), body, **kw)
         created = self.ok("POST", "/packages", role, req)
-        resp = requests.put(created["uploadUrl"], data=upload if upload is not None else body, timeout=30)
+        resp = requests.put(created["uploadUrl"], data=upload if upload is not None else body,
+                            headers=created.get("uploadHeaders") if upload is None else None, timeout=30)
         if resp.status_code >= 300:
             raise AssertionError(f"upload failed: {resp.status_code} {resp.text[:200]}")
         return str(created["packageId"])

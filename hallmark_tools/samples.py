@@ -94,6 +94,7 @@ def submission(name: str, version: str, body: bytes, *, impact: str = "LOW", lic
         "impact": impact,
         "rationale": f"release {name} {version}",
         "sha256": sha256 or hashlib.sha256(body).hexdigest(),
+        "size": len(body),
         "license": license,
         "emergency": emergency,
         "filename": filename or (f"{name}-{version}.zip" if body[:2] == b"PK" else f"{name}-{version}.tar.gz"),

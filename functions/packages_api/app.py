@@ -12,8 +12,8 @@ from hallmark.adapters import runtime
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
 from hallmark.release.service import ReleaseService, SubmitRequest, presign_expiry
+from hallmark.release.steps import UPLOAD_TTL_S
 
-UPLOAD_TTL_S = 900
 app = make_resolver()
 
 
@@ -25,15 +25,13 @@ def service() -> ReleaseService:
 @tracer.capture_method
 def submit(body: Annotated[SubmitRequest, Body()]) -> Response[Any]:
     caller = caller_of(app)
+    steps = runtime.release_steps()
+    steps.check_size(body.size)
     record = service().submit(body, caller.sub, caller.roles)
-    url = runtime.client("s3").generate_presigned_url(
-        "put_object",
-        Params={"Bucket": runtime.bucket("packages"), "Key": record["objectKey"]},
-        ExpiresIn=UPLOAD_TTL_S,
-    )
+    url, headers = steps.upload_url(record)
     metrics.add_metric(name="idea.submissions_total", unit=MetricUnit.Count, value=1)
     return Response(201, "application/json", body={
-        "packageId": record["packageId"], "uploadUrl": url, "uploadMethod": "PUT",
+        "packageId": record["packageId"], "uploadUrl": url, "uploadMethod": "PUT", "uploadHeaders": headers,
         "expiresAt": presign_expiry(runtime.now(), UPLOAD_TTL_S), "status": record["status"]})
 
 

@@ -13,4 +13,5 @@ from hallmark.release.service import ReleaseService
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return ReleaseService(runtime.docs(), runtime.audit()).record_validation(event["packageId"], event["results"])
+    results = runtime.release_steps().check_results(event["packageId"], event["results"])
+    return ReleaseService(runtime.docs(), runtime.audit()).record_validation(event["packageId"], results)

@@ -1,4 +1,6 @@
-"""Release: a failed validation ends the package as Rejected, with the reasons, audited."""
+"""Release: a package that failed validation or governance ends Rejected; one whose step failed
+for good (``failure`` from the state machine's Catch) ends Failed. Both are audited
+``PackageRejected`` with their reasons."""
 
 from __future__ import annotations
 
@@ -13,5 +15,7 @@ from hallmark.release.service import ReleaseService
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "failure" in event:
+        return runtime.release_steps().record_failure(event["key"], event["failure"], event["executionArn"])
     doc = ReleaseService(runtime.docs(), runtime.audit()).reject(event["packageId"], event["reasons"])
     return {"packageId": doc["packageId"], "status": doc["status"], "reasons": doc["reasons"]}

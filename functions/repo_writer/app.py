@@ -24,7 +24,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     package = svc.get(event["packageId"])
     manifest = event["manifest"]
     s3 = runtime.client("s3")
-    body = s3.get_object(Bucket=manifest["stagedBucket"], Key=manifest["stagedKey"])["Body"].read()
+    body = runtime.release_steps().staged_envelope(package["packageId"], manifest["stagedKey"])
     bucket, key = runtime.bucket("manifests"), repository_key(package["meta"], package["packageId"])
     put = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json",
                         Metadata={"manifest-signature-id": manifest["signatureId"].replace(":", "_")})

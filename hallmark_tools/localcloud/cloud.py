@@ -149,6 +149,7 @@ class LocalCloud:
         retry_delay_s: int = 0,
         schedule_every_s: float = 5.0,
         quiet: bool = True,
+        seed_advisories: bool = True,
     ) -> None:
         self.schedule_every_s = schedule_every_s  # scheduled rules fire this often locally
         self.topology = topology
@@ -170,6 +171,8 @@ class LocalCloud:
         self._saved_env: dict[str, str | None] = {}
         self.invocations: list[tuple[str, float]] = []
         self.faults: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self.seed_advisories = seed_advisories
+        self._advisory_dir: Any = None
         self._routes = [
             (r.method, _route_regex(r.path), r, f.name) for f in topology.functions for r in f.routes
         ]
@@ -197,7 +200,9 @@ class LocalCloud:
                 "POWERTOOLS_METRICS_NAMESPACE": "Hallmark",
                 "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING" if self.quiet else "INFO"),
                 "HALLMARK_ENV": "local",
-                "ADVISORY_SET_PATH": str(ROOT / "events" / "advisories" / "osv-sample.json"),
+                # the advisory set: seeded at boot through the advisories_sync function (see
+                # _seed_advisories); the validator re-reads the pointer on every validation
+                "ADVISORY_SET_CACHE_SECONDS": "0",
             }
         )
         _install_patches()
@@ -227,6 +232,7 @@ class LocalCloud:
             self._set_env(self.resources)
             self._set_env(route_env(self.topology.functions))
             self._set_env(self.extra_env)
+            self._seed_advisories()
         except Exception:
             self.stop()
             raise
@@ -251,11 +257,36 @@ class LocalCloud:
             else:
                 os.environ[k] = v
         self._saved_env.clear()
+        if self._advisory_dir is not None:
+            self._advisory_dir.cleanup()
+            self._advisory_dir = None
         for name in list(self._modules):
             sys.modules.pop(f"hallmark_fn_{name}", None)
         self._modules.clear()
         _remove_patches()
         _ACTIVE = None
+
+    def _seed_advisories(self) -> None:
+        """Serve OSV-style ``<Ecosystem>/all.zip`` archives built from the committed real records
+        (events/advisories/osv-sample.json) as ``file://`` URLs, and run the advisories_sync
+        function once: the packages bucket then holds a set that went through the deployed
+        fetch/parse/sha256/pointer/audit path, offline. The scheduled rule keeps re-syncing it."""
+        from hallmark.release.advisories import ECOSYSTEMS, build_osv_archive
+
+        if "ADVISORY_OSV_BASE_URL" not in self.extra_env:
+            import tempfile
+
+            records = json.loads((ROOT / "events" / "advisories" / "osv-sample.json").read_text())
+            self._advisory_dir = tempfile.TemporaryDirectory(prefix="hallmark-osv-")
+            base = Path(self._advisory_dir.name)
+            for ecosystem in ECOSYSTEMS:
+                mine = [r for r in records if any(
+                    (a.get("package") or {}).get("ecosystem") == ecosystem for a in r.get("affected") or [])]
+                (base / ecosystem).mkdir()
+                (base / ecosystem / "all.zip").write_bytes(build_osv_archive(mine))
+            self._set_env({"ADVISORY_OSV_BASE_URL": base.as_uri()})
+        if self.seed_advisories and any(f.name == "advisories_sync" for f in self.topology.functions):
+            self.invoke("advisories_sync", {"source": "localcloud.boot"})
 
     def _set_env(self, values: dict[str, str]) -> None:
         for k, v in values.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hallmark_tools import samples
@@ -35,6 +36,35 @@ def _rejected(kind: str) -> Step:
     return step
 
 
+def step_swap_is_ignored(ctx: DemoContext) -> dict[str, Any]:
+    """A submitter PUTs other bytes to their upload URL once validation started: nothing changes."""
+    import requests
+
+    body = samples.clean_package("swapper")
+    req = samples.submission("swapper", "1.0.0", body)
+    created = ctx.driver.ok("POST", "/packages", "submitter", req)
+    pid = str(created["packageId"])
+
+    def put(data: bytes) -> None:
+        resp = requests.put(created["uploadUrl"], data=data, headers=created["uploadHeaders"], timeout=30)
+        assert resp.status_code < 300, resp.text[:200]
+
+    put(body)
+    ctx.driver.wait_package(pid, statuses=("Validating", "AwaitingApproval", "Published", "Rejected", "Failed"))
+    put(samples.variant("secret", "swapper"))
+    doc = ctx.driver.wait_package(pid)
+    assert doc["status"] == "Published", doc
+    ctx.cloud.wait_idle()
+    from hallmark.adapters.audit_runtime import audit_log
+
+    lines, _ = audit_log().export("release")
+    ignored = [e for e in (json.loads(line) for line in lines)
+               if e["subject"] == pid and e["type"] == "PackageUploadIgnored"]
+    assert ignored, "the swap must be audited"
+    return {"packageId": pid, "status": doc["status"], "declaredSha256": req["sha256"],
+            "uploadsIgnored": len(ignored), "reason": ignored[0]["data"]["reason"]}
+
+
 def step_refusals(ctx: DemoContext) -> dict[str, Any]:
     out = {}
     r = ctx.driver.call("POST", "/packages", "submitter", {"name": "x"})
@@ -55,5 +85,7 @@ STEPS: list[tuple[str, Step]] = [
     ("Release: clean package -> validated, signed, published, listed", step_release_clean),
     ("Release: zip-slip archive -> Rejected", _rejected("zip_slip")),
     ("Release: leaked AWS key -> Rejected", _rejected("secret")),
+    ("Release: bytes swapped under a running validation -> ignored, audited; the vetted bytes are signed",
+     step_swap_is_ignored),
     ("API: malformed / invalid / wrong role / no token -> JSON 4xx", step_refusals),
 ]

@@ -62,7 +62,7 @@ PART = Part(
         Table("idempotency", partition_key="id", sort_key=None, ttl_attribute="expiration"),
     ),
     buckets=(
-        Bucket("packages", eventbridge=True),
+        Bucket("packages", eventbridge=True, versioned=True),
         Bucket("manifests", object_lock=True),
     ),
     keys=(Key("manifest"), Key("audit"), Key("proof")),

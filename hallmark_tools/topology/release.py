@@ -18,6 +18,10 @@ from hallmark_tools.topology.model import (
 
 VALIDATORS = ("static", "archive_safety", "security", "compliance", "attribution", "smoke")
 
+OSV_BASE_URL = "https://osv-vulnerabilities.storage.googleapis.com"
+#: what validate_security reads about the advisory set (the sync runs every 6 h: 48 h is 8 missed syncs)
+ADVISORY_READER_ENV = (("ADVISORY_SET_MAX_AGE_HOURS", "48"), ("ADVISORY_SET_CACHE_SECONDS", "300"))
+
 PART = Part(
     functions=(
         Function(
@@ -31,21 +35,35 @@ PART = Part(
         ),
         Function(
             name="release_intake",
-            description="Release: registers the uploaded package and moves it to Validating.",
+            description="Release: checks the upload against its declared sha256, pins it, moves it to Validating.",
             state_machine_task=True,
-            access=(rw("table", "state"), AUDIT_SEND),
+            memory=1024,
+            timeout=120,
+            access=(rw("table", "state"), Access("bucket", "packages", ("read", "write")), AUDIT_SEND),
         ),
         *(
             Function(
                 name=f"validate_{v}",
                 code="validate",
                 description=f"Release: the {v.replace('_', ' ')} validator (read-only access to the package).",
-                memory=1024 if v in ("smoke", "archive_safety") else 512,
+                memory=2048 if v == "security" else 1024 if v in ("smoke", "archive_safety") else 512,
                 timeout=180 if v == "smoke" else 120,
                 state_machine_task=True,
                 access=(Access("bucket", "packages", ("read",)),),
+                # security reads the synced advisory set (advisories/ in the same bucket) and fails
+                # closed when it is missing, unreadable or older than the maximum age
+                env=ADVISORY_READER_ENV if v == "security" else (),
             )
             for v in VALIDATORS
+        ),
+        Function(
+            name="advisories_sync",
+            description="Scheduled: syncs the OSV PyPI and npm archives into the packages bucket as a new, "
+            "sha256-checked, audited advisory-set version.",
+            memory=3008,
+            timeout=900,
+            access=(Access("bucket", "packages", ("read", "write")), AUDIT_SEND),
+            env=(("ADVISORY_OSV_BASE_URL", OSV_BASE_URL), ("ADVISORY_FETCH_MAX_BYTES", str(1024**3))),
         ),
         Function(
             name="release_collect",
@@ -55,7 +73,7 @@ PART = Part(
         ),
         Function(
             name="release_reject",
-            description="Release: ends a package that failed validation as Rejected.",
+            description="Release: ends a package that failed validation as Rejected, or a failed execution as Failed.",
             state_machine_task=True,
             access=(rw("table", "state"), AUDIT_SEND),
         ),
@@ -102,6 +120,12 @@ PART = Part(
                 },
             },
             target=Target("state_machine", "release"),
+        ),
+        Rule(
+            name="advisories-sync-tick",
+            schedule="rate(6 hours)",
+            bus="default",
+            target=Target("function", "advisories_sync"),
         ),
     ),
     state_machines=(

@@ -88,3 +88,17 @@ def test_slo_alarms_and_dashboard(template: Any) -> None:
         assert slo in names
     assert any(n.endswith("-dlq-depth") for n in names if n)
     template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": "hallmark-operations"})
+
+
+def test_only_intake_writes_pinned_artifacts_and_nobody_deletes_them(template: Any) -> None:
+    """docs/release-integrity.md: the content-addressed sha256/* keys are write-once by intake."""
+    statements = [s for p in template.find_resources("AWS::S3::BucketPolicy").values()
+                  for s in p["Properties"]["PolicyDocument"]["Statement"]]
+    write = next(s for s in statements if s.get("Sid") == "OnlyIntakeWritesPinnedArtifacts")
+    assert write["Effect"] == "Deny" and "s3:PutObject" in write["Action"]
+    assert "sha256/*" in str(write["Resource"])
+    intake_role = [v for v in write["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]]
+    assert len(intake_role) == 1 and "ReleaseIntake" in str(intake_role[0])
+    delete = next(s for s in statements if s.get("Sid") == "PinnedArtifactsAreNeverDeleted")
+    assert delete["Effect"] == "Deny" and "Condition" not in delete
+    assert set(delete["Action"]) == {"s3:DeleteObject", "s3:DeleteObjectVersion"}

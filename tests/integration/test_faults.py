@@ -56,7 +56,7 @@ def _submit(driver: Driver, name: str, needles: Needles | None = None) -> str:
     created = driver.ok("POST", "/packages", "submitter", samples.submission(name, "1.0.0", body))
     if needles is not None:
         needles.needles.add(created["packageId"])
-    resp = requests.put(created["uploadUrl"], data=body, timeout=30)
+    resp = requests.put(created["uploadUrl"], data=body, headers=created["uploadHeaders"], timeout=30)
     assert resp.status_code < 300, resp.text[:300]
     return str(created["packageId"])
 

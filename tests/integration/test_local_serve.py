@@ -71,7 +71,9 @@ def test_token_and_curl_upload_run_the_release_to_published(server: tuple[str, d
     assert status == 201, created
     pkg = tmp_path / "curlpkg-1.0.0.tar.gz"
     pkg.write_bytes(body)
-    put = subprocess.run(["curl", "-sf", "-X", "PUT", "--upload-file", str(pkg), created["uploadUrl"]],  # type: ignore[index]
+    checksum = created["uploadHeaders"]["x-amz-checksum-sha256"]  # type: ignore[index]
+    put = subprocess.run(["curl", "-sf", "-X", "PUT", "-H", f"x-amz-checksum-sha256: {checksum}",
+                          "--upload-file", str(pkg), created["uploadUrl"]],  # type: ignore[index]
                          capture_output=True, text=True)
     assert put.returncode == 0, put.stderr
     deadline = time.monotonic() + 90
@@ -111,7 +113,9 @@ def test_hallmark_approve_signs_locally_and_resumes_the_release(server: tuple[st
     assert status == 201
     pkg = tmp_path / "cli-high-3.0.0.tar.gz"
     pkg.write_bytes(body)
-    put = subprocess.run(["curl", "-sf", "-X", "PUT", "--upload-file", str(pkg), created["uploadUrl"]],  # type: ignore[index]
+    checksum = created["uploadHeaders"]["x-amz-checksum-sha256"]  # type: ignore[index]
+    put = subprocess.run(["curl", "-sf", "-X", "PUT", "-H", f"x-amz-checksum-sha256: {checksum}",
+                          "--upload-file", str(pkg), created["uploadUrl"]],  # type: ignore[index]
                          capture_output=True, timeout=60)
     assert put.returncode == 0
     pid = created["packageId"]  # type: ignore[index]

@@ -51,6 +51,8 @@ EventType = Literal[
     "DeliveryIssued",
     "SettlementPlanned",
     "PayoutPosted",
+    # release: a new OSV advisory-set version (hallmark.release.advisories)
+    "AdvisorySetPublished",
 ]
 
 

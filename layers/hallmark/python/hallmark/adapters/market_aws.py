@@ -30,8 +30,9 @@ class S3ArtifactSource:
     def __init__(self, s3: Any) -> None:
         self._s3 = s3
 
-    def read(self, bucket: str, key: str) -> bytes:
-        return bytes(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    def read(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        kwargs = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+        return bytes(self._s3.get_object(**kwargs)["Body"].read())
 
 
 class S3DeliveryStore:

@@ -72,10 +72,14 @@ threads. So creating a client or the DynamoDB resource is serialised; using them
 thread-safe)."""
 
 
+_S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
+"""SigV4 for S3: presigned PUTs sign Content-Length and x-amz-checksum-sha256 (SigV2 cannot)."""
+
+
 @cache
 def client(service: str) -> Any:
     with _CREATING:
-        return boto3.client(service, config=_CONFIG)  # type: ignore[call-overload]
+        return boto3.client(service, config=_S3_CONFIG if service == "s3" else _CONFIG)  # type: ignore[call-overload]
 
 
 @cache
@@ -91,6 +95,26 @@ def bucket(name: str) -> str:
 @cache
 def docs() -> DynamoDocStore:
     return DynamoDocStore(table("state"))
+
+
+def package_max_bytes() -> int:
+    return int(os.environ.get("PACKAGE_MAX_BYTES", str(100 * 1024 * 1024)))
+
+
+@cache
+def artifacts() -> Any:
+    """The packages bucket as the release flow's ``ArtifactStore`` (uploads and pinned bytes)."""
+    from hallmark.adapters.s3_artifacts import S3ArtifactStore
+
+    return S3ArtifactStore(client("s3"), bucket("packages"))
+
+
+def release_steps() -> Any:
+    """``ReleaseSteps`` over the state table, the audit queue and the packages bucket."""
+    from hallmark.release.service import ReleaseService
+    from hallmark.release.steps import ReleaseSteps
+
+    return ReleaseSteps(ReleaseService(docs(), audit()), artifacts(), package_max_bytes())
 
 
 @cache
@@ -148,5 +172,5 @@ def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
     from hallmark.adapters import audit_runtime
 
-    for f in (client, table, docs, signer, audit, bus, governance, audit_runtime.audit_log):
+    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_runtime.audit_log):
         f.cache_clear()

@@ -45,6 +45,10 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "release": (
             "PackageSubmitted", "PackageUploaded", "ValidationPassed", "ValidationFailed",
             "ManifestSigned", "PackageRejected", "PackagePublished", "ListingCreated",
+            # a write to an upload key after its package was claimed (changes nothing)
+            "PackageUploadIgnored",
+            # a new OSV advisory-set version that dependency vetting now reads (beyond DESIGN.md's table)
+            "AdvisorySetPublished",
         ),
         "governance": (
             "ApprovalRequested", "ApprovalRecorded", "ApprovalRefused", "UpgradeApplied",

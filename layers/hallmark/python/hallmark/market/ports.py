@@ -16,7 +16,7 @@ from hallmark.governance.service import ApprovalResult, Opened
 class ArtifactSource(Protocol):
     """Reads a released artifact (the package bytes the manifest signed)."""
 
-    def read(self, bucket: str, key: str) -> bytes: ...
+    def read(self, bucket: str, key: str, version_id: str | None = None) -> bytes: ...
 
 
 class DeliveryStore(Protocol):

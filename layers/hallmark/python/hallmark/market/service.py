@@ -255,7 +255,8 @@ class MarketService:
         if order.status == "Paid":
             listing = self._listing_doc(order.listing_id)
             expected = self._catalogue.artifact_of(listing)["sha256"]
-            plaintext = source.read(listing["artifact"]["bucket"], listing["artifact"]["key"])
+            artifact = listing["artifact"]
+            plaintext = source.read(artifact["bucket"], artifact["key"], artifact.get("versionId"))
             if sha256_hex(plaintext) != expected:
                 raise DomainError("artifact_mismatch", "the stored artifact is not the one the manifest signed", 409,
                                   {"listingId": listing["listingId"], "expected": expected})

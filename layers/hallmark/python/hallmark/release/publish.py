@@ -35,7 +35,8 @@ def create_listing(store: DocStore, audit: AuditEmitter, package: dict[str, Any]
         "manifestSignatureId": manifest["signatureId"],
         "manifestDigest": manifest["digest"],
         "manifestRef": repository,
-        "artifact": {"bucket": manifest["artifactBucket"], "key": manifest["artifactKey"]},
+        "artifact": {"bucket": manifest["artifactBucket"], "key": manifest["artifactKey"],
+                     "versionId": manifest.get("artifactVersionId")},
         "createdAt": rfc3339(now),
         "status": "Active",
     }

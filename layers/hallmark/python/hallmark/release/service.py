@@ -22,7 +22,7 @@ KIND = "package"
 CHAIN = "release"
 NAMESPACE = uuid.UUID("6f1c9a52-3a43-4a53-9d8e-6c1d8b7f0a11")
 PREDICATE_TYPE = "https://hallmark.dev/manifest/v1"
-Status = Literal["Submitted", "Validating", "AwaitingApproval", "Rejected", "Published", "RolledBack"]
+Status = Literal["Submitted", "Validating", "AwaitingApproval", "Rejected", "Failed", "Published", "RolledBack"]
 FORMATS = (".tar.gz", ".tgz", ".zip")
 
 
@@ -45,9 +45,10 @@ class SubmitRequest(BaseModel):
     impact: Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
     rationale: str = Field(min_length=1, max_length=4000)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=1, le=1 << 40, description="exact byte length of the package; the upload URL accepts no other")
     license: str = Field(min_length=1, max_length=512)
     emergency: bool = False
-    filename: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    filename: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
     @field_validator("filename")
     @classmethod
@@ -58,6 +59,14 @@ class SubmitRequest(BaseModel):
 
     def file_name(self) -> str:
         return self.filename or f"{self.name}-{self.version}.tar.gz"
+
+
+class UploadAlreadyClaimed(Conflict):
+    """Another execution already took this package's upload (or the package is past intake)."""
+
+    def __init__(self, package_id: str, status: str) -> None:
+        super().__init__(f"package {package_id} is {status}: its upload was already taken",
+                         {"packageId": package_id, "status": status}, code="upload_claimed")
 
 
 class ReleaseService:
@@ -119,20 +128,58 @@ class ReleaseService:
         return update(self.store, KIND, package_id, change)
 
     # -------------------------------------------------------------- upload -> validating
-    def mark_uploaded(self, package_id: str, key: str, size: int, execution_arn: str) -> dict[str, Any]:
-        doc = self.get(package_id)
-        if key != doc["objectKey"]:
-            raise DomainError("unexpected_object", f"object {key} is not the upload of package {package_id}", 400)
+    def pin_upload(self, package_id: str, pinned: dict[str, Any], upload_version: str | None,
+                   execution_arn: str) -> dict[str, Any]:
+        """The upload's bytes matched the declaration and are pinned: Submitted -> Validating.
 
-        def extra(d: dict[str, Any]) -> None:
+        Only one execution can claim a package: a second upload (another S3 event) finds the
+        execution recorded and gets ``UploadAlreadyClaimed``; a retry of the same one is a no-op."""
+
+        def change(d: dict[str, Any]) -> None:
+            if d.get("executionArn") == execution_arn and d["status"] != "Submitted":
+                return
+            if d["status"] != "Submitted" or d.get("executionArn"):
+                raise UploadAlreadyClaimed(package_id, d["status"])
+            d["status"] = "Validating"
+            d["history"].append({"status": "Validating", "at": rfc3339(self.clock())})
             d["executionArn"] = execution_arn
-            d["size"] = size
+            d["size"] = pinned["size"]
+            d["pinned"] = pinned
+            d["uploadVersionId"] = upload_version
 
-        doc = self._transition(package_id, "Validating", ("Submitted",), extra)
+        doc = update(self.store, KIND, package_id, change)
         self.audit.emit(chain=CHAIN, type="PackageUploaded", actor="system:release", subject=package_id,
-                        data={"key": key, "size": size, "executionArn": execution_arn},
+                        data={"key": doc["objectKey"], "uploadVersionId": upload_version, "size": pinned["size"],
+                              "pinned": pinned, "executionArn": execution_arn},
                         event_id=event_id(package_id, "PackageUploaded"))
         return doc
+
+    def refuse_upload(self, package_id: str, reason: str, execution_arn: str) -> dict[str, Any]:
+        """The uploaded bytes are not the declared ones: the package ends Rejected, audited as a
+        failed ``intake`` validation and ``PackageRejected``."""
+
+        def change(d: dict[str, Any]) -> None:
+            if d["status"] == "Rejected":
+                return
+            if d["status"] != "Submitted" or d.get("executionArn"):
+                raise UploadAlreadyClaimed(package_id, d["status"])
+            d["status"] = "Rejected"
+            d["history"].append({"status": "Rejected", "at": rfc3339(self.clock())})
+            d["executionArn"] = execution_arn
+            d["reasons"] = [f"intake: {reason}"]
+
+        doc = update(self.store, KIND, package_id, change)
+        self.audit.emit(chain=CHAIN, type="ValidationFailed", actor="system:release_intake", subject=package_id,
+                        data={"validator": "intake", "digest": None, "reasons": [reason]},
+                        event_id=event_id(package_id, "ValidationFailed", "intake"))
+        self.audit.emit(chain=CHAIN, type="PackageRejected", actor="system:release", subject=package_id,
+                        data={"reasons": doc["reasons"]}, event_id=event_id(package_id, "PackageRejected"))
+        return doc
+
+    def ignore_upload(self, package_id: str, data: dict[str, Any], discriminator: str) -> None:
+        """A write to the upload key after the package was claimed: changes nothing, audited."""
+        self.audit.emit(chain=CHAIN, type="PackageUploadIgnored", actor="system:release_intake", subject=package_id,
+                        data=data, event_id=event_id(package_id, "PackageUploadIgnored", discriminator))
 
     # -------------------------------------------------------------- validation outcome
     def record_validation(self, package_id: str, results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -153,7 +200,8 @@ class ReleaseService:
             "packageId": package_id,
             "passed": not reasons,
             "reasons": reasons,
-            "preconditions": [{"validator": r["validator"], "passed": r["passed"], "digest": r["digest"]} for r in results],
+            "preconditions": [{"validator": r["validator"], "passed": r["passed"], "digest": r["digest"],
+                               "subjectSha256": r.get("subjectSha256")} for r in results],
         }
 
     def reject(self, package_id: str, reasons: list[str]) -> dict[str, Any]:
@@ -163,6 +211,32 @@ class ReleaseService:
         doc = self._transition(package_id, "Rejected", ("Validating", "AwaitingApproval"), extra)
         self.audit.emit(chain=CHAIN, type="PackageRejected", actor="system:release", subject=package_id,
                         data={"reasons": reasons}, event_id=event_id(package_id, "PackageRejected"))
+        return doc
+
+    def fail(self, package_id: str, reason: str, execution_arn: str) -> dict[str, Any] | None:
+        """A release step failed for good: the package ends ``Failed`` with the reason, audited
+        ``PackageRejected``. Only the execution that claimed the package (or any, while it is
+        still unclaimed) may end it; a package already at an end is left as it is."""
+        ended = ("Rejected", "Failed", "Published", "RolledBack")
+        failed = False
+
+        def change(d: dict[str, Any]) -> None:
+            nonlocal failed
+            failed = False
+            if d["status"] in ended or d.get("executionArn") not in (None, execution_arn):
+                return
+            d["status"] = "Failed"
+            d["history"].append({"status": "Failed", "at": rfc3339(self.clock())})
+            d["executionArn"] = d.get("executionArn") or execution_arn
+            d["reasons"] = [reason]
+            failed = True
+
+        doc = update(self.store, KIND, package_id, change)
+        if not failed and doc["status"] != "Failed":
+            return None
+        self.audit.emit(chain=CHAIN, type="PackageRejected", actor="system:release", subject=package_id,
+                        data={"reasons": doc["reasons"], "status": "Failed"},
+                        event_id=event_id(package_id, "PackageRejected"))
         return doc
 
     # -------------------------------------------------------------- manifest

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -215,11 +216,14 @@ def extract_model(artifact: bytes) -> tuple[bytes, str]:
     return main.data, main.sha256
 
 
-def _s3_ref(uri: str) -> tuple[str, str]:
+def _s3_ref(uri: str) -> tuple[str, str, str | None]:
+    """``s3://bucket/key`` or ``s3://bucket/key?versionId=V`` (a pinned artifact) -> its parts."""
     if not uri.startswith("s3://") or "/" not in uri[5:]:
         raise ModelProvenanceError(f"artifact_ref {uri!r} is not an s3:// reference")
-    bucket, key = uri[5:].split("/", 1)
-    return bucket, key
+    path, _, query = uri[5:].partition("?")
+    bucket, key = path.split("/", 1)
+    version = parse_qs(query).get("versionId", [None])[0] if query else None
+    return bucket, key, version
 
 
 def verify_manifest(envelope: dict[str, Any], public_key_pem: bytes, expected_signature_id: str | None
@@ -271,9 +275,9 @@ class ModelRegistry:
         envelope = self._envelope(ref)
         statement = verify_manifest(envelope, self.public_key_pem(), manifest.get("signatureId"))
         subject_digest = statement["subject"][0]["digest"]["sha256"]
-        bucket, key = _s3_ref(str(statement.get("predicate", {}).get("artifact_ref", "")))
+        bucket, key, version = _s3_ref(str(statement.get("predicate", {}).get("artifact_ref", "")))
         try:
-            artifact = self.objects.read(bucket, key, max_bytes=MAX_ARTIFACT_BYTES)
+            artifact = self.objects.read(bucket, key, version, max_bytes=MAX_ARTIFACT_BYTES)
         except KeyError:
             raise ModelProvenanceError("the released artifact is gone", {"artifact": f"s3://{bucket}/{key}"}) from None
         if sha256_hex(artifact) != subject_digest:

@@ -148,7 +148,14 @@ class ValidatorConfig(BaseModel):
         default=32 * MiB, ge=1, description="largest dependency manifest or lock file that is parsed"
     )
     # security
-    advisory_path: str | None = Field(default=None, description="OSV JSON advisory set (a list of records)")
+    advisory_path: str | None = Field(
+        default=None, description="offline OSV JSON advisory set file (a list of records); see advisory_source"
+    )
+    advisory_source: Any = Field(
+        default=None,
+        exclude=True,
+        description="an AdvisorySource (security.py): the deployed, synced set; wins over advisory_path",
+    )
     fail_on_vulnerable_range: bool = Field(
         default=False, description="also fail when a version range merely admits an affected version"
     )

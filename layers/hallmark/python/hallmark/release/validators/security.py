@@ -33,9 +33,12 @@ Policy:
   events and explicit ``versions``: where a range and an affected interval meet, the larger
   of their lower bounds is one of those;
 * environment markers are not evaluated: every listed dependency counts;
-* with no ``advisory_path`` configured dependency vetting checks nothing and says so; a
-  configured advisory set that cannot be read fails the validator (misconfiguration never
-  passes silently).
+* the advisory set comes from ``config.advisory_source`` (deployed: the synced set in the
+  packages bucket, see ``hallmark.release.advisories``) or, offline, ``config.advisory_path``
+  (a JSON file). With neither, or a source that refuses (no set, a stale one, one failing
+  its integrity check), or a file that cannot be read, the validator **fails closed** with
+  the reason: dependency vetting that cannot run never passes. The set's version and sha256
+  are in the result's stats, so its digest says which set a package was vetted against.
 
 OSV evaluation follows the OSV schema: ``affected[].versions`` lists affected versions, and
 the ``events`` of ``ECOSYSTEM``/``SEMVER`` ranges are applied in version order
@@ -62,7 +65,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import total_ordering
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import nodesemver
 from packaging.requirements import InvalidRequirement, Requirement
@@ -83,6 +86,8 @@ from hallmark.release.validators.model import ValidationResult, ValidatorConfig
 
 __all__ = [
     "AdvisorySet",
+    "AdvisorySetUnavailable",
+    "AdvisorySource",
     "Dependency",
     "SemVer",
     "find_secrets",
@@ -195,11 +200,34 @@ class _Affected:
         return [p for t in texts if (p := _parse_version(self.ecosystem, t)) is not None]
 
 
-class AdvisorySet:
-    """OSV records indexed by (ecosystem, normalised package name)."""
+class AdvisorySetUnavailable(Exception):
+    """No usable advisory set; the message is the reason the validator reports."""
 
-    def __init__(self, records: Iterable[dict[str, Any]], sha256: str | None = None) -> None:
+
+class AdvisorySource(Protocol):
+    """Where the validator gets its advisory set (``hallmark.release.advisories.CurrentAdvisorySet``)."""
+
+    def current(self) -> AdvisorySet:
+        """The set to vet against; raises :class:`AdvisorySetUnavailable` with the reason."""
+        ...
+
+
+class AdvisorySet:
+    """OSV records indexed by (ecosystem, normalised package name), with the set's identity."""
+
+    def __init__(
+        self,
+        records: Iterable[dict[str, Any]],
+        sha256: str | None = None,
+        *,
+        version: int | str | None = None,
+        fetched_at: str | None = None,
+        source: str | None = None,
+    ) -> None:
         self.sha256 = sha256
+        self.version = version
+        self.fetched_at = fetched_at
+        self.source = source
         self.count = 0
         self._index: dict[tuple[str, str], list[_Affected]] = {}
         for record in records:
@@ -238,17 +266,41 @@ class AdvisorySet:
 
 
 def load_advisories(path: str | Path) -> AdvisorySet:
-    """Read an OSV advisory set: a JSON list of records, or ``{"vulns": [...]}``.
+    """Read an OSV advisory set file: a JSON list of records, ``{"vulns": [...]}`` or a synced
+    set document (``{"records": [...]}``). Its version is ``file:<sha256 prefix>``.
 
     Raises ``OSError``/``ValueError`` when it cannot be read or has the wrong shape.
     """
     raw = Path(path).read_bytes()
     data = json.loads(raw)
-    if isinstance(data, dict) and isinstance(data.get("vulns"), list):
-        data = data["vulns"]
+    for key in ("vulns", "records"):
+        if isinstance(data, dict) and isinstance(data.get(key), list):
+            data = data[key]
     if not isinstance(data, list):
         raise ValueError("an OSV advisory set is a JSON list of records")
-    return AdvisorySet(data, hashlib.sha256(raw).hexdigest())
+    digest = hashlib.sha256(raw).hexdigest()
+    return AdvisorySet(data, digest, version=f"file:{digest[:12]}", source=f"file:{Path(path).name}")
+
+
+def _current_advisories(config: ValidatorConfig) -> tuple[AdvisorySet, str | None]:
+    """The set to vet against, or an empty one and the reason the validator fails closed."""
+    source: AdvisorySource | None = config.advisory_source
+    if source is not None:
+        try:
+            return source.current(), None
+        except AdvisorySetUnavailable as exc:
+            return AdvisorySet([]), str(exc)
+        except Exception as exc:  # a store that cannot be read: fail closed, say what broke
+            return AdvisorySet([]), f"advisory set could not be read: {type(exc).__name__}: dependency vetting cannot run"
+    if config.advisory_path is not None:
+        try:
+            return load_advisories(config.advisory_path), None
+        except (OSError, ValueError) as exc:
+            return AdvisorySet([]), (
+                f"advisory set {config.advisory_path!r} could not be loaded: {type(exc).__name__}: "
+                "dependency vetting cannot run"
+            )
+    return AdvisorySet([]), "no advisory set: dependency vetting cannot run"
 
 
 # ----------------------------------------------------------------------------- dependencies
@@ -942,17 +994,10 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
             reasons=[f"not an archive (detected: {pkg.format.value}); nothing scanned"],
         )
     reasons: list[str] = []
-    advisories: AdvisorySet
-    advisories_ok = True
-    if config.advisory_path is None:
-        advisories = AdvisorySet([])
-    else:
-        try:
-            advisories = load_advisories(config.advisory_path)
-        except (OSError, ValueError) as exc:
-            advisories = AdvisorySet([])
-            advisories_ok = False
-            reasons.append(f"advisory set {config.advisory_path!r} could not be loaded: {type(exc).__name__}")
+    advisories, unavailable = _current_advisories(config)
+    advisories_ok = unavailable is None
+    if unavailable is not None:
+        reasons.append(unavailable)
 
     scan = ScanStats()
     deps: list[Dependency] = []
@@ -1024,11 +1069,6 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
             + (" (in binary data)" if first.get("binary") else "")
             + "; remove them from the package and revoke them"
         )
-    if config.advisory_path is None:
-        reasons.append(
-            "no advisory set configured: dependencies were listed but checked against 0 advisories"
-        )
-
     passed = (
         complete
         and advisories_ok
@@ -1055,7 +1095,9 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
         "secrets": len(secrets),
         "advisories": advisories.count,
         "advisory_set_sha256": advisories.sha256,
+        "advisory_set_version": advisories.version,
     }
     return ValidationResult.build(
-        "security", passed=passed, reasons=reasons, findings=vuln_findings + secrets, stats=stats
+        "security", passed=passed, reasons=reasons, findings=vuln_findings + secrets, stats=stats,
+        observations={"advisory_set_fetched_at": advisories.fetched_at},
     )
