@@ -771,7 +771,7 @@ def _folder(path: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path else ""
 
 
-def _resolve_locked(deps: list[Dependency], manifests: set[str]) -> list[Dependency]:
+def _resolve_locked(deps: list[Dependency]) -> list[Dependency]:
     """Ranges of a manifest whose folder holds a lock file that locks the same package are left to
     the lock file (its exact versions are what gets installed, and they are vetted)."""
     locked = {
@@ -1025,7 +1025,7 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
         found, bad = _PARSERS[kind](parsed[path], path)
         deps += found
         unparsed += bad
-    deps = _resolve_locked(deps, set(parsed))
+    deps = _resolve_locked(deps)
     for path in too_large:
         reasons.append(
             f"dependency manifest {path} is larger than {config.max_manifest_bytes} bytes and was not vetted; "
