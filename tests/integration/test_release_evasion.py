@@ -83,6 +83,10 @@ ATTACKS: list[tuple[str, Callable[[], dict[str, bytes]], str, str]] = [
     ("zstd-unreadable",
      lambda: {"data/blob.zst": b"\x28\xb5\x2f\xfd" + bytes(64)},
      "compliance", "data/blob.zst is zstd-compressed data"),
+    ("zip-appended-to-png",
+     lambda: {"assets/logo.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16
+              + samples.zip_bytes({"hidden/aws.ini": _aws_pair().encode()})},
+     "security", "assets/logo.png!/hidden/aws.ini"),
     ("secret-in-gzip-file",
      lambda: {"logs/boot.log.gz": gzip.compress(_aws_pair().encode(), mtime=0)},
      "security", "logs/boot.log.gz!/boot.log"),

@@ -752,6 +752,19 @@ def _clean_name(name: str) -> str:
     return shown
 
 
+def _appended_zip(data: bytes) -> bytes | None:
+    """The zip archive that ends ``data`` after other bytes (a self-extractor, an image with a zip
+    behind it), when its end record and first local header are where the end record says."""
+    pos = data.rfind(_ZIP_EOCD, max(0, len(data) - (22 + 65535)))
+    if pos <= 0 or pos + 22 > len(data):
+        return None
+    entries, cd_size, cd_offset = struct.unpack_from("<HII", data, pos + 10)
+    start = pos - cd_size - cd_offset  # bytes in front of the zip (what zip readers skip)
+    if entries == 0 or start <= 0 or data[start : start + 4] != b"PK\x03\x04":
+        return None
+    return data[start:]
+
+
 def _is_archive_head(head: bytes) -> bool:
     """Zip, gzip, xz, bzip2 or tar data: what the walk opens."""
     return (
@@ -900,7 +913,29 @@ class FileWalk:
             self.problem(_unsupported_reason(path, unsupported))
             return
         if not _is_archive_head(head):
-            yield WalkedFile(path, entry, _WalkStream(self, head, stream), depth)
+            if not 22 <= entry.size <= self.max_nested_size:
+                yield WalkedFile(path, entry, _WalkStream(self, head, stream), depth)
+                return
+            # held whole, to look for a zip appended to it (a polyglot: zip readers start at the end)
+            try:
+                rest, _ = _read_bounded(_WalkStream(self, b"", stream), self.max_nested_size - len(head))
+            except WalkBudgetExceeded:
+                raise
+            except ArchiveError as exc:
+                self.problem(f"{path} could not be read: {exc}")
+                return
+            data = head + rest
+            yield WalkedFile(path, entry, _WalkStream(self, data, None), depth)
+            appended = _appended_zip(data)
+            if appended is not None:
+                self.nested_archives += 1
+                if depth + 1 > self.max_depth:
+                    self.problem(
+                        f"nested archive {path} (a zip appended to the file) exceeds depth {self.max_depth}; "
+                        "flatten it or ship its files directly"
+                    )
+                    return
+                yield from self._blob(path, entry, appended, depth + 1)
             return
         self.nested_archives += 1
         if depth + 1 > self.max_depth:
