@@ -285,9 +285,17 @@ def test_a_bom_in_front_of_utf8_text_does_not_hide_a_secret(bom: bytes) -> None:
     assert {(f["rule"], f["line"]) for f in result.findings} >= {("aws-access-key-id", 2)}
 
 
+def test_a_bom_in_front_of_utf8_text_does_not_hide_pii() -> None:
+    assert not _compliance({"people.csv": b"\xff\xfe" + f"card\n{_card()}\n".encode()}).passed
+
+
 def test_real_utf16_text_is_reported_once() -> None:
     result = _security({"conf/x.ini": _aws_pair().encode("utf-16")})
     assert sorted(f["rule"] for f in result.findings) == ["aws-access-key-id", "aws-secret-access-key"]
+    pii = _compliance({"people.csv": f"card\n{_card()}\n".encode("utf-16")})
+    assert pii.stats["counts"]["card"] == 1
+    requirements = _security({"requirements.txt": b"pyyaml==5.3\n".decode().encode("utf-16")})
+    assert requirements.stats["dependencies"] == 1 and requirements.stats["unparsed"] == 0
 
 
 def test_pii_in_a_utf16_file_is_found() -> None:

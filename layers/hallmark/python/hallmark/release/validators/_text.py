@@ -13,7 +13,7 @@ it (:class:`~hallmark.release.validators.archive.FileWalk`) and hands the scanne
   bytes or undecodable sequences): one NUL byte, or NUL padding, does not hide what follows.
   Binary windows come as their printable strings (every other byte a NUL), for scanners that
   want them (the secret scan); the others skip them. A UTF-16/UTF-32 file's bytes also come as
-  such strings, so a BOM put in front of UTF-8 text cannot hide it from the secret scan.
+  such strings (``alternate``), so a BOM put in front of UTF-8 text hides nothing from any scan.
 """
 
 from __future__ import annotations
@@ -210,6 +210,9 @@ class TextFile:
     first: bool = True
     last: bool = True
     context: int = 0  # leading characters that repeat the end of the previous window
+    #: the printable strings of a UTF-16/32 file's bytes, a second view of the same window (a BOM
+    #: in front of UTF-8 text must hide nothing); not part of the file's text (manifests, commit logs)
+    alternate: bool = False
 
     def owns(self, start: int, end: int) -> bool:
         """This window reports a match spanning ``text[start:end]`` (its end lies in this window's part)."""
@@ -323,11 +326,11 @@ def _file_windows(path: str, stream: ReadableLike, window: int, stats: ScanStats
             yield TextFile(
                 path,
                 chunk.translate(_STRINGS_TABLE).decode("latin-1"),
-                binary=True,
                 encoding="bytes",
                 start_line=raw_line,
                 first=False,
                 last=last,
+                alternate=True,
             )
             raw_line += chunk.count(b"\n")
         if last:

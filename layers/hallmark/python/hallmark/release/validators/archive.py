@@ -16,7 +16,8 @@ reported as :class:`ArchiveError`, never as library-specific exceptions.
 
 :class:`FileWalk` is what the content validators read: every regular file of the package *and*
 of the archives nested in it (zip, tar, tar.gz/tgz, tar.xz, tar.bz2, and gzip, xz and bzip2
-streams, recursively; zstd, lz4, 7z and rar data are refused as uninspectable), with paths
+streams, recursively, and a zip appended to another file; zstd, lz4, 7z and rar data are
+refused as uninspectable), with paths
 such as ``outer.zip!/inner/file.txt``. Its bounds (nesting depth, size of one nested archive,
 bytes expanded in all, files in all) are enforced once, there; whatever goes over a bound, or
 cannot be read, is recorded in :attr:`FileWalk.problems` as a reason a submitter can act on,

@@ -227,6 +227,8 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
             if tf.first and _is_commit_log(tf):
                 logs.add(tf.path)
             if tf.path in logs:
+                if tf.alternate:
+                    continue
                 count, pairs, carry[tf.path] = scan_commit_window(tf.text, tf, carry.get(tf.path))
                 commits_scanned += count
                 for commit, sig in pairs:

@@ -1008,7 +1008,7 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
     manifest_size: dict[str, int] = {}
     too_large: list[str] = []
     for tf in iter_text_files(pkg, config, scan, binary=True):
-        if not tf.binary and _manifest_kind(tf.path) is not None and tf.path not in too_large:
+        if not (tf.binary or tf.alternate) and _manifest_kind(tf.path) is not None and tf.path not in too_large:
             part = tf.new_text
             manifest_size[tf.path] = manifest_size.get(tf.path, 0) + len(part)
             if manifest_size[tf.path] > config.max_manifest_bytes:
