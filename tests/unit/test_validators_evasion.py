@@ -456,3 +456,11 @@ def test_a_commit_log_larger_than_the_window_is_read_whole() -> None:
     (finding,) = [f for f in result.findings if f["source"] == "commit"]
     assert finding["commit"] == f"{3500:040x}" and finding["tool"] == "GitHub Copilot"
     assert log.decode().splitlines()[finding["line"] - 1].strip().startswith("Co-authored-by")
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
+def test_secret_after_padding_in_a_large_utf16_or_utf32_file(codec: str) -> None:
+    text = "pad\n" * 300_000 + _aws_pair()  # more than one window once encoded
+    result = _security({"big.ini": text.encode(codec)}, scan_max_file_bytes=256 * 1024)
+    found = {(f["rule"], f["line"]) for f in result.findings}
+    assert found == {("aws-access-key-id", 300_001), ("aws-secret-access-key", 300_002)}
