@@ -13,23 +13,34 @@ file name. Every decompression is streamed and bounded:
 
 Read errors (corrupt data, bad CRC, truncated streams, encrypted or unsupported members) are
 reported as :class:`ArchiveError`, never as library-specific exceptions.
+
+:class:`FileWalk` is what the content validators read: every regular file of the package *and*
+of the archives nested in it (zip, tar, tar.gz/tgz, tar.xz, tar.bz2, and gzip, xz and bzip2
+streams, recursively, and a zip appended to another file; zstd, lz4, 7z and rar data are
+refused as uninspectable), with paths
+such as ``outer.zip!/inner/file.txt``. Its bounds (nesting depth, size of one nested archive,
+bytes expanded in all, files in all) are enforced once, there; whatever goes over a bound, or
+cannot be read, is recorded in :attr:`FileWalk.problems` as a reason a submitter can act on,
+and a validator that reads a walk with problems fails: nothing is skipped silently.
 """
 
 from __future__ import annotations
 
+import bz2
 import hashlib
 import io
+import lzma
 import stat
 import struct
 import sys
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hallmark.release.validators.model import GiB, PackageMeta
 
@@ -41,9 +52,11 @@ __all__ = [
     "ArchiveError",
     "ArchiveFormat",
     "EntryType",
+    "FileWalk",
     "MemberData",
     "PackageView",
     "StreamLimitExceeded",
+    "WalkedFile",
     "detect_format",
     "display_name",
     "gunzip_bounded",
@@ -578,6 +591,8 @@ class PackageView:
         """
         entries = self.entries()
         if self.format is ArchiveFormat.ZIP:
+            if not entries:
+                return  # nothing listed (an empty or unreadable zip: see listing_error)
             zf = self._open_zip()
             infos = zf.infolist()
             for entry in entries:
@@ -690,3 +705,406 @@ def _replace_compressed(entry: ArchiveEntry, compressed: int) -> ArchiveEntry:
         encrypted=entry.encrypted,
         offset=entry.offset,
     )
+
+
+# --------------------------------------------------------------------------- recursive walk
+
+
+class WalkBudgetExceeded(ArchiveError):
+    """The walk's byte budget (bytes expanded in all, nested archives included) ran out."""
+
+
+class _WalkStream:
+    """A member's stream as the walk hands it out: ``head`` first, every byte charged to the walk."""
+
+    def __init__(self, walk: FileWalk, head: bytes, inner: _Readable | None) -> None:
+        self._walk = walk
+        self._head = head
+        self._inner = inner
+
+    def read(self, n: int = -1, /) -> bytes:
+        if self._head:
+            if n < 0 or n >= len(self._head):
+                data, self._head = self._head, b""
+            else:
+                data, self._head = self._head[:n], self._head[n:]
+            return data
+        if self._inner is None:
+            return b""
+        data = self._inner.read(n)
+        self._walk._charge(len(data))
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class WalkedFile:
+    """One regular file of the walk. ``stream`` is valid only until the walk advances."""
+
+    path: str  # display-safe; nested: "outer.zip!/inner/file.txt"; no leading "./"
+    entry: ArchiveEntry
+    stream: _Readable
+    depth: int  # 0: a member of the package itself
+
+
+def _clean_name(name: str) -> str:
+    shown = display_name(name)
+    while shown.startswith("./"):
+        shown = shown[2:]
+    return shown
+
+
+def _appended_zip(data: bytes) -> bytes | None:
+    """The zip archive that ends ``data`` after other bytes (a self-extractor, an image with a zip
+    behind it), when its end record and first local header are where the end record says."""
+    pos = data.rfind(_ZIP_EOCD, max(0, len(data) - (22 + 65535)))
+    if pos <= 0 or pos + 22 > len(data):
+        return None
+    entries, cd_size, cd_offset = struct.unpack_from("<HII", data, pos + 10)
+    start = pos - cd_size - cd_offset  # bytes in front of the zip (what zip readers skip)
+    if entries == 0 or start <= 0 or data[start : start + 4] != b"PK\x03\x04":
+        return None
+    return data[start:]
+
+
+def _is_archive_head(head: bytes) -> bool:
+    """Zip, gzip, xz, bzip2 or tar data: what the walk opens."""
+    return (
+        head[:4] in _ZIP_MAGICS
+        or head[:2] == _GZIP_MAGIC
+        or head.startswith(_XZ_MAGIC)
+        or _is_bzip2(head)
+        or _looks_like_ustar(head)
+    )
+
+
+def _looks_like_ustar(head: bytes) -> bool:
+    return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def _gz_inner_name(path: str) -> str:
+    base = path.rsplit("/", 1)[-1].rsplit("!/", 1)[-1]
+    for suffix in (".gz", ".gzip", ".z", ".xz", ".bz2"):
+        if base.lower().endswith(suffix) and len(base) > len(suffix):
+            return base[: -len(suffix)]
+    return base + ".content"
+
+
+class FileWalk:
+    """Every regular file of a package and of the archives nested in it, within bounds.
+
+    * ``max_depth``: levels of archives inside the package (the package's own members are at
+      depth 0; the members of ``a.zip`` in the package at depth 1, ...); a deeper archive is a
+      problem;
+    * ``max_nested_size``: bytes of one nested archive (it is held in memory to be read);
+    * ``budget``: bytes read in all, from every member and every nested archive;
+    * ``max_files``: regular files in all, nested archives included.
+
+    Iterate once. Afterwards ``problems`` lists what was not scanned and why (empty: the walk
+    covered everything); ``complete`` says the same.
+    """
+
+    def __init__(
+        self,
+        pkg: PackageView,
+        *,
+        max_depth: int,
+        max_nested_size: int,
+        budget: int,
+        max_files: int,
+        max_entries: int | None = None,
+    ) -> None:
+        self.pkg = pkg
+        self.max_depth = max_depth
+        self.max_nested_size = max_nested_size
+        self.budget = budget
+        self.max_files = max_files
+        self.max_entries = max_entries if max_entries is not None else pkg.max_entries
+        self.problems: list[str] = []
+        self.bytes_read = 0
+        self.files = 0
+        self.nested_archives = 0
+        self.budget_exhausted = False
+        self._stopped = False
+
+    @classmethod
+    def for_config(cls, pkg: PackageView, config: ValidatorConfig) -> FileWalk:
+        return cls(
+            pkg,
+            max_depth=config.max_nested_depth,
+            max_nested_size=config.max_nested_inspect_size,
+            budget=config.max_total_uncompressed,
+            max_files=config.max_scan_files,
+            max_entries=config.max_entries,
+        )
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+    def problem(self, reason: str) -> None:
+        if reason not in self.problems:
+            self.problems.append(reason)
+
+    def _charge(self, n: int) -> None:
+        self.bytes_read += n
+        if self.bytes_read > self.budget:
+            raise WalkBudgetExceeded(
+                f"the package expands to more than {self.budget} bytes in all (nested archives included); "
+                "make it smaller"
+            )
+
+    def stop_over_budget(self) -> None:
+        """Record that the byte budget ran out and end the walk."""
+        self.budget_exhausted = True
+        self._stopped = True
+        self.problem(
+            f"the package expands to more than {self.budget} bytes in all (nested archives included), "
+            "so it was not scanned completely; make it smaller"
+        )
+
+    def __iter__(self) -> Iterator[WalkedFile]:
+        self.pkg.entries()
+        if self.pkg.stream_limit_hit:
+            self.stop_over_budget()
+            return
+        yield from self._walk_view(self.pkg, "", 0)
+
+    # ---- internals
+    def _walk_view(self, view: PackageView, prefix: str, depth: int) -> Iterator[WalkedFile]:
+        where = prefix[:-2] if prefix else "the package"
+        view.entries()
+        if view.listing_error is not None and prefix:
+            if view.stream_limit_hit:
+                self.stop_over_budget()
+                return
+            self.problem(f"nested archive {where} could not be read completely: {view.listing_error}")
+        current: ArchiveEntry | None = None
+        try:
+            for entry, stream in view.iter_file_streams():
+                current = entry
+                if self._stopped:
+                    return
+                yield from self._member(prefix + _clean_name(entry.name), entry, stream, depth)
+        except WalkBudgetExceeded:
+            self.stop_over_budget()
+        except StreamLimitExceeded:
+            self.stop_over_budget()
+        except ArchiveError as exc:
+            at = f" after {prefix + _clean_name(current.name)}" if current is not None else ""
+            self.problem(f"{where} could not be read completely{at}: {exc}")
+
+    def _member(self, path: str, entry: ArchiveEntry, stream: _Readable, depth: int) -> Iterator[WalkedFile]:
+        self.files += 1
+        if self.files > self.max_files:
+            self._stopped = True
+            self.problem(
+                f"more than {self.max_files} files in all (nested archives included); the scan stopped at {path}"
+            )
+            return
+        try:
+            head = stream.read(512)
+            self._charge(len(head))
+        except WalkBudgetExceeded:
+            raise
+        except ArchiveError as exc:
+            self.problem(f"{path} could not be read: {exc}")
+            return
+        unsupported = _unsupported_format(head)
+        if unsupported is not None:
+            self.problem(_unsupported_reason(path, unsupported))
+            return
+        if not _is_archive_head(head):
+            if not 22 <= entry.size <= self.max_nested_size:
+                yield WalkedFile(path, entry, _WalkStream(self, head, stream), depth)
+                return
+            # held whole, to look for a zip appended to it (a polyglot: zip readers start at the end)
+            try:
+                rest, _ = _read_bounded(_WalkStream(self, b"", stream), self.max_nested_size - len(head))
+            except WalkBudgetExceeded:
+                raise
+            except ArchiveError as exc:
+                self.problem(f"{path} could not be read: {exc}")
+                return
+            data = head + rest
+            yield WalkedFile(path, entry, _WalkStream(self, data, None), depth)
+            appended = _appended_zip(data)
+            if appended is not None:
+                self.nested_archives += 1
+                if depth + 1 > self.max_depth:
+                    self.problem(
+                        f"nested archive {path} (a zip appended to the file) exceeds depth {self.max_depth}; "
+                        "flatten it or ship its files directly"
+                    )
+                    return
+                yield from self._blob(path, entry, appended, depth + 1)
+            return
+        self.nested_archives += 1
+        if depth + 1 > self.max_depth:
+            self.problem(
+                f"nested archive {path} exceeds depth {self.max_depth} (archives inside archives); "
+                "flatten it or ship its files directly"
+            )
+            return
+        if entry.size > self.max_nested_size:
+            self.problem(
+                f"nested archive {path} is {entry.size} bytes, more than the {self.max_nested_size}-byte "
+                "limit for inspecting a nested archive; ship its files directly"
+            )
+            return
+        try:
+            body, more = _read_bounded(_WalkStream(self, b"", stream), self.max_nested_size - len(head))
+        except WalkBudgetExceeded:
+            raise
+        except ArchiveError as exc:
+            self.problem(f"nested archive {path} could not be read: {exc}")
+            return
+        if more:
+            self.problem(
+                f"nested archive {path} is more than {self.max_nested_size} bytes, the limit for inspecting "
+                "a nested archive; ship its files directly"
+            )
+            return
+        yield from self._blob(path, entry, head + body, depth + 1)
+
+    def _blob(self, path: str, entry: ArchiveEntry, blob: bytes, depth: int) -> Iterator[WalkedFile]:
+        """The files of ``blob``, an archive found at ``path``; its members are at ``depth``."""
+        if blob.startswith(_XZ_MAGIC):
+            yield from self._compressed(path, entry, _Decompressor(blob, lzma.LZMADecompressor), len(blob), depth)
+            return
+        if _is_bzip2(blob):
+            yield from self._compressed(path, entry, _Decompressor(blob, bz2.BZ2Decompressor), len(blob), depth)
+            return
+        fmt = detect_format(blob)
+        if fmt is ArchiveFormat.GZIP:
+            yield from self._compressed(path, entry, _GzipReader(blob, sys.maxsize), len(blob), depth)
+            return
+        if fmt not in (ArchiveFormat.ZIP, ArchiveFormat.TAR_GZ, ArchiveFormat.TAR):
+            self.problem(f"nested archive {path} could not be read: unrecognised archive data")
+            return
+        left = max(self.budget - self.bytes_read, 0)
+        view = PackageView(blob, max_entries=self.max_entries, max_stream_bytes=left + 3 * 512 * self.max_entries)
+        yield from self._walk_view(view, path + "!/", depth)
+
+    def _compressed(
+        self, path: str, entry: ArchiveEntry, reader: _Readable, size: int, depth: int
+    ) -> Iterator[WalkedFile]:
+        """A compressed stream (gzip that is not a tar, xz, bzip2): its content is one file, a tar
+        (read as one level with its compression, like a .tar.gz) or another archive (one level more)."""
+        inner = _gz_inner_name(path)
+        reader = _MemberStream(reader)
+        inner_path = f"{path}!/{inner}"
+        inner_entry = ArchiveEntry(entry.index, inner, EntryType.FILE, 0, size, entry.mode)
+        try:
+            head = reader.read(512)
+            self._charge(len(head))
+        except WalkBudgetExceeded:
+            raise
+        except ArchiveError as exc:
+            self.problem(f"compressed file {path} could not be read: {exc}")
+            return
+        unsupported = _unsupported_format(head)
+        if unsupported is not None:
+            self.problem(_unsupported_reason(inner_path, unsupported))
+            return
+        if not _is_archive_head(head):
+            yield WalkedFile(inner_path, inner_entry, _WalkStream(self, head, reader), depth)
+            return
+        is_tar = _looks_like_ustar(head)
+        shown = path if is_tar else inner_path
+        if not is_tar:
+            self.nested_archives += 1
+            if depth + 1 > self.max_depth:
+                self.problem(
+                    f"nested archive {inner_path} exceeds depth {self.max_depth} (archives inside archives); "
+                    "flatten it or ship its files directly"
+                )
+                return
+        try:
+            body, more = _read_bounded(_WalkStream(self, b"", reader), self.max_nested_size - len(head))
+        except WalkBudgetExceeded:
+            raise
+        except ArchiveError as exc:
+            self.problem(f"compressed file {path} could not be read: {exc}")
+            return
+        if more:
+            self.problem(
+                f"nested archive {shown} is more than {self.max_nested_size} bytes uncompressed, the limit for "
+                "inspecting a nested archive; ship its files directly"
+            )
+            return
+        if is_tar:
+            left = max(self.budget - self.bytes_read, 0)
+            view = PackageView(
+                head + body, max_entries=self.max_entries, max_stream_bytes=left + 3 * 512 * self.max_entries
+            )
+            yield from self._walk_view(view, path + "!/", depth)
+        else:
+            yield from self._blob(inner_path, inner_entry, head + body, depth + 1)
+
+
+_XZ_MAGIC: Final = b"\xfd7zXZ\x00"
+_UNSUPPORTED: Final[tuple[tuple[bytes, str], ...]] = (
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"Rar!\x1a\x07", "rar"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+)
+
+
+def _is_bzip2(head: bytes) -> bool:
+    return head[:3] == b"BZh" and head[3:4] in b"123456789" and head[4:10] == b"1AY&SY"
+
+
+def _unsupported_format(head: bytes) -> str | None:
+    for magic, name in _UNSUPPORTED:
+        if head.startswith(magic):
+            return name
+    return None
+
+
+def _unsupported_reason(path: str, kind: str) -> str:
+    return (
+        f"{path} is {kind}-compressed data, which Hallmark cannot inspect; ship its files directly, "
+        "or packed as .zip, .tar, .tar.gz, .tar.xz or .tar.bz2"
+    )
+
+
+class _Decompressor:
+    """Streaming xz/bzip2 decompression over bytes in memory (concatenated streams too)."""
+
+    def __init__(self, data: bytes, factory: Callable[[], Any]) -> None:
+        self._src = memoryview(data)
+        self._pos = 0
+        self._pending = b""
+        self._factory = factory
+        self._d = factory()
+        self._done = False
+
+    def read(self, n: int = -1, /) -> bytes:
+        want = n if n >= 0 else sys.maxsize
+        out = bytearray()
+        while len(out) < want and not self._done:
+            if self._d.eof:
+                rest = self._d.unused_data + self._pending + bytes(self._src[self._pos :])
+                self._pos = len(self._src)
+                self._pending = b""
+                if not rest.strip(b"\x00"):
+                    self._done = True
+                    break
+                self._d = self._factory()
+                self._pending = rest
+            chunk = b""
+            if self._d.needs_input:
+                if self._pending:
+                    chunk, self._pending = self._pending, b""
+                else:
+                    chunk = bytes(self._src[self._pos : self._pos + _CHUNK])
+                    self._pos += len(chunk)
+                if not chunk:
+                    raise ArchiveError("truncated compressed stream")
+            try:
+                piece = self._d.decompress(chunk, min(want - len(out), 1024 * 1024))
+            except (lzma.LZMAError, OSError, EOFError, ValueError) as exc:
+                raise ArchiveError(f"corrupt compressed stream: {exc}") from None
+            out += piece
+        return bytes(out)

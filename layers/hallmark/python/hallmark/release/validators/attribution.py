@@ -121,14 +121,17 @@ class _Signal:
         return CONFIDENCE[self.signal]
 
 
-def scan_file(text: str) -> list[_Signal]:
-    """Content signals in one file (generator banners, markers, stylistic hints)."""
-    index = LineIndex(text)
+def scan_file(text: str, window: TextFile | None = None) -> list[_Signal]:
+    """Content signals in one file (generator banners, markers, stylistic hints); with ``window``
+    (a window of a larger file) lines are those of the whole file, and only owned matches count."""
+    index = window.index() if window is not None else LineIndex(text)
     found: dict[_Signal, None] = {}  # one signal per (kind, tool, line), in discovery order
     lowered = ascii_lower(text)
     for signal, rx, needles in _BANNERS:
         for line_start, line_end in lines_containing(text, needles, haystack=lowered):
             for m in rx.finditer(text, line_start, line_end):
+                if window is not None and not window.owns(m.start(), m.end()):
+                    continue
                 tool = identify_tool(m.group(1)) if signal == "banner" and m.groups() else None
                 found[_Signal(signal, tool or "unknown", index.locate(m.start())[0])] = None
                 if len(found) >= _MAX_FINDINGS_PER_FILE:
@@ -143,31 +146,66 @@ def _is_commit_log(tf: TextFile) -> bool:
 
 
 def scan_commits(text: str) -> tuple[int, list[tuple[str, _Signal]]]:
-    """Commit count and (commit id, signal) pairs of a commit log.
+    """Commit count and (commit id, signal) pairs of a commit log (see :func:`scan_commit_window`)."""
+    count, signals, _ = scan_commit_window(text)
+    return count, signals
+
+
+def scan_commit_window(
+    text: str, window: TextFile | None = None, carry: str | None = None
+) -> tuple[int, list[tuple[str, _Signal]], str | None]:
+    """Commit count, (commit id, signal) pairs of a commit log, and the id of its last commit.
 
     ``git log`` output is split on its ``commit <sha>`` lines (the id is the sha); other logs
-    on lines of ``---`` (the id is ``#1``, ``#2``, ...).
+    on lines of ``---`` (the id is ``#1``, ``#2``, ...). With ``window`` (a window of a larger
+    log), lines are those of the whole file, only owned commits and signals count, and text
+    before the window's first ``commit`` line belongs to ``carry``, the previous window's last.
     """
-    index = LineIndex(text)
+    index = window.index() if window is not None else LineIndex(text)
+
+    def owned(start: int, end: int) -> bool:
+        return window is None or window.owns(start, end)
+
     marks = [(m.start(), m.group(1)) for m in _GIT_COMMIT.finditer(text)]
+    counted = sum(1 for start, _ in marks if owned(start, start + 7))
+    if marks and marks[0][0] > 0 and carry is not None:
+        marks.insert(0, (0, carry))
     if not marks:
-        starts = [0] + [m.end() for m in _BLOCK_SEPARATOR.finditer(text)]
-        marks = [(s, f"#{i + 1}") for i, s in enumerate(starts) if text[s:].strip()]
+        if carry is not None:
+            marks = [(0, carry)]
+        else:
+            starts = [0] + [m.end() for m in _BLOCK_SEPARATOR.finditer(text)]
+            marks = [(s, f"#{i + 1}") for i, s in enumerate(starts) if text[s:].strip()]
+            counted = sum(1 for s, _ in marks if owned(s, s + 1))
     signals: list[tuple[str, _Signal]] = []
     for i, (start, commit) in enumerate(marks):
         end = marks[i + 1][0] if i + 1 < len(marks) else len(text)
         block = text[start:end]
         for m in _TRAILER.finditer(block):
             tool = identify_tool(m.group(2))
-            if tool is not None:
+            if tool is not None and owned(start + m.start(), start + m.end()):
                 signals.append((commit, _Signal("trailer", tool, index.locate(start + m.start())[0])))
         for m in _AIDER_PREFIX.finditer(block):
-            signals.append((commit, _Signal("aider-prefix", "aider", index.locate(start + m.start())[0])))
+            if owned(start + m.start(), start + m.end()):
+                signals.append((commit, _Signal("aider-prefix", "aider", index.locate(start + m.start())[0])))
         for signal in scan_file(block):
             if signal.signal in ("banner", "ai-marker"):
-                line = signal.line + index.locate(start)[0] - 1
-                signals.append((commit, _Signal(signal.signal, signal.tool, line)))
-    return len(marks), signals
+                offset = _line_offset(block, signal.line)
+                if owned(start + offset, start + offset + 1):
+                    signals.append((commit, _Signal(signal.signal, signal.tool, index.locate(start + offset)[0])))
+    last = marks[-1][1] if marks else carry
+    return counted, signals, last
+
+
+def _line_offset(text: str, line: int) -> int:
+    """Offset of the first character of 1-based ``line`` of ``text``."""
+    pos = 0
+    for _ in range(line - 1):
+        nxt = text.find("\n", pos)
+        if nxt < 0:
+            return len(text)
+        pos = nxt + 1
+    return pos
 
 
 def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> ValidationResult:
@@ -176,15 +214,22 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
     scan = ScanStats()
     findings: list[dict[str, Any]] = []
     files_scanned = 0
+    files_seen: set[str] = set()
     files_flagged: set[str] = set()
     commits_scanned = 0
     commits_flagged: set[tuple[str, str]] = set()
     by_tool: dict[str, dict[str, set[str]]] = defaultdict(lambda: {"files": set(), "commits": set()})
 
+    carry: dict[str, str | None] = {}
+    logs: set[str] = set()
     if pkg.is_archive:
         for tf in iter_text_files(pkg, config, scan):
-            if _is_commit_log(tf):
-                count, pairs = scan_commits(tf.text)
+            if tf.first and _is_commit_log(tf):
+                logs.add(tf.path)
+            if tf.path in logs:
+                if tf.alternate:
+                    continue
+                count, pairs, carry[tf.path] = scan_commit_window(tf.text, tf, carry.get(tf.path))
                 commits_scanned += count
                 for commit, sig in pairs:
                     findings.append(
@@ -202,8 +247,10 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
                         commits_flagged.add((tf.path, commit))
                         by_tool[sig.tool]["commits"].add(f"{tf.path}#{commit}")
                 continue
-            files_scanned += 1
-            for sig in scan_file(tf.text):
+            if tf.path not in files_seen:
+                files_seen.add(tf.path)
+                files_scanned += 1
+            for sig in scan_file(tf.text, tf):
                 findings.append(
                     {
                         "source": "file",
@@ -223,9 +270,10 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
     reasons: list[str] = []
     if not pkg.is_archive:
         reasons.append(f"not an archive (detected: {pkg.format.value}); nothing scanned")
-    elif pkg.listing_error or scan.budget_exhausted:
-        why = pkg.listing_error or "the scan's byte budget ran out (archive bomb?)"
-        reasons.append(f"archive could not be read completely, the scan is incomplete: {why}")
+    else:
+        if pkg.listing_error:
+            reasons.append(f"archive could not be read completely, the scan is incomplete: {pkg.listing_error}")
+        reasons += scan.incomplete_reasons()
     if files_flagged or commits_flagged:
         reasons.append(
             f"AI assistance detected: {len(files_flagged)} of {files_scanned} files ({share:.1%}) and "
@@ -237,7 +285,7 @@ def validate_attribution(pkg: PackageView, config: ValidatorConfig) -> Validatio
         passed = True
         reasons.append("attribution is informational: no max_ai_share policy is set")
     else:
-        complete = pkg.is_archive and pkg.listing_error is None and not scan.budget_exhausted
+        complete = pkg.is_archive and pkg.listing_error is None and scan.complete
         passed = complete and share <= config.max_ai_share
         if complete and not passed:
             reasons.append(

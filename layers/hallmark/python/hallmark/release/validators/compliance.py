@@ -18,7 +18,9 @@ Kinds (each match is verified before it counts, to keep false positives down):
   A-D), Spanish DNI (8 digits and the mod-23 control letter).
 
 A result holds counts per kind and locations (file, line, column, kind) and never a matched
-value. Binary files (a NUL byte in the first 8 KiB) are skipped. Any PII fails the validator.
+value. Every file is read, nested archives included (paths ``outer.zip!/inner/file``), in any
+of the encodings :mod:`._text` detects; binary data (not text even when NULs are ignored) is
+skipped. Any PII fails the validator, and so does a scan that could not cover the package.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from hallmark.release.validators._text import LineIndex, ScanStats, iter_text_files
+from hallmark.release.validators._text import LineIndex, ScanStats, TextFile, iter_text_files
 from hallmark.release.validators.archive import PackageView
 from hallmark.release.validators.model import ValidationResult, ValidatorConfig
 
@@ -206,9 +208,19 @@ def _emails(text: str) -> Iterator[tuple[int, int, str, str]]:
         at = text.find("@", at + 1)
 
 
-def find_pii(text: str, path: str, *, skip_emails: bool = False) -> tuple[list[dict[str, Any]], int]:
-    """PII locations in one text (never values), and the number of emails skipped as ignorable."""
-    index = LineIndex(text)
+def find_pii(
+    text: str, path: str, *, skip_emails: bool = False, window: TextFile | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    """PII locations in one text (never values), and the number of emails skipped as ignorable.
+
+    With ``window`` (a window of a larger file), locations are those in the whole file and only
+    matches the window owns are reported.
+    """
+    index = window.index() if window is not None else LineIndex(text)
+
+    def owned(start: int, end: int) -> bool:
+        return window is None or window.owns(start, end)
+
     starts: list[int] = []  # claimed spans, sorted and disjoint
     ends: list[int] = []
     findings: list[dict[str, Any]] = []
@@ -237,10 +249,13 @@ def find_pii(text: str, path: str, *, skip_emails: bool = False) -> tuple[list[d
         if _RESERVED_DOMAIN.search(domain) or local.lower() in ("git", "noreply", "no-reply"):
             continue
         if skip_emails:
-            ignored += 1
+            ignored += int(owned(start, end))
             claim(start, end)
             continue
-        add("email", None, start, end)
+        if owned(start, end):
+            add("email", None, start, end)
+        else:
+            claim(start, end)
     for detector in _DETECTORS:
         for m in detector.pattern.finditer(text):
             start = m.start()
@@ -248,7 +263,10 @@ def find_pii(text: str, path: str, *, skip_emails: bool = False) -> tuple[list[d
                 continue
             subtype = detector.check(m)
             if subtype is not None:
-                add(detector.kind, subtype, start, m.end())
+                if owned(start, m.end()):
+                    add(detector.kind, subtype, start, m.end())
+                else:
+                    claim(start, m.end())
     return findings, ignored
 
 
@@ -267,27 +285,23 @@ def validate_compliance(pkg: PackageView, config: ValidatorConfig) -> Validation
         base = tf.path.rsplit("/", 1)[-1]
         metadata = tf.path.startswith(".hallmark/") or bool(_METADATA_FILES.match(base))
         found, skipped = find_pii(
-            tf.text, tf.path, skip_emails=config.pii_ignore_metadata_emails and metadata
+            tf.text, tf.path, skip_emails=config.pii_ignore_metadata_emails and metadata, window=tf
         )
         findings += found
         ignored += skipped
     counts = Counter(f["kind"] for f in findings)
     files = sorted({f["file"] for f in findings})
     reasons: list[str] = []
-    complete = pkg.listing_error is None and not scan.budget_exhausted and not scan.files_unreadable
-    if not complete:
-        why = pkg.listing_error or (
-            "the scan's byte budget ran out (archive bomb?)"
-            if scan.budget_exhausted
-            else f"{scan.files_unreadable} members could not be read"
-        )
-        reasons.append(f"archive could not be read completely, the scan is incomplete: {why}")
+    complete = pkg.listing_error is None and scan.complete
+    if pkg.listing_error is not None:
+        reasons.append(f"archive could not be read completely, the scan is incomplete: {pkg.listing_error}")
+    reasons += scan.incomplete_reasons()
     if findings:
         first = min(findings, key=lambda f: (f["file"], f["line"], f["column"]))
         summary = ", ".join(f"{counts[k]} {k}" for k in KINDS if counts[k])
         reasons.append(
             f"personal data found: {summary} in {len(files)} file{'s' if len(files) != 1 else ''} "
-            f"(first at {first['file']}:{first['line']}:{first['column']})"
+            f"(first at {first['file']}:{first['line']}:{first['column']}); remove or anonymise it"
         )
     passed = complete and not findings
     if passed:

@@ -159,7 +159,17 @@ class ValidatorConfig(BaseModel):
         default=32 * MiB, ge=1, description="largest nested archive inspected"
     )
     # text scans (security, compliance, attribution)
-    scan_max_file_bytes: int = Field(default=4 * MiB, ge=1, description="bytes scanned per file")
+    scan_max_file_bytes: int = Field(
+        default=4 * MiB,
+        ge=1024,
+        description="scan window: a larger file is scanned whole, in overlapping windows of this many characters",
+    )
+    max_scan_files: int = Field(
+        default=50_000, ge=1, description="regular files scanned in all, nested archives included"
+    )
+    max_manifest_bytes: int = Field(
+        default=32 * MiB, ge=1, description="largest dependency manifest or lock file that is parsed"
+    )
     # security
     advisory_path: str | None = Field(
         default=None, description="offline OSV JSON advisory set file (a list of records); see advisory_source"

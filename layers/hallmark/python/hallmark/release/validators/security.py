@@ -1,19 +1,37 @@
 """Security: dependency vetting against an OSV advisory set, and a secret scan.
 
-Dependencies are read from every ``requirements*.txt`` / ``constraints*.txt`` (and ``*.txt``
-under a ``requirements/`` folder), ``pyproject.toml`` (``[project].dependencies``,
-``[project.optional-dependencies]``, ``[dependency-groups]``) and ``package-lock.json`` /
-``npm-shrinkwrap.json`` (v2/v3 ``packages``, v1 ``dependencies``; lock files under
-``node_modules/`` are ignored, npm does not read them).
+Every file is read, in the package and in the archives nested in it (paths such as
+``vendor/bundle.zip!/requirements.txt``; see :class:`~hallmark.release.validators.archive.FileWalk`),
+in any encoding :mod:`._text` detects, large files whole (in overlapping windows).
+
+Dependency manifests (``node_modules/`` is ignored: npm reads nothing there):
+
+* PyPI: ``requirements*.txt`` / ``constraints*.txt`` / ``requirements*.in`` (and ``*.txt`` under
+  a ``requirements/`` folder); ``pyproject.toml`` (``[project].dependencies``,
+  ``[project.optional-dependencies]``, ``[dependency-groups]``, poetry's
+  ``[tool.poetry.dependencies]``, ``dev-dependencies`` and groups, poetry constraints such as
+  ``^1.2`` turned into PEP 440); ``Pipfile``; lock files ``poetry.lock``, ``uv.lock``,
+  ``Pipfile.lock``;
+* npm: ``package.json`` (``dependencies``, ``devDependencies``, ``optionalDependencies``,
+  ``peerDependencies``; ranges in npm's syntax, evaluated with ``nodesemver``: ``^ ~ >= <``,
+  x-ranges, hyphen ranges, ``||``, aliases ``npm:name@range``); lock files
+  ``package-lock.json`` / ``npm-shrinkwrap.json`` (v2/v3 ``packages``, v1 ``dependencies``) and
+  ``yarn.lock`` (classic and berry).
+
+When a lock file sits beside a manifest, the manifest's ranges for the packages it locks are
+left to it: the locked versions are what gets installed, and they are vetted as exact versions.
+git, path and URL dependencies are counted (``non_registry``), not vetted.
 
 Policy:
 
-* an exact version (``==`` pin, or any lock-file entry) that an advisory affects fails the
-  validator (``vulnerable-dependency``);
+* an exact version (``==`` pin, an exact npm version, or any lock-file entry) that an advisory
+  affects fails the validator (``vulnerable-dependency``);
 * a range (or no version at all) that *admits* an affected version is reported as
   ``vulnerable-range``; it fails only with ``fail_on_vulnerable_range``. "Admits" is decided
-  on the candidate versions we can name: the range's own lower bounds and the advisory's
-  ``introduced``/``last_affected`` events and explicit ``versions``;
+  on the candidate versions we can name: the range's own lower bounds (for npm, each
+  comparator set's least admitted version) and the advisory's ``introduced``/``last_affected``
+  events and explicit ``versions``: where a range and an affected interval meet, the larger
+  of their lower bounds is one of those;
 * environment markers are not evaluated: every listed dependency counts;
 * the advisory set comes from ``config.advisory_source`` (deployed: the synced set in the
   packages bucket, see ``hallmark.release.advisories``) or, offline, ``config.advisory_path``
@@ -29,8 +47,10 @@ ignored). PyPI versions compare with ``packaging.version``, npm versions with se
 
 Secrets: AWS access key ids, AWS secret access keys next to an ``aws..secret`` name, PEM
 private keys, GitHub and Slack tokens, and high-entropy values assigned to names such as
-``password``/``secret``/``token``/``api_key``. Findings carry file, line, column and rule,
-never the value. Any secret fails the validator.
+``password``/``secret``/``token``/``api_key``. Binary data is searched too, in its printable
+strings, with the precise rules only (no entropy heuristics). Findings carry file, line, column
+and rule, never the value. Any secret fails the validator, and so does a scan that could not
+cover the whole package (a bound of the walk, an unreadable member).
 """
 
 from __future__ import annotations
@@ -47,6 +67,7 @@ from functools import total_ordering
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+import nodesemver
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -55,6 +76,7 @@ from packaging.version import InvalidVersion, Version
 from hallmark.release.validators._text import (
     LineIndex,
     ScanStats,
+    TextFile,
     ascii_lower,
     iter_text_files,
     lines_containing,
@@ -291,7 +313,8 @@ class Dependency:
     file: str
     line: int
     version: str | None = None  # the exact version when pinned or locked
-    specifier: str = ""  # PyPI range ("" = anything)
+    specifier: str = ""  # PyPI: PEP 440 specifiers; npm: an npm range ("" = anything)
+    source: str = "registry"  # "non-registry": git, path, url: not vetted against advisories
 
 
 def _exact_pin(spec: SpecifierSet) -> str | None:
@@ -345,35 +368,6 @@ def _line_of(text: str, needle: str, index: LineIndex) -> int:
     return index.locate(pos)[0] if pos >= 0 else 0
 
 
-def parse_pyproject(text: str, file: str) -> tuple[list[Dependency], int]:
-    """Dependencies of a ``pyproject.toml`` (PEP 621 and PEP 735)."""
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return [], 1
-    strings: list[str] = []
-    project = doc.get("project") if isinstance(doc.get("project"), dict) else {}
-    assert isinstance(project, dict)
-    strings += [s for s in project.get("dependencies") or [] if isinstance(s, str)]
-    optional = project.get("optional-dependencies") or {}
-    if isinstance(optional, dict):
-        for group in optional.values():
-            strings += [s for s in group or [] if isinstance(s, str)]
-    groups = doc.get("dependency-groups") or {}
-    if isinstance(groups, dict):
-        for group in groups.values():
-            strings += [s for s in group or [] if isinstance(s, str)]
-    index = LineIndex(text)
-    deps, unparsed = [], 0
-    for item in strings:
-        dep = _requirement(item, file, _line_of(text, item, index))
-        if dep is None:
-            unparsed += 1
-        else:
-            deps.append(dep)
-    return deps, unparsed
-
-
 def _npm_name_from_key(key: str) -> str:
     return key.rsplit("node_modules/", 1)[-1]
 
@@ -422,32 +416,409 @@ def parse_package_lock(text: str, file: str) -> tuple[list[Dependency], int]:
     return list(found.values()), unparsed
 
 
-_REQUIREMENTS_NAME = re.compile(r"^(?:requirements|constraints)[\w.-]*\.txt$", re.IGNORECASE)
+def _toml(text: str) -> dict[str, Any] | None:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+# ---- poetry constraints (pyproject [tool.poetry], Pipfile) -> PEP 440
+
+
+def _release_parts(text: str) -> list[int] | None:
+    parts = text.split(".")
+    if not all(p.isdigit() for p in parts) or not 1 <= len(parts) <= 4:
+        return None
+    return [int(p) for p in parts]
+
+
+def _poetry_clause(clause: str) -> str | None:
+    """One poetry constraint clause (``^1.2``, ``~1.2.3``, ``1.2.*``, ``>=1,<2``, ``1.2.3``) as PEP 440."""
+    clause = clause.strip()
+    if clause in ("", "*"):
+        return ""
+    if clause[0] in "^~" and not clause.startswith("~="):
+        op, rest = clause[0], clause[1:].strip()
+        parts = _release_parts(rest)
+        if parts is None:
+            try:
+                Version(rest)
+            except InvalidVersion:
+                return None
+            return f">={rest}"
+        if op == "^":
+            first = next((i for i, p in enumerate(parts) if p != 0), len(parts) - 1)
+        else:
+            first = 0 if len(parts) == 1 else 1
+        upper = parts[: first + 1]
+        upper[-1] += 1
+        return f">={rest},<{'.'.join(map(str, upper))}"
+    items = []
+    for item in clause.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item[0].isdigit() or item[0] == "*":
+            item = "==" + item
+        items.append(item)
+    spec = ",".join(items)
+    try:
+        SpecifierSet(spec)
+    except InvalidSpecifier:
+        return None
+    return spec
+
+
+def poetry_to_pep440(constraint: str) -> list[str] | None:
+    """A poetry/Pipfile version constraint as PEP 440 specifier sets, one per ``||`` alternative."""
+    out = []
+    for alternative in constraint.split("||"):
+        spec = _poetry_clause(alternative)
+        if spec is None:
+            return None
+        out.append(spec)
+    return out
+
+
+def _poetry_dependency(name: str, value: Any, file: str, line: int) -> tuple[list[Dependency], int]:
+    if name.lower() == "python":
+        return [], 0
+    if isinstance(value, list):  # multiple-constraint dependencies
+        deps: list[Dependency] = []
+        bad = 0
+        for item in value:
+            found, miss = _poetry_dependency(name, item, file, line)
+            deps += found
+            bad += miss
+        return deps, bad
+    if isinstance(value, dict):
+        if any(k in value for k in ("git", "path", "url", "file")):
+            return [Dependency(PYPI, name, file, line, None, "", source="non-registry")], 0
+        value = value.get("version", "*")
+    if not isinstance(value, str):
+        return [], 1
+    specs = poetry_to_pep440(value)
+    if specs is None:
+        return [], 1
+    deps = []
+    for spec in specs:
+        pin = _exact_pin(SpecifierSet(spec)) if len(specs) == 1 else None
+        deps.append(Dependency(PYPI, name, file, line, pin, spec))
+    return deps, 0
+
+
+def parse_pyproject(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Dependencies of a ``pyproject.toml``: PEP 621 (``[project]``), PEP 735 (``[dependency-groups]``)
+    and poetry (``[tool.poetry.*dependencies]`` and its groups)."""
+    doc = _toml(text)
+    if doc is None:
+        return [], 1
+    strings: list[str] = []
+    project = _table(doc.get("project"))
+    strings += [s for s in project.get("dependencies") or [] if isinstance(s, str)]
+    for group in _table(project.get("optional-dependencies")).values():
+        strings += [s for s in group or [] if isinstance(s, str)]
+    for group in _table(doc.get("dependency-groups")).values():
+        strings += [s for s in group or [] if isinstance(s, str)]
+    index = LineIndex(text)
+    deps, unparsed = [], 0
+    for item in strings:
+        dep = _requirement(item, file, _line_of(text, item, index))
+        if dep is None:
+            unparsed += 1
+        else:
+            deps.append(dep)
+    poetry = _table(_table(doc.get("tool")).get("poetry"))
+    tables = [_table(poetry.get("dependencies")), _table(poetry.get("dev-dependencies"))]
+    tables += [_table(_table(g).get("dependencies")) for g in _table(poetry.get("group")).values()]
+    for table in tables:
+        for name, value in table.items():
+            found, bad = _poetry_dependency(name, value, file, _line_of(text, name, index))
+            deps += found
+            unparsed += bad
+    return deps, unparsed
+
+
+def parse_pipfile(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Dependencies of a ``Pipfile`` (``[packages]``, ``[dev-packages]``)."""
+    doc = _toml(text)
+    if doc is None:
+        return [], 1
+    index = LineIndex(text)
+    deps: list[Dependency] = []
+    unparsed = 0
+    for section in ("packages", "dev-packages"):
+        for name, value in _table(doc.get(section)).items():
+            found, bad = _poetry_dependency(name, value, file, _line_of(text, name, index))
+            deps += found
+            unparsed += bad
+    return deps, unparsed
+
+
+def _locked(name: Any, version: Any, file: str, line: int) -> Dependency | None:
+    if not isinstance(name, str) or not isinstance(version, str):
+        return None
+    version = version.removeprefix("==")
+    if _parse_version(PYPI, version) is None:
+        return None
+    return Dependency(PYPI, name, file, line, version, f"=={version}")
+
+
+def parse_python_lock(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Locked packages of a ``poetry.lock`` or ``uv.lock`` (``[[package]]`` name and version; the
+    project itself, an editable or virtual source, is not a dependency)."""
+    doc = _toml(text)
+    if doc is None:
+        return [], 1
+    index = LineIndex(text)
+    deps: list[Dependency] = []
+    unparsed = 0
+    for package in doc.get("package") or []:
+        if not isinstance(package, dict):
+            unparsed += 1
+            continue
+        source = _table(package.get("source"))
+        if any(k in source for k in ("editable", "virtual")):
+            continue
+        name = package.get("name")
+        line = _line_of(text, f'name = "{name}"', index)
+        if source.get("type") in ("git", "directory", "file", "url") or any(
+            k in source for k in ("git", "path", "directory", "url")
+        ):
+            if isinstance(name, str):
+                deps.append(Dependency(PYPI, name, file, line, None, "", source="non-registry"))
+            continue
+        dep = _locked(name, package.get("version"), file, line)
+        if dep is None:
+            unparsed += 1
+        else:
+            deps.append(dep)
+    return deps, unparsed
+
+
+def parse_pipfile_lock(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Locked packages of a ``Pipfile.lock`` (``default`` and ``develop``)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return [], 1
+    if not isinstance(doc, dict):
+        return [], 1
+    index = LineIndex(text)
+    deps: list[Dependency] = []
+    unparsed = 0
+    for section in ("default", "develop"):
+        for name, value in _table(doc.get(section)).items():
+            value = _table(value)
+            if "version" not in value:
+                deps.append(Dependency(PYPI, name, file, _line_of(text, json.dumps(name), index), None, "",
+                                       source="non-registry"))
+                continue
+            dep = _locked(name, value.get("version"), file, _line_of(text, json.dumps(name), index))
+            if dep is None:
+                unparsed += 1
+            else:
+                deps.append(dep)
+    return deps, unparsed
+
+
+# ---- npm package.json
+
+_NPM_SECTIONS: Final = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies")
+_NPM_NON_REGISTRY = re.compile(r"^(?:[a-z+]+:|\.{1,2}/|~/|/|[\w.-]+/[\w.-]+(?:#.*)?$)", re.IGNORECASE)
+
+
+def _npm_range(spec: str) -> Any | None:
+    try:
+        return nodesemver.make_range(spec.strip() or "*", loose=True)
+    except (ValueError, TypeError, AttributeError, IndexError):
+        return None
+
+
+def _npm_exact(spec: str) -> str | None:
+    """The version when ``spec`` names exactly one version (``4.17.20``, ``=4.17.20``, ``v4.17.20``)."""
+    text = spec.strip().lstrip("=").strip()
+    text = text[1:] if text[:1] in ("v", "V") else text
+    return text if _SEMVER.match(text) else None
+
+
+def parse_package_json(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Dependencies of a ``package.json`` (dependencies, devDependencies, optionalDependencies,
+    peerDependencies): exact versions are pins, everything else an npm range; aliases
+    (``npm:name@range``) count as the aliased package; git/file/url/workspace specs are not from
+    the registry and are counted, not vetted."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return [], 1
+    if not isinstance(doc, dict):
+        return [], 1
+    index = LineIndex(text)
+    deps: list[Dependency] = []
+    unparsed = 0
+    for section in _NPM_SECTIONS:
+        for name, spec in _table(doc.get(section)).items():
+            line = _line_of(text, json.dumps(name) + ":", index) or _line_of(text, json.dumps(name), index)
+            if not isinstance(spec, str):
+                unparsed += 1
+                continue
+            spec = spec.strip()
+            if spec.startswith("npm:"):
+                alias = spec[4:]
+                at = alias.rfind("@")
+                name, spec = (alias[:at], alias[at + 1 :]) if at > 0 else (alias, "*")
+            if spec == "latest" or spec == "":
+                spec = "*"
+            if _NPM_NON_REGISTRY.match(spec):
+                deps.append(Dependency(NPM, name, file, line, None, spec, source="non-registry"))
+                continue
+            if _npm_range(spec) is None:
+                unparsed += 1
+                continue
+            deps.append(Dependency(NPM, name, file, line, _npm_exact(spec), spec))
+    return deps, unparsed
+
+
+_YARN_HEADER = re.compile(r"^(\S[^\n]*):\s*$")
+_YARN_VERSION = re.compile(r"^\s+version:?\s+\"?([^\"\s]+)\"?\s*$")
+
+
+def _yarn_name(header: str) -> str | None:
+    """The package a yarn.lock entry header names (``"lodash@^4.17.0", lodash@~4.17.1`` -> lodash)."""
+    first = header.split(",")[0].strip().strip('"').strip("'")
+    at = first.find("@", 1)  # a scoped name starts with "@"
+    if at < 0:
+        return None
+    return first[:at]
+
+
+def parse_yarn_lock(text: str, file: str) -> tuple[list[Dependency], int]:
+    """Locked packages of a ``yarn.lock`` (classic v1 and berry): each entry's name and version;
+    workspace and link entries are the project's own, not dependencies."""
+    deps: dict[tuple[str, str], Dependency] = {}
+    unparsed = 0
+    name: str | None = None
+    header = ""
+    start = 0
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line or line.lstrip().startswith("#"):
+            continue
+        if not line[0].isspace():
+            m = _YARN_HEADER.match(line)
+            header = m.group(1) if m else ""
+            name = _yarn_name(header) if m and header != "__metadata" else None
+            start = number
+            continue
+        m = _YARN_VERSION.match(line)
+        if m is None or name is None or line.startswith("    "):
+            continue
+        if any(tag in header for tag in ("@workspace:", "@link:", "@portal:", "@file:", "@patch:")):
+            name = None
+            continue
+        version = m.group(1)
+        if _parse_version(NPM, version) is None:
+            unparsed += 1
+        else:
+            deps.setdefault((name, version), Dependency(NPM, name, file, start, version))
+        name = None
+    return list(deps.values()), unparsed
+
+
+_REQUIREMENTS_NAME = re.compile(r"^(?:requirements|constraints)[\w.-]*\.(?:txt|in)$", re.IGNORECASE)
+_LOCK_KINDS: Final = frozenset({"package-lock", "yarn-lock", "python-lock", "pipfile-lock"})
 
 
 def _manifest_kind(path: str) -> str | None:
     parts = path.split("/")
     base = parts[-1]
+    if "node_modules" in parts:
+        return None  # npm reads no manifest under node_modules; the lock file lists those packages
     if _REQUIREMENTS_NAME.match(base) or (
         len(parts) > 1 and parts[-2] == "requirements" and base.endswith(".txt")
     ):
         return "requirements"
-    if base == "pyproject.toml":
-        return "pyproject"
-    if base in ("package-lock.json", "npm-shrinkwrap.json") and "node_modules" not in parts:
-        return "package-lock"
-    return None
+    return {
+        "pyproject.toml": "pyproject",
+        "package-lock.json": "package-lock",
+        "npm-shrinkwrap.json": "package-lock",
+        "package.json": "package-json",
+        "yarn.lock": "yarn-lock",
+        "poetry.lock": "python-lock",
+        "uv.lock": "python-lock",
+        "Pipfile": "pipfile",
+        "Pipfile.lock": "pipfile-lock",
+    }.get(base)
 
 
 _PARSERS = {
     "requirements": parse_requirements,
     "pyproject": parse_pyproject,
     "package-lock": parse_package_lock,
+    "package-json": parse_package_json,
+    "yarn-lock": parse_yarn_lock,
+    "python-lock": parse_python_lock,
+    "pipfile": parse_pipfile,
+    "pipfile-lock": parse_pipfile_lock,
 }
+
+
+def _folder(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""
+
+
+def _resolve_locked(deps: list[Dependency]) -> list[Dependency]:
+    """Ranges of a manifest whose folder holds a lock file that locks the same package are left to
+    the lock file (its exact versions are what gets installed, and they are vetted)."""
+    locked = {
+        (_folder(d.file), d.ecosystem, _normalise_name(d.ecosystem, d.name))
+        for d in deps
+        if _manifest_kind(d.file) in _LOCK_KINDS and d.version is not None
+    }
+    return [
+        d
+        for d in deps
+        if d.version is not None
+        or _manifest_kind(d.file) in _LOCK_KINDS
+        or (_folder(d.file), d.ecosystem, _normalise_name(d.ecosystem, d.name)) not in locked
+    ]
+
+
+def _npm_candidates(rng: Any) -> list[Any]:
+    """Versions at which an npm range can first meet an affected interval: each comparator set's
+    least admitted version (its lower bound, or 0.0.0)."""
+    out = []
+    for comparators in rng.set:
+        lowest = SemVer("0.0.0")
+        for c in comparators:
+            if c.semver is nodesemver.ANY or c.operator in ("<", "<="):
+                continue
+            try:
+                v = SemVer(str(c.semver))
+            except ValueError:
+                continue
+            if c.operator == ">":
+                v = SemVer(f"{v.core[0]}.{v.core[1]}.{v.core[2] + 1}") if v.pre is None else v
+            lowest = max(lowest, v)
+        out.append(lowest)
+    return out
+
+
+def _npm_admits(rng: Any, version: Any) -> bool:
+    try:
+        return bool(rng.test(nodesemver.make_semver(version.text, loose=True)))
+    except (ValueError, TypeError, AttributeError):
+        return False
 
 
 def _vet(dep: Dependency, advisories: AdvisorySet) -> list[dict[str, Any]]:
     findings: list[dict[str, Any]] = []
+    if dep.source == "non-registry":
+        return findings
     for affected in advisories.for_package(dep.ecosystem, dep.name):
         base = {
             "file": dep.file,
@@ -462,17 +833,36 @@ def _vet(dep: Dependency, advisories: AdvisorySet) -> list[dict[str, Any]]:
             if version is not None and affected.affects(version):
                 findings.append({**base, "rule": "vulnerable-dependency", "version": dep.version})
             continue
-        try:
-            spec = SpecifierSet(dep.specifier)
-        except InvalidSpecifier:
-            continue
         candidates = list(affected.candidate_versions())
-        for item in spec:
-            if item.operator in (">=", "~=", "==", "===") and not item.version.endswith(".*"):
-                parsed = _parse_version(PYPI, item.version)
-                if parsed is not None:
-                    candidates.append(parsed)
-        if any(spec.contains(str(c), prereleases=True) and affected.affects(c) for c in candidates):
+        if dep.ecosystem == NPM:
+            rng = _npm_range(dep.specifier)
+            if rng is None:
+                continue
+            candidates += _npm_candidates(rng)
+            candidates += [SemVer(f"{c.core[0]}.{c.core[1]}.{c.core[2]}") for c in list(candidates) if c.pre]
+            admitted = any(_npm_admits(rng, c) and affected.affects(c) for c in candidates)
+        else:
+            try:
+                spec = SpecifierSet(dep.specifier)
+            except InvalidSpecifier:
+                continue
+            for item in spec:
+                if item.operator in (">=", "~=", "==", "===", ">") and not item.version.endswith(".*"):
+                    parsed = _parse_version(PYPI, item.version)
+                    if parsed is not None:
+                        candidates.append(parsed)
+                        if item.operator == ">":
+                            candidates.append(Version(f"{parsed.base_version}.post0"))
+                            rel = list(parsed.release) + [0] * (3 - len(parsed.release))
+                            candidates.append(Version(".".join(map(str, [*rel[:-1], rel[-1] + 1]))))
+                elif item.operator == "==" and item.version.endswith(".*"):
+                    parsed = _parse_version(PYPI, item.version[:-2])
+                    if parsed is not None:
+                        candidates.append(parsed)
+            if not any(item.operator in (">=", "~=", "==", "===", ">") for item in spec):
+                candidates.append(Version("0"))
+            admitted = any(spec.contains(str(c), prereleases=True) and affected.affects(c) for c in candidates)
+        if admitted:
             findings.append({**base, "rule": "vulnerable-range", "specifier": dep.specifier or "*"})
     return findings
 
@@ -548,20 +938,34 @@ def shannon_entropy(value: str) -> float:
     return -sum(c / n * math.log2(c / n) for c in counts.values())
 
 
-def find_secrets(text: str, path: str, entropy_threshold: float) -> list[dict[str, Any]]:
-    """Secret findings in one text (file, line, column, rule; never the value)."""
-    index = LineIndex(text)
+#: rules precise enough to run on the printable strings of binary data
+_BINARY_RULES: Final = frozenset({"aws-access-key-id", "private-key", "github-token", "slack-token", "slack-webhook"})
+
+
+def find_secrets(
+    text: str, path: str, entropy_threshold: float, *, window: TextFile | None = None
+) -> list[dict[str, Any]]:
+    """Secret findings in one text (file, line, column, rule; never the value).
+
+    With ``window`` (a window of a larger file), ``text`` is ``window.text``, locations are those
+    in the whole file, and only matches the window owns are reported; a binary window is
+    searched with the precise rules only (no entropy heuristics on random bytes).
+    """
+    index = window.index() if window is not None else LineIndex(text)
+    binary = window is not None and window.binary
     lowered = ascii_lower(text)
     findings: list[dict[str, Any]] = []
     claimed: set[int] = set()
     for rule in _RULES:
+        if binary and rule.name not in _BINARY_RULES:
+            continue
         for line_start, line_end in lines_containing(
-            text, rule.needles, haystack=lowered if rule.lowered else None
+            text, rule.needles, haystack=lowered if rule.lowered else None, nul_breaks=binary
         ):
             for m in rule.pattern.finditer(text, line_start, line_end):
                 value = m.group(rule.group)
                 start = m.start(rule.group)
-                if start in claimed:
+                if start in claimed or (window is not None and not window.owns(m.start(), m.end())):
                     continue
                 if rule.name == "aws-access-key-id" and value.endswith("EXAMPLE"):
                     continue  # AWS's documented example key
@@ -571,7 +975,10 @@ def find_secrets(text: str, path: str, entropy_threshold: float) -> list[dict[st
                     continue
                 claimed.add(start)
                 line, column = index.locate(start)
-                findings.append({"file": path, "line": line, "column": column, "rule": rule.name})
+                finding: dict[str, Any] = {"file": path, "line": line, "column": column, "rule": rule.name}
+                if binary:
+                    finding["binary"] = True
+                findings.append(finding)
     return findings
 
 
@@ -597,22 +1004,39 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
     unparsed = 0
     manifests = 0
     secrets: list[dict[str, Any]] = []
-    for tf in iter_text_files(pkg, config, scan):
-        kind = _manifest_kind(tf.path)
-        if kind is not None:
-            manifests += 1
-            found, bad = _PARSERS[kind](tf.text, tf.path)
-            deps += found
-            unparsed += bad
-        secrets += find_secrets(tf.text, tf.path, config.secret_entropy_threshold)
-    complete = pkg.listing_error is None and not scan.budget_exhausted and not scan.files_unreadable
-    if not complete:
-        why = pkg.listing_error or (
-            "the scan's byte budget ran out (archive bomb?)"
-            if scan.budget_exhausted
-            else f"{scan.files_unreadable} members could not be read"
+    manifest_parts: dict[str, list[str]] = {}
+    manifest_size: dict[str, int] = {}
+    too_large: list[str] = []
+    for tf in iter_text_files(pkg, config, scan, binary=True):
+        if not (tf.binary or tf.alternate) and _manifest_kind(tf.path) is not None and tf.path not in too_large:
+            part = tf.new_text
+            manifest_size[tf.path] = manifest_size.get(tf.path, 0) + len(part)
+            if manifest_size[tf.path] > config.max_manifest_bytes:
+                too_large.append(tf.path)
+                manifest_parts.pop(tf.path, None)
+            else:
+                manifest_parts.setdefault(tf.path, []).append(part)
+        secrets += find_secrets(tf.text, tf.path, config.secret_entropy_threshold, window=tf)
+    parsed = {path: "".join(parts) for path, parts in manifest_parts.items()}
+    for path in sorted(parsed):
+        kind = _manifest_kind(path)
+        assert kind is not None
+        manifests += 1
+        found, bad = _PARSERS[kind](parsed[path], path)
+        deps += found
+        unparsed += bad
+    deps = _resolve_locked(deps)
+    for path in too_large:
+        reasons.append(
+            f"dependency manifest {path} is larger than {config.max_manifest_bytes} bytes and was not vetted; "
+            "split it or trim it"
         )
-        reasons.append(f"archive could not be read completely, the scan is incomplete: {why}")
+    complete = pkg.listing_error is None and scan.complete and not too_large
+    if pkg.listing_error is not None:
+        reasons.append(
+            f"archive could not be read completely, the scan is incomplete: {pkg.listing_error}"
+        )
+    reasons += scan.incomplete_reasons()
 
     vuln_findings = [f for dep in deps for f in _vet(dep, advisories)]
     exact = [f for f in vuln_findings if f["rule"] == "vulnerable-dependency"]
@@ -621,14 +1045,17 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
     for f in sorted(exact, key=lambda f: (f["file"], f["line"], f["advisory"]))[:_MAX_REASONS]:
         reasons.append(
             f"vulnerable dependency: {f['package']} {f['version']} ({f['ecosystem']}) in {f['file']}:{f['line']} "
-            f"is affected by {f['advisory']}" + (f"; fixed in {', '.join(f['fixed'])}" if f["fixed"] else "")
+            f"is affected by {f['advisory']}"
+            + (f"; fixed in {', '.join(f['fixed'])}: upgrade" if f["fixed"] else "; no fixed version is known")
         )
     if ranged:
         verb = "fails" if config.fail_on_vulnerable_range else "warning"
         for f in sorted(ranged, key=lambda f: (f["file"], f["line"], f["advisory"]))[:_MAX_REASONS]:
             reasons.append(
-                f"{verb}: {f['package']} {f['specifier']} in {f['file']}:{f['line']} admits versions "
-                f"affected by {f['advisory']}"
+                f"{verb}: {f['package']} {f['specifier']} ({f['ecosystem']}) in {f['file']}:{f['line']} admits "
+                f"versions affected by {f['advisory']}; "
+                + (f"require a fixed version ({', '.join(f['fixed'])} or later) or pin one with a lock file"
+                   if f["fixed"] else "no fixed version is known: drop or replace the dependency")
             )
     if len(exact) + len(ranged) > 2 * _MAX_REASONS:
         reasons.append(f"{len(exact)} vulnerable dependencies and {len(ranged)} vulnerable ranges in all")
@@ -639,6 +1066,8 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
             f"leaked secrets: {len(secrets)} ("
             + ", ".join(f"{rule} x{n}" for rule, n in sorted(by_rule.items()))
             + f"), first in {first['file']}:{first['line']}"
+            + (" (in binary data)" if first.get("binary") else "")
+            + "; remove them from the package and revoke them"
         )
     passed = (
         complete
@@ -660,6 +1089,7 @@ def validate_security(pkg: PackageView, config: ValidatorConfig) -> ValidationRe
         "ranges": sum(1 for d in deps if d.version is None and d.specifier),
         "unpinned": sum(1 for d in deps if d.version is None and not d.specifier),
         "unparsed": unparsed,
+        "non_registry": sum(1 for d in deps if d.source == "non-registry"),
         "vulnerable": len(exact),
         "vulnerable_ranges": len(ranged),
         "secrets": len(secrets),
