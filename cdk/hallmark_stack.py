@@ -102,7 +102,8 @@ class HallmarkStack(Stack):
         self.scoring_batch = ScoringBatch(self, "ScoringBatch", bucket=self.buckets["scoring"],
                                           state_machine=self.state_machines["scoring"])
         self.observability = Observability(self, "Observability", http_api=self.http_api,
-                                           release=self.state_machines.get("release"), dlq_alarms=self.alarms)
+                                           release=self.state_machines.get("release"), dlq_alarms=self.alarms,
+                                           sealed_smoke=self.functions.get("validate_smoke"))
 
     # ------------------------------------------------------------ signing keys
     def _keys(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -24,14 +25,21 @@ class Observability(Construct):
     """One alarm per SLO, plus the DLQ alarms made with the queues, on one dashboard."""
 
     def __init__(self, scope: Construct, cid: str, *, http_api: apigw.HttpApi,
-                 release: sfn.StateMachine | None, dlq_alarms: list[cw.Alarm]) -> None:
+                 release: sfn.StateMachine | None, dlq_alarms: list[cw.Alarm],
+                 sealed_smoke: lambda_.IFunction | None = None) -> None:
         super().__init__(scope, cid)
         period = Duration.minutes(5)
-        validation = {
+        validation: dict[str, cw.IMetric] = {
             v: cw.Metric(namespace=NAMESPACE, metric_name="idea.validation_duration_seconds", statistic="p95",
                          period=period, dimensions_map={"service": f"validate_{v}", "validator": v})
             for v in VALIDATORS
         }
+        if sealed_smoke is not None:
+            # the sealed smoke function has no permission to deliver logs or EMF metrics: its SLO is
+            # read from Lambda's own Duration metric (milliseconds -> seconds by math expression)
+            validation["smoke"] = cw.MathExpression(
+                expression="duration / 1000", period=period, label="smoke p95 (s)",
+                using_metrics={"duration": sealed_smoke.metric_duration(statistic="p95", period=period)})
         sign = cw.Metric(namespace=NAMESPACE, metric_name="idea.manifest_sign_latency_seconds", statistic="p95",
                          period=period, dimensions_map={"service": "release_sign"})
         api_p99 = http_api.metric_latency(statistic="p99", period=period)

@@ -116,6 +116,11 @@ def test_slo_alarms_and_dashboard(template: Any) -> None:
         assert slo in names
     assert any(n.endswith("-dlq-depth") for n in names if n)
     template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": "hallmark-operations"})
+    # the sealed smoke function cannot deliver EMF metrics: its SLO reads Lambda's own Duration
+    smoke = next(a["Properties"] for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+                 if a["Properties"].get("AlarmName") == "hallmark-slo-validation-smoke-p95")
+    used = [m["MetricStat"]["Metric"] for m in smoke["Metrics"] if "MetricStat" in m]
+    assert [(m["Namespace"], m["MetricName"]) for m in used] == [("AWS/Lambda", "Duration")]
 
 
 def test_only_intake_writes_pinned_artifacts_and_nobody_deletes_them(template: Any) -> None:
