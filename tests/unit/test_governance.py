@@ -276,16 +276,19 @@ def test_same_approver_twice_with_fresh_nonce(world: World) -> None:
     assert _snapshot(world, up) == before
 
 
-def test_stale_subject_is_a_conflict_and_burns_no_nonce(world: World) -> None:
+def test_stale_subject_is_reloaded_and_decided_again(world: World) -> None:
+    """A concurrent change is not a refusal: the service reloads the subject and decides again."""
     up = open_upgrade(world)
     stale = world.fresh(up)
     approve(world, up, "approver-1")
     form = world.form("approver-2", up)
+    result = world.service.record_approval(stale, form, "approver-2", NOW)
+    assert result.outcome == "waiting"
+    assert [r.approver_id for r in world.fresh(up).approvals] == ["approver-1", "approver-2"]
+    # the very same form again: the nonce is spent once, the approver has decided
     with pytest.raises(DomainError) as err:
-        world.service.record_approval(stale, form, "approver-2", NOW)
-    assert err.value.code == "conflict"
-    # retry against the fresh record with the very same form works
-    assert world.service.record_approval(world.fresh(up), form, "approver-2", NOW).outcome == "waiting"
+        world.service.record_approval(world.fresh(up), form, "approver-2", NOW)
+    assert err.value.code == "duplicate_approver"
 
 
 def test_malformed_form_is_invalid_input(world: World) -> None:
