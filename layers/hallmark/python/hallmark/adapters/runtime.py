@@ -127,6 +127,8 @@ def governance() -> Any:
         thresholds={"LOW": 0, "MEDIUM": 0, "HIGH": threshold, "CRITICAL": threshold},
         settlement=threshold,
         ratification_window=timedelta(seconds=ratification_seconds()),
+        max_decision_validity=timedelta(seconds=int(os.environ.get("APPROVAL_MAX_VALIDITY_SECONDS",
+                                                                   str(7 * 24 * 3600)))),
     )
     return GovernanceService(DynamoApprovalRepository(client("dynamodb"), name),
                              DynamoApproverRepository(client("dynamodb"), name), policy)
