@@ -1,6 +1,9 @@
 """Approvers' API: GET /upgrades/{id}; POST /upgrades/{id}/approvals and /ratifications carry a
 decision signed by the approver's own key. At the threshold the waiting execution resumes
-(SendTaskSuccess); when the threshold can no longer be reached it ends Rejected."""
+(SendTaskSuccess); when the threshold can no longer be reached it ends Rejected.
+
+The form is parsed by the domain (``GovernanceService``), not by the resolver, so that a
+malformed form is refused like a forged one: with exactly one ``ApprovalRefused`` audit entry."""
 
 import json
 from typing import Annotated, Any
@@ -12,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark._domain import emit_by_flow
 from hallmark.adapters import runtime
-from hallmark.governance.models import ApprovalForm, ApprovalSubject
+from hallmark.governance.models import ApprovalSubject
 from hallmark.governance.service import ApprovalResult
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
@@ -49,7 +52,7 @@ def get_upgrade(upgradeId: str) -> dict[str, Any]:
 
 @app.post("/upgrades/<upgradeId>/approvals")
 @tracer.capture_method
-def approve(upgradeId: str, form: Annotated[ApprovalForm, Body()]) -> Response[Any]:
+def approve(upgradeId: str, form: Annotated[dict[str, Any], Body()]) -> Response[Any]:
     svc = runtime.governance()
     result = svc.record_approval(svc.load("upgrade", upgradeId), form, caller_of(app).sub, runtime.now())
     _settle(result)
@@ -58,7 +61,7 @@ def approve(upgradeId: str, form: Annotated[ApprovalForm, Body()]) -> Response[A
 
 @app.post("/upgrades/<upgradeId>/ratifications")
 @tracer.capture_method
-def ratify(upgradeId: str, form: Annotated[ApprovalForm, Body()]) -> Response[Any]:
+def ratify(upgradeId: str, form: Annotated[dict[str, Any], Body()]) -> Response[Any]:
     svc = runtime.governance()
     result = svc.record_ratification(svc.load("upgrade", upgradeId), form, caller_of(app).sub, runtime.now())
     _settle(result)
