@@ -26,6 +26,7 @@ it (``ImpactPolicyChanged``). Its version and digest go into the package record 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,6 +49,7 @@ SUPERADMIN = "superadmin"
 POLICY_PACKAGE = "impact-policy"
 PROPOSAL_IMPACT: Impact = "CRITICAL"
 ADVISORY_RULES = ("vulnerable-dependency", "vulnerable-range")
+_PROPOSAL_ID = re.compile(r"^policy-[0-9a-f-]{36}$")
 
 
 def rank(impact: str) -> int:
@@ -236,11 +238,11 @@ class ImpactPolicyStore:
             return StoredPolicy.from_doc(doc)
         seeded = self._doc(1, DEFAULT_POLICY, "system:default", format_rfc3339(now) if now else "1970-01-01T00:00:00Z",
                            None)
-        try:
-            self.store.create(KIND, CURRENT, seeded)
-            self.store.create(KIND, "v1", seeded)
-        except Conflict:
-            pass  # seeded concurrently: read what won
+        for ident in (CURRENT, "v1"):
+            try:
+                self.store.create(KIND, ident, seeded)
+            except Conflict:
+                pass  # seeded concurrently: read what won
         stored = self.store.get(KIND, CURRENT)
         assert stored is not None
         return StoredPolicy.from_doc(stored)
@@ -248,6 +250,9 @@ class ImpactPolicyStore:
     def version(self, n: int) -> StoredPolicy:
         doc = self.store.get(KIND, f"v{n}")
         if doc is None:
+            current = self.current()
+            if current.version == n:  # a seed interrupted between its two writes
+                return current
             raise NotFound("impact policy version", str(n))
         return StoredPolicy.from_doc(doc)
 
@@ -282,6 +287,8 @@ class ImpactPolicyStore:
         return PolicyChange({**record, "upgradeId": proposal_id}, list(opened.events))
 
     def proposal(self, proposal_id: str) -> dict[str, Any]:
+        if not isinstance(proposal_id, str) or not _PROPOSAL_ID.match(proposal_id):
+            raise NotFound("impact policy proposal", str(proposal_id)[:80])
         doc = self.store.get(PROPOSAL, proposal_id)
         if doc is None:
             raise NotFound("impact policy proposal", proposal_id)

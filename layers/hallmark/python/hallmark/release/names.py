@@ -199,6 +199,7 @@ class NameRegistry:
 
     def revoke(self, caller: Principal, name: str, delegate: str, now: datetime) -> NameChange:
         check_name(name)
+        check_sub(delegate)
         for _ in range(5):
             record = self._owned_by(caller, name)
             kept = [d for d in record.get("delegations", []) if d["delegate"] != delegate]
