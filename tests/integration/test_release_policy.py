@@ -129,6 +129,25 @@ def test_another_submitter_cannot_release_under_an_owned_name(cloud: LocalCloud,
     assert "NameClaimed" in [e.type for e in _audit(cloud, "release")]
 
 
+def test_racing_claims_of_a_new_name_have_exactly_one_winner(cloud: LocalCloud, d: Driver,
+                                                              approvers: Approvers) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    body = samples.clean_package("raced-pkg")
+    tokens = [cloud.token("submitter", f"racer-{i}") for i in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda t: _post(d, samples.submission("raced-pkg", "1.0.0", body), token=t),
+                                tokens))
+    statuses = sorted(a.status for a in answers)
+    assert statuses.count(201) == 1, [(a.status, a.body[:200]) for a in answers]
+    assert all(a.status == 403 and a.json()["error"]["code"] == "name_owned" for a in answers if a.status != 201)
+    winner = tokens[[a.status for a in answers].index(201)]
+    owner = d.ok("GET", "/names/raced-pkg", "auditor")["owner"]
+    assert owner == f"racer-{tokens.index(winner)}"
+    claims = [e for e in _audit(cloud, "release") if e.type == "NameClaimed" and e.data["name"] == "raced-pkg"]
+    assert len(claims) == 1
+
+
 def test_delegations_through_the_api_are_recorded_and_audited(cloud: LocalCloud, d: Driver, mallory: str,
                                                               approvers: Approvers) -> None:
     body = samples.clean_package("deleg-pkg")

@@ -156,9 +156,11 @@ class ReleaseService:
         }
         self.store.create(KIND, pid, record)
         if name_doc is None:
-            self.audit.emit(chain=CHAIN, type="NameClaimed", actor=submitter, subject=req.name,
+            # subject: the package whose acceptance claimed the name (data.name is the name), so a
+            # package's events are all under its id
+            self.audit.emit(chain=CHAIN, type="NameClaimed", actor=submitter, subject=pid,
                             data={"name": req.name, "owner": authority.claim_for, "via": authority.via,
-                                  "packageId": pid}, event_id=event_id(req.name, "NameClaimed", pid))
+                                  "packageId": pid}, event_id=event_id(pid, "NameClaimed"))
         self.audit.emit(chain=CHAIN, type="PackageSubmitted", actor=submitter, subject=pid,
                         data={"name": req.name, "version": req.version, "impact": assessment.impact,
                               "declaredImpact": req.impact, "policyVersion": policy.version,
