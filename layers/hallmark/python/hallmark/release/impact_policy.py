@@ -26,6 +26,7 @@ it (``ImpactPolicyChanged``). Its version and digest go into the package record 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -239,10 +240,8 @@ class ImpactPolicyStore:
         seeded = self._doc(1, DEFAULT_POLICY, "system:default", format_rfc3339(now) if now else "1970-01-01T00:00:00Z",
                            None)
         for ident in (CURRENT, "v1"):
-            try:
+            with contextlib.suppress(Conflict):  # seeded concurrently: read what won
                 self.store.create(KIND, ident, seeded)
-            except Conflict:
-                pass  # seeded concurrently: read what won
         stored = self.store.get(KIND, CURRENT)
         assert stored is not None
         return StoredPolicy.from_doc(stored)
