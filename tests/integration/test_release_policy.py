@@ -267,6 +267,32 @@ def test_a_millennium_approval_is_refused_and_every_refusal_audited(cloud: Local
     assert d.ok("GET", f"/upgrades/{up}", "superadmin")["approvalCount"] == 0
 
 
+def test_settlement_approvals_follow_the_same_rules(cloud: LocalCloud, d: Driver, approvers: Approvers) -> None:
+    from hallmark.governance.messages import sign_approval
+
+    body = samples.clean_package("settle-pkg")
+    listing_id = d.wait_package(_submit(d, body, "settle-pkg", "1.0.0"))["listingId"]
+    planned = d.call("POST", "/settlements", "submitter", {
+        "listingId": listing_id, "parties": [{"party": "sam-submitter", "bps": 7_000}, {"party": "co", "bps": 3_000}]})
+    assert planned.status == 201, planned.body
+    sid, digest = planned.json()["settlementId"], planned.json()["planDigest"]
+
+    def form(a: str, seconds: int) -> dict[str, Any]:
+        return sign_approval(approvers.keys[a], approver_id=a, subject_id=sid, digest=digest, decision="approve",
+                             expires_at=datetime.now(UTC) + timedelta(seconds=seconds), kind="settlement")
+
+    def post(a: str, f: dict[str, Any]) -> Any:
+        return d.call("POST", f"/settlements/{sid}/approvals", body=f, token=approvers.token(a))
+
+    _error(post("approver-2", form("approver-2", 1000 * 365 * 24 * 3600)), 422, "expiry_too_far")
+    _error(post("approver-1", form("approver-1", 300)), 403, "unknown_approver")  # removed earlier
+    _error(post("approver-2", {"approverId": "approver-2"}), 400, "invalid_input")
+    refusals = [e for e in _audit(cloud, "governance") if e.type == "ApprovalRefused" and e.subject == sid]
+    assert [e.data["code"] for e in refusals] == ["expiry_too_far", "unknown_approver", "invalid_input"]
+    outcomes = [post(a, form(a, 300)).json()["outcome"] for a in ("approver-2", "approver-3", "approver-4")]
+    assert outcomes == ["waiting", "waiting", "resume"]
+
+
 # ----------------------------------------------------------------------------- the policy is data
 
 
@@ -293,3 +319,4 @@ def test_the_impact_policy_changes_only_through_three_of_five(cloud: LocalCloud,
     assert resp.status == 201
     doc = d.package(resp.json()["packageId"])
     assert doc["impact"] == "HIGH" and doc["policy"]["policy"]["version"] == 2
+
