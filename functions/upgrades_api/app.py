@@ -26,8 +26,9 @@ app = make_resolver()
 def view(subject: ApprovalSubject) -> dict[str, Any]:
     doc = subject.to_json_dict()
     doc.pop("taskToken", None)  # a capability: never shown
-    doc["approvalCount"] = subject.count("approvals", "approve")
-    doc["ratificationCount"] = subject.count("ratifications", "ratify")
+    svc = runtime.governance()  # only decisions of approvers registered now count
+    doc["approvalCount"] = svc.valid_count(subject, "approvals", "approve")
+    doc["ratificationCount"] = svc.valid_count(subject, "ratifications", "ratify")
     return doc
 
 

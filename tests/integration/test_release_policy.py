@@ -194,6 +194,7 @@ def test_declared_low_is_routed_by_the_effective_impact(cloud: LocalCloud, d: Dr
     assert approvers.submit("approver-1", up, approvers.form("approver-1", up, digest)).status == 201
     assert approvers.submit("approver-2", up, approvers.form("approver-2", up, digest)).status == 201
     assert d.call("DELETE", "/approvers/approver-1", "superadmin").status == 200
+    assert d.ok("GET", f"/upgrades/{up}", "superadmin")["approvalCount"] == 1
     third = approvers.submit("approver-3", up, approvers.form("approver-3", up, digest))
     assert third.status == 201 and third.json()["outcome"] == "waiting", third.body
     fourth = approvers.submit("approver-4", up, approvers.form("approver-4", up, digest))

@@ -221,6 +221,8 @@ class PolicyGovernance(Protocol):
 
     def valid_count(self, subject: Any, collection: Any, decision: Any) -> int: ...
 
+    def registered(self) -> frozenset[str]: ...
+
 
 @dataclass(frozen=True)
 class PolicyChange:
@@ -323,7 +325,9 @@ class ImpactPolicyStore:
         version = proposal_doc.pop("version")
         self.store.replace(PROPOSAL, proposal_id, {**proposal_doc, "status": "Applied",
                                                    "appliedVersion": new_version}, version)
-        approvers = sorted(r.approver_id for r in subject.approvals if r.decision == "approve")
+        registered = governance.registered()
+        approvers = sorted(r.approver_id for r in subject.approvals
+                           if r.decision == "approve" and r.approver_id in registered)
         stored = StoredPolicy.from_doc(doc)
         return PolicyChange(stored.view(), [EventDraft("ImpactPolicyChanged", POLICY_PACKAGE, {
             "fromVersion": base.version, "toVersion": new_version, "fromDigest": base.digest,
