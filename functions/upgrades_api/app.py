@@ -54,8 +54,7 @@ def get_upgrade(upgradeId: str) -> dict[str, Any]:
 @app.post("/upgrades/<upgradeId>/approvals")
 @tracer.capture_method
 def approve(upgradeId: str, form: Annotated[dict[str, Any], Body()]) -> Response[Any]:
-    svc = runtime.governance()
-    result = svc.record_approval(svc.load("upgrade", upgradeId), form, caller_of(app).sub, runtime.now())
+    result = runtime.governance().decide("upgrade", upgradeId, form, caller_of(app).sub, runtime.now())
     _settle(result)
     return Response(201, "application/json", body={"outcome": result.outcome, "upgrade": view(result.subject)})
 
@@ -63,8 +62,8 @@ def approve(upgradeId: str, form: Annotated[dict[str, Any], Body()]) -> Response
 @app.post("/upgrades/<upgradeId>/ratifications")
 @tracer.capture_method
 def ratify(upgradeId: str, form: Annotated[dict[str, Any], Body()]) -> Response[Any]:
-    svc = runtime.governance()
-    result = svc.record_ratification(svc.load("upgrade", upgradeId), form, caller_of(app).sub, runtime.now())
+    result = runtime.governance().decide("upgrade", upgradeId, form, caller_of(app).sub, runtime.now(),
+                                         "ratifications")
     _settle(result)
     return Response(201, "application/json", body={"outcome": result.outcome, "upgrade": view(result.subject)})
 

@@ -266,6 +266,11 @@ def test_a_millennium_approval_is_refused_and_every_refusal_audited(cloud: Local
                                                        "unknown_approver"]
     assert all(e.data["reason"] for e in refusals)
     assert d.ok("GET", f"/upgrades/{up}", "superadmin")["approvalCount"] == 0
+    # a decision on an upgrade that does not exist is refused and audited too
+    ghost = approvers.form("approver-2", "up-ghost", digest)
+    _error(approvers.submit("approver-2", "up-ghost", ghost), 404, "not_found")
+    assert [e.data["code"] for e in _audit(cloud, "governance")
+            if e.type == "ApprovalRefused" and e.subject == "up-ghost"] == ["not_found"]
 
 
 def test_settlement_approvals_follow_the_same_rules(cloud: LocalCloud, d: Driver, approvers: Approvers) -> None:

@@ -611,3 +611,13 @@ def test_two_identical_refusals_are_two_distinct_audit_events(world: World) -> N
             world.service.record_approval(world.fresh(up), form, "approver-2", moment)
         ids.add(err.value.events[0].event_id)
     assert len(ids) == 2
+
+
+def test_a_decision_on_an_unknown_subject_is_refused_and_audited(world: World) -> None:
+    up = open_upgrade(world)
+    form = world.form("approver-1", up)
+    with pytest.raises(DomainError) as err:
+        world.service.decide("upgrade", "no-such-upgrade", form, "approver-1", NOW)
+    assert err.value.code == "not_found" and err.value.http_status == 404
+    assert [(e.type, e.subject) for e in err.value.events] == [("ApprovalRefused", "no-such-upgrade")]
+    assert world.service.decide("upgrade", up.upgrade_id, form, "approver-1", NOW).outcome == "waiting"

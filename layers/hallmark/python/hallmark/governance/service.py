@@ -179,6 +179,26 @@ class GovernanceService:
         return subject
 
     # ------------------------------------------------------------------ decisions
+    def decide(
+        self, kind: SubjectKind, subject_id: str, form: ApprovalForm | Mapping[str, Any], caller_sub: str,
+        now: datetime, collection: Collection = "approvals",
+    ) -> ApprovalResult:
+        """Load the subject by id and record the decision: a decision on a subject that does not
+        exist is refused like any other, with one ``ApprovalRefused``."""
+        try:
+            subject = self.load(kind, subject_id)
+        except NotFound as err:
+            try:
+                audited_id = check_id(subject_id, "subjectId")
+            except ValueError:
+                audited_id = "invalid-subject-id"
+            hint = form.approver_id if isinstance(form, ApprovalForm) else form.get("approverId")
+            raise err.with_events(EventDraft("ApprovalRefused", audited_id, {
+                "kind": kind, "collection": collection, "code": err.code, "reason": err.message,
+                "approverId": hint if isinstance(hint, str) else None, "at": format_rfc3339(as_utc(now)),
+            }, actor=caller_sub)) from None
+        return self._record(subject, form, caller_sub, now, collection)
+
     def record_approval(
         self, subject: ApprovalSubject, form: ApprovalForm | Mapping[str, Any], caller_sub: str, now: datetime
     ) -> ApprovalResult:
