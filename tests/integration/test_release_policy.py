@@ -131,19 +131,36 @@ def test_another_submitter_cannot_release_under_an_owned_name(cloud: LocalCloud,
 
 def test_racing_claims_of_a_new_name_have_exactly_one_winner(cloud: LocalCloud, d: Driver,
                                                               approvers: Approvers) -> None:
+    """Eight submitters claim one new name at once through the real DynamoDB adapter (the
+    conditional write); the handlers' shared resolver makes in-process HTTP calls unfit for
+    this (a Lambda invocation is isolated in AWS), so the domain is called directly here and
+    the forced interleaving is pinned by the unit test with a racing store."""
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    from hallmark.adapters import runtime
+    from hallmark.errors import DomainError
+    from hallmark.release.service import ReleaseService, SubmitRequest
+
     body = samples.clean_package("raced-pkg")
-    tokens = [cloud.token("submitter", f"racer-{i}") for i in range(4)]
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        answers = list(pool.map(lambda t: _post(d, samples.submission("raced-pkg", "1.0.0", body), token=t),
-                                tokens))
-    statuses = sorted(a.status for a in answers)
-    assert statuses.count(201) == 1, [(a.status, a.body[:200]) for a in answers]
-    assert all(a.status == 403 and a.json()["error"]["code"] == "name_owned" for a in answers if a.status != 201)
-    winner = tokens[[a.status for a in answers].index(201)]
-    owner = d.ok("GET", "/names/raced-pkg", "auditor")["owner"]
-    assert owner == f"racer-{tokens.index(winner)}"
+    req = SubmitRequest.model_validate(samples.submission("raced-pkg", "1.0.0", body))
+    start = threading.Barrier(8)
+
+    def claim(i: int) -> str:
+        service = ReleaseService(runtime.docs(), runtime.audit(), governance=runtime.governance())
+        start.wait()
+        try:
+            service.submit(req, f"racer-{i}", frozenset({"submitter"}))
+            return "won"
+        except DomainError as err:
+            return err.code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(claim, range(8)))
+    assert outcomes.count("won") == 1, outcomes
+    assert sorted(set(outcomes) - {"won"}) == ["name_owned"], outcomes
+    name = d.ok("GET", "/names/raced-pkg", "auditor")
+    assert name["owner"] == f"racer-{outcomes.index('won')}" and list(name["releases"]) == ["1.0.0"]
     claims = [e for e in _audit(cloud, "release") if e.type == "NameClaimed" and e.data["name"] == "raced-pkg"]
     assert len(claims) == 1
 
