@@ -12,6 +12,7 @@ from hallmark.adapters import runtime
 from hallmark.errors import Conflict
 from hallmark.observability import logger
 from hallmark.release.current import read_pointer
+from hallmark.release.service import ReleaseService
 
 
 @logger.inject_lambda_context
@@ -27,5 +28,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         emit_by_flow(runtime.audit(), opened.events)
     except Conflict:
         pass  # a retried step: the upgrade is already applied
+    ReleaseService(runtime.docs(), runtime.audit()).record_upgrade(event["packageId"], upgrade_id)
     return {"upgradeId": upgrade_id, "ratificationSeconds": runtime.ratification_seconds(),
             "previousPackageId": previous["packageId"] if previous else None}

@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark.adapters import runtime
 from hallmark.adapters.market_aws import market_service
-from hallmark.governance.models import ApprovalForm
 from hallmark.http import caller_of, make_resolver
 from hallmark.market.ledger import MAX_MINOR
 from hallmark.market.ports import SettlementGovernance
@@ -69,7 +68,8 @@ def get_settlement(settlementId: str) -> dict[str, Any]:
 
 @app.post("/settlements/<settlementId>/approvals")
 @tracer.capture_method
-def approve(settlementId: str, form: Annotated[ApprovalForm, Body()]) -> Response[Any]:
+def approve(settlementId: str, form: Annotated[dict[str, Any], Body()]) -> Response[Any]:
+    # parsed (and every refusal audited) by the one approval code path, GovernanceService
     view = market_service().approve_settlement(settlementId, form, caller_of(app),
                                                governance(), runtime.now())
     return Response(201, "application/json", body=view)

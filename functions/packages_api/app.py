@@ -19,7 +19,7 @@ app = make_resolver()
 
 
 def service() -> ReleaseService:
-    return ReleaseService(runtime.docs(), runtime.audit())
+    return ReleaseService(runtime.docs(), runtime.audit(), governance=runtime.governance())
 
 
 @app.post("/packages")
@@ -46,6 +46,8 @@ def get_package(packageId: str) -> dict[str, Any]:
         "submittedBy": doc["submittedBy"], "submittedAt": doc["submittedAt"],
         "validators": doc["results"], "reasons": doc["reasons"], "manifest": doc["manifest"],
         "listingId": doc["listingId"], "upgradeId": doc.get("upgradeId"),
+        "impact": doc.get("impact", doc["meta"]["impact"]), "declaredImpact": doc.get("declaredImpact"),
+        "policy": doc.get("policy"), "authority": doc.get("authority"),
         "executionArn": doc["executionArn"], "history": doc["history"], "restored": doc.get("restored"),
     }
 

@@ -1,4 +1,6 @@
-"""Release step 3: persist every validator's result with its digest, audit each, decide."""
+"""Release step 3: persist every validator's result with its digest, audit each, decide; apply
+the impact policy's post-validation rules (advisories, AI share) and return the effective impact
+that "Route by impact" reads."""
 
 from __future__ import annotations
 
@@ -14,4 +16,5 @@ from hallmark.release.service import ReleaseService
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     results = runtime.release_steps().check_results(event["packageId"], event["results"])
-    return ReleaseService(runtime.docs(), runtime.audit()).record_validation(event["packageId"], results)
+    service = ReleaseService(runtime.docs(), runtime.audit(), governance=runtime.governance())
+    return service.record_validation(event["packageId"], results)

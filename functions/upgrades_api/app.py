@@ -1,6 +1,9 @@
 """Approvers' API: GET /upgrades/{id}; POST /upgrades/{id}/approvals and /ratifications carry a
 decision signed by the approver's own key. At the threshold the waiting execution resumes
-(SendTaskSuccess); when the threshold can no longer be reached it ends Rejected."""
+(SendTaskSuccess); when the threshold can no longer be reached it ends Rejected.
+
+The form is parsed by the domain (``GovernanceService``), not by the resolver, so that a
+malformed form is refused like a forged one: with exactly one ``ApprovalRefused`` audit entry."""
 
 import json
 from typing import Annotated, Any
@@ -12,7 +15,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark._domain import emit_by_flow
 from hallmark.adapters import runtime
-from hallmark.governance.models import ApprovalForm, ApprovalSubject
+from hallmark.governance.models import ApprovalSubject
 from hallmark.governance.service import ApprovalResult
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
@@ -23,8 +26,9 @@ app = make_resolver()
 def view(subject: ApprovalSubject) -> dict[str, Any]:
     doc = subject.to_json_dict()
     doc.pop("taskToken", None)  # a capability: never shown
-    doc["approvalCount"] = subject.count("approvals", "approve")
-    doc["ratificationCount"] = subject.count("ratifications", "ratify")
+    svc = runtime.governance()  # only decisions of approvers registered now count
+    doc["approvalCount"] = svc.valid_count(subject, "approvals", "approve")
+    doc["ratificationCount"] = svc.valid_count(subject, "ratifications", "ratify")
     return doc
 
 
@@ -49,18 +53,17 @@ def get_upgrade(upgradeId: str) -> dict[str, Any]:
 
 @app.post("/upgrades/<upgradeId>/approvals")
 @tracer.capture_method
-def approve(upgradeId: str, form: Annotated[ApprovalForm, Body()]) -> Response[Any]:
-    svc = runtime.governance()
-    result = svc.record_approval(svc.load("upgrade", upgradeId), form, caller_of(app).sub, runtime.now())
+def approve(upgradeId: str, form: Annotated[dict[str, Any], Body()]) -> Response[Any]:
+    result = runtime.governance().decide("upgrade", upgradeId, form, caller_of(app).sub, runtime.now())
     _settle(result)
     return Response(201, "application/json", body={"outcome": result.outcome, "upgrade": view(result.subject)})
 
 
 @app.post("/upgrades/<upgradeId>/ratifications")
 @tracer.capture_method
-def ratify(upgradeId: str, form: Annotated[ApprovalForm, Body()]) -> Response[Any]:
-    svc = runtime.governance()
-    result = svc.record_ratification(svc.load("upgrade", upgradeId), form, caller_of(app).sub, runtime.now())
+def ratify(upgradeId: str, form: Annotated[dict[str, Any], Body()]) -> Response[Any]:
+    result = runtime.governance().decide("upgrade", upgradeId, form, caller_of(app).sub, runtime.now(),
+                                         "ratifications")
     _settle(result)
     return Response(201, "application/json", body={"outcome": result.outcome, "upgrade": view(result.subject)})
 

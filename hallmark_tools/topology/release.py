@@ -34,6 +34,21 @@ PART = Part(
             access=(rw("table", "state"), Access("bucket", "packages", ("write",)), AUDIT_SEND),
         ),
         Function(
+            name="release_policy_api",
+            description="Who may release what: package names (owner, delegations) and the impact policy.",
+            routes=(
+                Route("GET", "/names/{name}", roles=("submitter", "superadmin", "auditor")),
+                Route("PUT", "/names/{name}/owner", roles=("superadmin",)),
+                Route("POST", "/names/{name}/delegations", roles=("submitter", "superadmin")),
+                Route("DELETE", "/names/{name}/delegations/{delegate}", roles=("submitter", "superadmin")),
+                Route("GET", "/policies/impact"),
+                Route("POST", "/policies/impact/proposals", roles=("superadmin",)),
+                Route("GET", "/policies/impact/proposals/{proposalId}", roles=("superadmin", "approver", "auditor")),
+                Route("POST", "/policies/impact/proposals/{proposalId}/apply", roles=("superadmin",)),
+            ),
+            access=(rw("table", "state"), AUDIT_SEND),
+        ),
+        Function(
             name="release_intake",
             description="Release: checks the upload against its declared sha256, pins it, moves it to Validating.",
             state_machine_task=True,

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hallmark._crypto import public_pem_of
-from hallmark._domain import Caller
+from hallmark._domain import Caller, format_rfc3339
 from hallmark.errors import DomainError
 from hallmark.governance import (
     ApprovalSubject,
@@ -276,16 +276,19 @@ def test_same_approver_twice_with_fresh_nonce(world: World) -> None:
     assert _snapshot(world, up) == before
 
 
-def test_stale_subject_is_a_conflict_and_burns_no_nonce(world: World) -> None:
+def test_stale_subject_is_reloaded_and_decided_again(world: World) -> None:
+    """A concurrent change is not a refusal: the service reloads the subject and decides again."""
     up = open_upgrade(world)
     stale = world.fresh(up)
     approve(world, up, "approver-1")
     form = world.form("approver-2", up)
+    result = world.service.record_approval(stale, form, "approver-2", NOW)
+    assert result.outcome == "waiting"
+    assert [r.approver_id for r in world.fresh(up).approvals] == ["approver-1", "approver-2"]
+    # the very same form again: the nonce is spent once, the approver has decided
     with pytest.raises(DomainError) as err:
-        world.service.record_approval(stale, form, "approver-2", NOW)
-    assert err.value.code == "conflict"
-    # retry against the fresh record with the very same form works
-    assert world.service.record_approval(world.fresh(up), form, "approver-2", NOW).outcome == "waiting"
+        world.service.record_approval(world.fresh(up), form, "approver-2", NOW)
+    assert err.value.code == "duplicate_approver"
 
 
 def test_malformed_form_is_invalid_input(world: World) -> None:
@@ -481,3 +484,140 @@ def test_subjects_roundtrip_through_json(world: World) -> None:
     approve(world, up, "approver-1")
     stored = world.fresh(up)
     assert subject_from_dict(stored.to_json_dict()) == stored
+
+
+# ----------------------------------------------------------------------------- issue 17: approvals
+
+
+def _open_settlement(world: World, sid: str = "stl-x") -> ApprovalSubject:
+    return world.service.open_settlement(settlement_id=sid, plan_digest="ee" * 32, proposed_by="alice",
+                                         now=NOW).subject
+
+
+@pytest.mark.parametrize("kind", ["upgrade", "settlement"])
+def test_a_removed_approvers_earlier_approval_no_longer_counts(world: World, kind: str) -> None:
+    subject = open_upgrade(world) if kind == "upgrade" else _open_settlement(world)
+    assert approve(world, subject, "approver-1").outcome == "waiting"
+    assert approve(world, subject, "approver-2").outcome == "waiting"
+    world.registry.remove(ROOT, "approver-1", NOW)  # 4 remain: still >= the threshold of 3
+    third = approve(world, subject, "approver-3")
+    assert third.outcome == "waiting", "approver-1's approval must not count once removed"
+    assert third.events[0].data["yes"] == 2
+    assert world.fresh(subject).status == "Pending"
+    assert world.service.valid_count(world.fresh(subject), "approvals", "approve") == 2
+    assert approve(world, subject, "approver-4").outcome == "resume"
+    assert world.service.approved(world.fresh(subject))
+
+
+def test_approved_is_rechecked_against_the_registry_now(world: World) -> None:
+    up = open_upgrade(world)
+    for a in ("approver-1", "approver-2", "approver-3"):
+        approve(world, up, a)
+    assert world.service.approved(world.fresh(up))
+    world.registry.remove(ROOT, "approver-3", NOW)
+    assert not world.service.approved(world.fresh(up))
+
+
+@pytest.mark.parametrize("kind", ["upgrade", "settlement"])
+def test_expiry_farther_than_the_cap_is_refused_and_audited(world: World, kind: str) -> None:
+    subject = open_upgrade(world) if kind == "upgrade" else _open_settlement(world)
+    millennium = world.form("approver-1", subject, expires_at=NOW + timedelta(days=365 * 1000))
+    with pytest.raises(DomainError) as err:
+        world.service.record_approval(subject, millennium, "approver-1", NOW)
+    assert err.value.code == "expiry_too_far" and err.value.http_status == 422
+    assert [e.type for e in err.value.events] == ["ApprovalRefused"]
+    assert err.value.events[0].data["code"] == "expiry_too_far"
+    assert world.fresh(subject).approvals == ()
+    # exactly the cap (7 days by default) is fine
+    ok = world.form("approver-1", subject, expires_at=NOW + timedelta(days=7))
+    assert world.service.record_approval(subject, ok, "approver-1", NOW).outcome == "waiting"
+
+
+def test_the_expiry_cap_is_configurable(world: World) -> None:
+    service = GovernanceService(world.approvals, world.approvers,
+                                ThresholdPolicy(max_decision_validity=timedelta(hours=1)))
+    up = service.open_upgrade(upgrade_id="cap-1", package_id="p", manifest_digest=DIGEST, impact="HIGH",
+                              proposed_by="alice", now=NOW).subject
+    with pytest.raises(DomainError) as err:
+        service.record_approval(up, world.form("approver-1", up, expires_at=NOW + timedelta(hours=2)),
+                                "approver-1", NOW)
+    assert err.value.code == "expiry_too_far"
+    assert service.record_approval(up, world.form("approver-1", up, expires_at=NOW + timedelta(minutes=59)),
+                                   "approver-1", NOW).outcome == "waiting"
+
+
+@pytest.mark.parametrize("kind", ["upgrade", "settlement"])
+def test_every_refusal_is_exactly_one_approval_refused_with_its_reason(world: World, kind: str) -> None:
+    subject = open_upgrade(world) if kind == "upgrade" else _open_settlement(world)
+    first = world.form("approver-1", subject)
+    world.service.record_approval(subject, first, "approver-1", NOW)
+    outsider = ec.generate_private_key(ec.SECP256R1())
+    cases: dict[str, tuple[str, dict[str, Any]]] = {
+        "unknown_approver": ("mallory", sign_approval(outsider, approver_id="mallory", subject_id=subject.subject_id,
+                                                     digest=subject.digest, decision="approve",
+                                                     expires_at=NOW + timedelta(hours=1), kind=subject.kind)),
+        "bad_signature": ("approver-2", world.form("approver-2", subject) | {"signature": first["signature"]}),
+        "wrong_subject": ("approver-2", world.form("approver-2", subject, digest="00" * 32)),
+        "expired": ("approver-2", world.form("approver-2", subject, expires_at=NOW - timedelta(seconds=1))),
+        "expiry_too_far": ("approver-2", world.form("approver-2", subject, expires_at=NOW + timedelta(days=8))),
+        "nonce_reused": ("approver-1", world.form("approver-1", subject, nonce=first["nonce"])),
+        "duplicate_approver": ("approver-1", world.form("approver-1", subject)),
+        "approver_mismatch": ("approver-3", world.form("approver-2", subject)),
+        "invalid_input": ("approver-2", {"approverId": "approver-2", "decision": "approve"}),
+    }
+    for expected, (caller, form) in cases.items():
+        with pytest.raises(DomainError) as err:
+            world.service.record_approval(world.fresh(subject), form, caller, NOW)
+        code = err.value.code
+        assert code == expected or (expected == "nonce_reused" and code == "duplicate_approver"), (expected, code)
+        assert [e.type for e in err.value.events] == ["ApprovalRefused"], expected
+        data = err.value.events[0].data
+        assert data["code"] == code and data["reason"] == err.value.message and data["kind"] == subject.kind
+    # a signed form whose expiry was edited afterwards is a forgery (bad signature), audited once
+    forged = world.form("approver-2", subject)
+    forged["expiresAt"] = format_rfc3339(NOW + timedelta(minutes=30))
+    with pytest.raises(DomainError) as err:
+        world.service.record_approval(world.fresh(subject), forged, "approver-2", NOW)
+    assert err.value.code == "bad_signature" and len(err.value.events) == 1
+    assert len(world.fresh(subject).approvals) == 1
+
+
+def test_a_replayed_nonce_on_another_subject_is_refused_and_audited(world: World) -> None:
+    a, b = open_upgrade(world, "rep-a"), open_upgrade(world, "rep-b")
+    form = world.form("approver-1", a)
+    world.service.record_approval(a, form, "approver-1", NOW)
+    replay = world.form("approver-1", b, nonce=form["nonce"])
+    with pytest.raises(DomainError) as err:
+        world.service.record_approval(b, replay, "approver-1", NOW)
+    assert err.value.code == "nonce_reused"
+    assert [e.type for e in err.value.events] == ["ApprovalRefused"]
+
+
+def test_an_approval_on_a_closed_subject_is_audited(world: World) -> None:
+    up = open_upgrade(world)
+    for a in ("approver-1", "approver-2", "approver-3"):
+        approve(world, up, a)
+    with pytest.raises(DomainError) as err:
+        approve(world, up, "approver-4")
+    assert err.value.code == "conflict" and [e.type for e in err.value.events] == ["ApprovalRefused"]
+
+
+def test_two_identical_refusals_are_two_distinct_audit_events(world: World) -> None:
+    up = open_upgrade(world)
+    form = world.form("approver-2", up, expires_at=NOW + timedelta(days=30))
+    ids = set()
+    for moment in (NOW, NOW + timedelta(seconds=1)):
+        with pytest.raises(DomainError) as err:
+            world.service.record_approval(world.fresh(up), form, "approver-2", moment)
+        ids.add(err.value.events[0].event_id)
+    assert len(ids) == 2
+
+
+def test_a_decision_on_an_unknown_subject_is_refused_and_audited(world: World) -> None:
+    up = open_upgrade(world)
+    form = world.form("approver-1", up)
+    with pytest.raises(DomainError) as err:
+        world.service.decide("upgrade", "no-such-upgrade", form, "approver-1", NOW)
+    assert err.value.code == "not_found" and err.value.http_status == 404
+    assert [(e.type, e.subject) for e in err.value.events] == [("ApprovalRefused", "no-such-upgrade")]
+    assert world.service.decide("upgrade", up.upgrade_id, form, "approver-1", NOW).outcome == "waiting"

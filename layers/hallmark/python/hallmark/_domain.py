@@ -30,6 +30,12 @@ EventType = Literal[
     "UpgradeExpired",
     "PackageRejected",
     "SettlementExpired",
+    "ImpactPolicyChanged",
+    # release policy: names owned and delegated
+    "NameClaimed",
+    "NameOwnerAssigned",
+    "NameDelegated",
+    "DelegationRevoked",
     # registry maintenance (not yet in DESIGN.md's table)
     "ApproverAdded",
     "ApproverRemoved",

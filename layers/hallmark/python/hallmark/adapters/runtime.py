@@ -114,7 +114,7 @@ def release_steps() -> Any:
     from hallmark.release.service import ReleaseService
     from hallmark.release.steps import ReleaseSteps
 
-    return ReleaseSteps(ReleaseService(docs(), audit()), artifacts(), package_max_bytes())
+    return ReleaseSteps(ReleaseService(docs(), audit(), governance=governance()), artifacts(), package_max_bytes())
 
 
 @cache
@@ -151,6 +151,8 @@ def governance() -> Any:
         thresholds={"LOW": 0, "MEDIUM": 0, "HIGH": threshold, "CRITICAL": threshold},
         settlement=threshold,
         ratification_window=timedelta(seconds=ratification_seconds()),
+        max_decision_validity=timedelta(seconds=int(os.environ.get("APPROVAL_MAX_VALIDITY_SECONDS",
+                                                                   str(7 * 24 * 3600)))),
     )
     return GovernanceService(DynamoApprovalRepository(client("dynamodb"), name),
                              DynamoApproverRepository(client("dynamodb"), name), policy)

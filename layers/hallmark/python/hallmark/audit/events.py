@@ -49,12 +49,16 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "PackageUploadIgnored",
             # a new OSV advisory-set version that dependency vetting now reads (beyond DESIGN.md's table)
             "AdvisorySetPublished",
+            # who may release what (names owned and delegated, TUF-style)
+            "NameClaimed", "NameOwnerAssigned", "NameDelegated", "DelegationRevoked",
         ),
         "governance": (
             "ApprovalRequested", "ApprovalRecorded", "ApprovalRefused", "UpgradeApplied",
             "UpgradeRatified", "UpgradeRolledBack", "UpgradeExpired",
             # registry maintenance and settlement expiry (beyond DESIGN.md's table, same flow)
             "ApproverAdded", "ApproverRemoved", "ApproverKeyRotated", "SettlementExpired",
+            # the impact policy, changed through 3-of-5 approvals
+            "ImpactPolicyChanged",
         ),
         "ceremony": (
             "CeremonyInitiated", "WitnessAdded", "BlessingGiven", "CeremonyCompleted",

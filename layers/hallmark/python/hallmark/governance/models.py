@@ -26,6 +26,8 @@ APPROVAL_DECISIONS: frozenset[str] = frozenset({"approve", "reject"})
 RATIFICATION_DECISIONS: frozenset[str] = frozenset({"ratify", "veto"})
 
 DEFAULT_THRESHOLDS: dict[Impact, int] = {"LOW": 0, "MEDIUM": 0, "HIGH": 3, "CRITICAL": 3}
+#: A signed decision may be valid for at most this long (``APPROVAL_MAX_VALIDITY_SECONDS``).
+DEFAULT_MAX_DECISION_VALIDITY = timedelta(days=7)
 
 _ID = re.compile(r"^\S{1,256}$")
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -68,6 +70,15 @@ class ThresholdPolicy(DomainModel):
     thresholds: dict[Impact, int] = Field(default_factory=lambda: dict(DEFAULT_THRESHOLDS))
     settlement: int = 3
     ratification_window: timedelta = timedelta(hours=48)
+    #: how far in the future a signed decision's ``expiresAt`` may lie (farther: ``expiry_too_far``)
+    max_decision_validity: timedelta = Field(default_factory=lambda: DEFAULT_MAX_DECISION_VALIDITY)
+
+    @field_validator("max_decision_validity")
+    @classmethod
+    def _positive_validity(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("max_decision_validity must be positive")
+        return value
 
     @field_validator("thresholds")
     @classmethod

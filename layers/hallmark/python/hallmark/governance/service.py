@@ -62,6 +62,8 @@ class ApprovalResult:
 
 
 class GovernanceService:
+    SAVE_ATTEMPTS = 5
+
     def __init__(
         self,
         approvals: ApprovalRepository,
@@ -75,6 +77,14 @@ class GovernanceService:
     @property
     def policy(self) -> ThresholdPolicy:
         return self._policy
+
+    def threshold_for(self, impact: Impact) -> int:
+        """How many approvals a release of ``impact`` needs (0: none)."""
+        return self._policy.threshold(impact)
+
+    def active_approvers(self) -> int:
+        """How many approvers are registered now."""
+        return len(self._approvers.list_active())
 
     # ------------------------------------------------------------------ open
     def open_upgrade(
@@ -169,6 +179,26 @@ class GovernanceService:
         return subject
 
     # ------------------------------------------------------------------ decisions
+    def decide(
+        self, kind: SubjectKind, subject_id: str, form: ApprovalForm | Mapping[str, Any], caller_sub: str,
+        now: datetime, collection: Collection = "approvals",
+    ) -> ApprovalResult:
+        """Load the subject by id and record the decision: a decision on a subject that does not
+        exist is refused like any other, with one ``ApprovalRefused``."""
+        try:
+            subject = self.load(kind, subject_id)
+        except NotFound as err:
+            try:
+                audited_id = check_id(subject_id, "subjectId")
+            except ValueError:
+                audited_id = "invalid-subject-id"
+            hint = form.approver_id if isinstance(form, ApprovalForm) else form.get("approverId")
+            raise err.with_events(EventDraft("ApprovalRefused", audited_id, {
+                "kind": kind, "collection": collection, "code": err.code, "reason": err.message,
+                "approverId": hint if isinstance(hint, str) else None, "at": format_rfc3339(as_utc(now)),
+            }, actor=caller_sub)) from None
+        return self._record(subject, form, caller_sub, now, collection)
+
     def record_approval(
         self, subject: ApprovalSubject, form: ApprovalForm | Mapping[str, Any], caller_sub: str, now: datetime
     ) -> ApprovalResult:
@@ -226,19 +256,31 @@ class GovernanceService:
         now: datetime,
         collection: Collection,
     ) -> ApprovalResult:
+        """The one code path of every signed decision (upgrades, emergency ratifications,
+        settlement plans, impact-policy changes): each refusal carries exactly one
+        ``ApprovalRefused`` event with its code and reason; a concurrent change of the subject
+        (a version conflict on save) is not a refusal: the subject is reloaded and decided again."""
         now = as_utc(now)
         approver_hint = raw_form.approver_id if isinstance(raw_form, ApprovalForm) else raw_form.get("approverId")
+        nonce_hint = raw_form.nonce if isinstance(raw_form, ApprovalForm) else raw_form.get("nonce")
         try:
             form = raw_form if isinstance(raw_form, ApprovalForm) else self._parse(raw_form)
-            new_subject, outcome, record = self._decide(subject, form, caller_sub, now, collection)
-            self._approvals.save(new_subject, expected_version=subject.version,
-                                 nonce=NonceClaim(form.approver_id, form.nonce))
+            for attempt in range(self.SAVE_ATTEMPTS):
+                new_subject, outcome, record = self._decide(subject, form, caller_sub, now, collection)
+                try:
+                    self._approvals.save(new_subject, expected_version=subject.version,
+                                         nonce=NonceClaim(form.approver_id, form.nonce))
+                    break
+                except DomainError as err:
+                    if err.code != "conflict" or attempt == self.SAVE_ATTEMPTS - 1:
+                        raise
+                    subject = self.load(subject.kind, subject.subject_id)  # changed concurrently: decide again
         except DomainError as err:
-            if err.code == "conflict":  # a concurrent change: reload and retry, nothing to audit
-                raise
             raise err.with_events(EventDraft("ApprovalRefused", subject.subject_id, {
-                "kind": subject.kind, "collection": collection, "code": err.code,
+                "kind": subject.kind, "collection": collection, "code": err.code, "reason": err.message,
                 "approverId": approver_hint if isinstance(approver_hint, str) else None,
+                "nonce": nonce_hint if isinstance(nonce_hint, str) else None,
+                "at": format_rfc3339(now),
             }, actor=caller_sub)) from None
         return ApprovalResult(new_subject, outcome, self._events(new_subject, record, outcome, collection))
 
@@ -287,10 +329,18 @@ class GovernanceService:
         if not der or not verify_p256(approver.public_key_pem, message, der):
             raise DomainError("bad_signature", "the signature does not verify for this subject and approver",
                               details={"approverId": form.approver_id, "keyFingerprint": approver.key_fingerprint})
-        # 7. still valid
-        if parse_rfc3339(form.expires_at) <= now:
+        # 7. still valid, and not valid for longer than the policy allows
+        expires_at = parse_rfc3339(form.expires_at)
+        if expires_at <= now:
             raise DomainError("expired", "the signed decision has expired",
                               details={"what": "decision", "expiresAt": form.expires_at})
+        latest = now + self._policy.max_decision_validity
+        if expires_at > latest:
+            raise DomainError("expiry_too_far",
+                              f"a signed decision may be valid for at most "
+                              f"{int(self._policy.max_decision_validity.total_seconds())} s",
+                              http_status=422,
+                              details={"expiresAt": form.expires_at, "latest": format_rfc3339(latest)})
         # 8. one decision per approver per collection
         records = subject.records(collection)
         if any(r.approver_id == form.approver_id for r in records):
@@ -324,11 +374,28 @@ class GovernanceService:
             update["status"] = "RolledBack"
         return subject.model_copy(update=update), outcome, record
 
+    def registered(self) -> frozenset[str]:
+        """The ids of the approvers registered now (only their decisions count)."""
+        return frozenset(a.approver_id for a in self._approvers.list_active())
+
+    def valid_count(self, subject: ApprovalSubject, collection: Collection, decision: Decision) -> int:
+        """Decisions of ``decision`` by approvers registered *now*: a removed approver's earlier
+        decision no longer counts towards (or against) the threshold."""
+        registered = self.registered()
+        return sum(1 for r in subject.records(collection) if r.decision == decision and r.approver_id in registered)
+
+    def approved(self, subject: ApprovalSubject) -> bool:
+        """An ``Applied`` subject whose approvals by currently registered approvers still reach
+        its threshold (checked again whenever an approval is acted on later, e.g. a policy change)."""
+        return subject.status == "Applied" and self.valid_count(subject, "approvals", "approve") >= subject.threshold
+
     def _outcome(self, threshold: int, records: tuple[ApprovalRecord, ...], collection: Collection) -> Outcome:
         positive: Decision = "approve" if collection == "approvals" else "ratify"
-        yes = sum(1 for r in records if r.decision == positive)
-        decided = {r.approver_id for r in records}
-        undecided = sum(1 for a in self._approvers.list_active() if a.approver_id not in decided)
+        registered = self.registered()
+        valid = [r for r in records if r.approver_id in registered]  # removed approvers no longer count
+        yes = sum(1 for r in valid if r.decision == positive)
+        decided = {r.approver_id for r in valid}
+        undecided = sum(1 for a in registered if a not in decided)
         if yes >= threshold:
             return "resume" if collection == "approvals" else "ratified"
         if yes + undecided < threshold:
@@ -369,18 +436,18 @@ class GovernanceService:
             except ValueError as exc:
                 raise InvalidInput(str(exc), {"field": name}) from None
 
-    @staticmethod
     def _events(
-        subject: ApprovalSubject, record: ApprovalRecord, outcome: Outcome, collection: Collection
+        self, subject: ApprovalSubject, record: ApprovalRecord, outcome: Outcome, collection: Collection
     ) -> list[EventDraft]:
         positive: Decision = "approve" if collection == "approvals" else "ratify"
         negative: Decision = "reject" if collection == "approvals" else "veto"
-        records = subject.records(collection)
+        registered = self.registered()
+        records = tuple(r for r in subject.records(collection) if r.approver_id in registered)
         events = [EventDraft("ApprovalRecorded", subject.subject_id, {
             "kind": subject.kind, "collection": collection, "approverId": record.approver_id,
             "decision": record.decision, "nonce": record.nonce, "keyFingerprint": record.key_fingerprint,
-            "digest": subject.digest, "yes": subject.count(collection, positive),
-            "no": subject.count(collection, negative),
+            "digest": subject.digest, "yes": self.valid_count(subject, collection, positive),
+            "no": self.valid_count(subject, collection, negative),
             "threshold": subject.threshold, "outcome": outcome,
         }, actor=record.approver_id)]
         if not isinstance(subject, Upgrade):

@@ -10,13 +10,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from hallmark._domain import Caller, EventDraft
 from hallmark.docstore import DocStore, update
 from hallmark.errors import Conflict, DomainError, Forbidden, NotFound
+from hallmark.governance.models import DEFAULT_THRESHOLDS, Impact
 from hallmark.ports import AuditEmitter
+from hallmark.release import impact_policy, names, versions
 
 KIND = "package"
 CHAIN = "release"
@@ -48,6 +51,8 @@ class SubmitRequest(BaseModel):
     size: int = Field(ge=1, le=1 << 40, description="exact byte length of the package; the upload URL accepts no other")
     license: str = Field(min_length=1, max_length=512)
     emergency: bool = False
+    #: an explicit, governed rollback to a version lower than the current one (impact >= HIGH)
+    rollback: bool = False
     filename: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
     @field_validator("filename")
@@ -69,21 +74,76 @@ class UploadAlreadyClaimed(Conflict):
                          {"packageId": package_id, "status": status}, code="upload_claimed")
 
 
+class ApprovalCapacity(Protocol):
+    """The multisig seam the release policy needs (``GovernanceService`` implements it)."""
+
+    def threshold_for(self, impact: Impact) -> int: ...
+
+    def active_approvers(self) -> int: ...
+
+
+class _NoApprovers:
+    """Fail closed when no governance is wired in: the default thresholds, nobody registered."""
+
+    def threshold_for(self, impact: Impact) -> int:
+        return DEFAULT_THRESHOLDS[impact]
+
+    def active_approvers(self) -> int:
+        return 0
+
+
+SUBMIT_ATTEMPTS = 5
+
+
 class ReleaseService:
-    def __init__(self, store: DocStore, audit: AuditEmitter, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, store: DocStore, audit: AuditEmitter, clock: Callable[[], datetime] | None = None,
+                 governance: ApprovalCapacity | None = None) -> None:
         self.store = store
         self.audit = audit
         self.clock = clock or (lambda: datetime.now(UTC))
+        self.governance: ApprovalCapacity = governance or _NoApprovers()
+        self.names = names.NameRegistry(store)
+        self.policies = impact_policy.ImpactPolicyStore(store)
 
     # -------------------------------------------------------------- submit
     def submit(self, req: SubmitRequest, submitter: str, roles: frozenset[str],
                package_id: str | None = None) -> dict[str, Any]:
+        """Accept a submission only if the submitter may release the name, the version is new
+        and not lower than the current one (unless a governed rollback), and enough approvers
+        are registered for its effective impact. The name record (claim + version slot) is one
+        conditional write: of racing submitters one wins, the others are decided again."""
         if req.emergency and "superadmin" not in roles:
             raise Forbidden("an emergency release can only be submitted by a superadmin")
         if req.emergency and req.impact not in ("HIGH", "CRITICAL"):
             raise DomainError("invalid_request", "emergency applies only to HIGH or CRITICAL impact", 400)
+        caller = Caller(submitter, roles)
         pid = package_id or str(uuid.uuid4())
         now = self.clock()
+        policy = self.policies.current(now)
+        for _ in range(SUBMIT_ATTEMPTS):
+            name_doc = self.names.get(req.name)
+            authority = self.names.authorize(req.name, name_doc, caller)
+            releases: dict[str, dict[str, Any]] = dict((name_doc or {}).get("releases", {}))
+            check = versions.check_version(req.version, releases, self._status_of, rollback=req.rollback)
+            assessment = impact_policy.assess_submission(
+                policy, req.impact, target=req.target, first_release=check.first_release,
+                major_bump=check.major_bump, rollback=check.rollback)
+            self._require_approvers(assessment.impact, req.name, req.version)
+            if check.reuses is not None:
+                releases.pop(check.reuses, None)
+            releases[req.version] = {"packageId": pid, "submittedBy": submitter, "at": rfc3339(now)}
+            if name_doc is None:
+                assert authority.claim_for is not None
+                updated = {**names.new_record(req.name, authority.claim_for, now, authority.via), "releases": releases}
+            else:
+                updated = {**name_doc, "releases": releases}
+            try:
+                self.names.save(req.name, updated, name_doc["version"] if name_doc else None)
+            except Conflict:
+                continue  # someone claimed the name or took a version first: decide again
+            break
+        else:
+            raise Conflict(f"name {req.name!r} is being changed concurrently; retry")
         record = {
             "packageId": pid,
             "meta": req.model_dump(),
@@ -92,6 +152,10 @@ class ReleaseService:
             "status": "Submitted",
             "submittedBy": submitter,
             "submittedAt": rfc3339(now),
+            "authority": authority.via,
+            "impact": assessment.impact,
+            "declaredImpact": req.impact,
+            "policy": {**assessment.as_dict(), "submitted": assessment.as_dict(), "versions": check.as_dict()},
             "results": {},
             "reasons": [],
             "manifest": None,
@@ -100,11 +164,44 @@ class ReleaseService:
             "history": [{"status": "Submitted", "at": rfc3339(now)}],
         }
         self.store.create(KIND, pid, record)
+        if name_doc is None:
+            # subject: the package whose acceptance claimed the name (data.name is the name), so a
+            # package's events are all under its id
+            self.audit.emit(chain=CHAIN, type="NameClaimed", actor=submitter, subject=pid,
+                            data={"name": req.name, "owner": authority.claim_for, "via": authority.via,
+                                  "packageId": pid}, event_id=event_id(pid, "NameClaimed"))
         self.audit.emit(chain=CHAIN, type="PackageSubmitted", actor=submitter, subject=pid,
-                        data={"name": req.name, "version": req.version, "impact": req.impact,
-                              "emergency": req.emergency, "sha256": req.sha256, "license": req.license},
+                        data={"name": req.name, "version": req.version, "impact": assessment.impact,
+                              "declaredImpact": req.impact, "policyVersion": policy.version,
+                              "rules": [r["rule"] for r in assessment.rules], "authority": authority.via,
+                              "rollback": req.rollback, "emergency": req.emergency, "sha256": req.sha256,
+                              "license": req.license},
                         event_id=event_id(pid, "PackageSubmitted"))
         return record
+
+    def _status_of(self, package_id: str) -> str | None:
+        doc = self.store.get(KIND, package_id)
+        return None if doc is None else str(doc["status"])
+
+    def _approvers_short(self, impact: Impact) -> dict[str, Any] | None:
+        threshold = self.governance.threshold_for(impact)
+        registered = self.governance.active_approvers()
+        if threshold > registered:
+            return {"impact": impact, "threshold": threshold, "registeredApprovers": registered}
+        return None
+
+    def _require_approvers(self, impact: Impact, name: str, version: str) -> None:
+        short = self._approvers_short(impact)
+        if short is not None:
+            raise Conflict(f"{name} {version} has effective impact {impact}, which needs {short['threshold']} "
+                           f"approvals, but only {short['registeredApprovers']} approvers are registered",
+                           short, code="approvers_insufficient")
+
+    def name_events(self, events: list[EventDraft]) -> None:
+        """Record the events of a name change (``NameRegistry``) on the release chain."""
+        for e in events:
+            self.audit.emit(chain=CHAIN, type=e.type, actor=e.actor, subject=e.subject, data=e.data,
+                            event_id=e.event_id)
 
     def get(self, package_id: str) -> dict[str, Any]:
         doc = self.store.get(KIND, package_id)
@@ -189,20 +286,58 @@ class ReleaseService:
         def change(doc: dict[str, Any]) -> None:
             doc["results"] = {r["validator"]: {k: r[k] for k in ("passed", "digest", "reasons", "stats")} for r in results}
 
-        update(self.store, KIND, package_id, change)
+        doc = update(self.store, KIND, package_id, change)
         for r in results:
             kind = "ValidationPassed" if r["passed"] else "ValidationFailed"
             self.audit.emit(chain=CHAIN, type=kind, actor=f"system:validate_{r['validator']}", subject=package_id,
                             data={"validator": r["validator"], "digest": r["digest"], "reasons": r["reasons"]},
                             event_id=event_id(package_id, kind, r["validator"]))
         reasons = [f"{r['validator']}: {reason}" for r in results if not r["passed"] for reason in r["reasons"]]
+        assessment = self._assess_validated(doc, results)
+        short = self._approvers_short(assessment.impact)
+        if short is not None:
+            reasons.append(f"policy: effective impact {assessment.impact} needs {short['threshold']} approvals, but "
+                           f"only {short['registeredApprovers']} approvers are registered")
         return {
             "packageId": package_id,
             "passed": not reasons,
             "reasons": reasons,
             "preconditions": [{"validator": r["validator"], "passed": r["passed"], "digest": r["digest"],
                                "subjectSha256": r.get("subjectSha256")} for r in results],
+            "impact": assessment.impact,
+            "declaredImpact": assessment.declared,
+            "policy": assessment.policy,
+            "rules": list(assessment.rules),
         }
+
+    def _assess_validated(self, doc: dict[str, Any], results: list[dict[str, Any]]) -> impact_policy.Assessment:
+        """Apply the rules known only after validation (advisories, AI share) with the policy
+        version the package was submitted under; store the effective impact on the record."""
+        stored = doc.get("policy") or {}
+        submitted = impact_policy.assessment_from_dict(stored["submitted"]) if "submitted" in stored else \
+            impact_policy.Assessment(declared=doc["meta"]["impact"], impact=doc["meta"]["impact"],
+                                     policy=self.policies.current(self.clock()).ref())
+        policy = self.policies.version(int(submitted.policy["version"]))
+        previous_id = (stored.get("versions") or {}).get("currentPackageId")
+        previous = self.store.get(KIND, previous_id) if previous_id else None
+        previous_advisories = list(((previous or {}).get("policy") or {}).get("advisoryDependencies", []))
+        assessment, advisories = impact_policy.assess_validation(policy, submitted, results, previous_advisories)
+
+        def change(d: dict[str, Any]) -> None:
+            d["impact"] = assessment.impact
+            d["declaredImpact"] = assessment.declared
+            d["policy"] = {**(d.get("policy") or {}), **assessment.as_dict(), "advisoryDependencies": advisories}
+
+        update(self.store, KIND, doc["packageId"], change)
+        return assessment
+
+    def record_upgrade(self, package_id: str, upgrade_id: str) -> dict[str, Any]:
+        """Remember the governance upgrade of a package whose status does not change (emergency)."""
+
+        def change(d: dict[str, Any]) -> None:
+            d["upgradeId"] = upgrade_id
+
+        return update(self.store, KIND, package_id, change)
 
     def reject(self, package_id: str, reasons: list[str]) -> dict[str, Any]:
         def extra(d: dict[str, Any]) -> None:
@@ -249,8 +384,13 @@ class ReleaseService:
             "type": meta["type"],
             "target": meta["target"],
             "rationale": meta["rationale"],
-            "impact": meta["impact"],
+            "impact": doc.get("impact", meta["impact"]),
             "emergency": meta["emergency"],
+            "declaredImpact": meta["impact"],
+            "policy": {"impactPolicyVersion": (doc.get("policy") or {}).get("policy", {}).get("version"),
+                       "impactPolicyDigest": (doc.get("policy") or {}).get("policy", {}).get("digest"),
+                       "rules": [r["rule"] for r in (doc.get("policy") or {}).get("rules", [])],
+                       "rollback": bool(meta.get("rollback", False))},
             "preconditions": preconditions,
             "artifact_ref": artifact_ref,
             "timestamp": rfc3339(self.clock()),
