@@ -20,19 +20,15 @@ from typing import Any
 from hallmark.adapters import runtime
 from hallmark.adapters.dynamo_ledger import DynamoLedgerRepository
 from hallmark.adapters.encryption import EnvelopeEncryptor
+from hallmark.adapters.s3 import S3Objects
 from hallmark.market.service import MarketService
 
 __all__ = ["S3ArtifactSource", "S3DeliveryStore", "SqsDeliveryQueue", "delivery_encryptor", "delivery_store",
            "market_service"]
 
 
-class S3ArtifactSource:
-    def __init__(self, s3: Any) -> None:
-        self._s3 = s3
-
-    def read(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
-        kwargs = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
-        return bytes(self._s3.get_object(**kwargs)["Body"].read())
+S3ArtifactSource = S3Objects
+"""The released artifact, read at the pinned version the listing names (``market.ports.ArtifactSource``)."""
 
 
 class S3DeliveryStore:
