@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from hallmark_tools import samples
@@ -54,12 +55,17 @@ def step_swap_is_ignored(ctx: DemoContext) -> dict[str, Any]:
     put(samples.variant("secret", "swapper"))
     doc = ctx.driver.wait_package(pid)
     assert doc["status"] == "Published", doc
-    ctx.cloud.wait_idle()
     from hallmark.adapters.audit_runtime import audit_log
 
-    lines, _ = audit_log().export("release")
-    ignored = [e for e in (json.loads(line) for line in lines)
-               if e["subject"] == pid and e["type"] == "PackageUploadIgnored"]
+    deadline = time.monotonic() + 30  # the swap starts its own execution: let it reach the log
+    while True:
+        ctx.cloud.wait_idle()
+        lines, _ = audit_log().export("release")
+        ignored = [e for e in (json.loads(line) for line in lines)
+                   if e["subject"] == pid and e["type"] == "PackageUploadIgnored"]
+        if ignored or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert ignored, "the swap must be audited"
     return {"packageId": pid, "status": doc["status"], "declaredSha256": req["sha256"],
             "uploadsIgnored": len(ignored), "reason": ignored[0]["data"]["reason"]}

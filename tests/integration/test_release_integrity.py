@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,17 @@ def _events(subject: str) -> list[dict[str, Any]]:
     return [e for e in map(json.loads, lines) if e["subject"] == subject]
 
 
-def _wait_events(cloud: LocalCloud, subject: str) -> list[dict[str, Any]]:
-    cloud.wait_idle()
-    return _events(subject)
+def _wait_events(cloud: LocalCloud, subject: str, until: str | None = None,
+                 timeout: float = 30.0) -> list[dict[str, Any]]:
+    """The subject's audit events once the cloud is idle (and, with ``until``, once one of that
+    type is there: a later S3 write starts its own execution, which can still be starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cloud.wait_idle()
+        events = _events(subject)
+        if until is None or any(e["type"] == until for e in events) or time.monotonic() > deadline:
+            return events
+        time.sleep(0.1)
 
 
 def _manifest_subject(cloud: LocalCloud, doc: dict[str, Any]) -> str:
@@ -93,7 +102,7 @@ def _assert_vetted_published(cloud: LocalCloud, driver: Driver, upload: Upload) 
     assert doc["status"] == "Published", doc
     assert _manifest_subject(cloud, doc) == upload.sha256
     pinned = driver.package(upload.package_id)
-    events = _wait_events(cloud, upload.package_id)
+    events = _wait_events(cloud, upload.package_id, until="PackageUploadIgnored")
     ignored = [e for e in events if e["type"] == "PackageUploadIgnored"]
     assert ignored, [e["type"] for e in events]
     assert all("already taken" in e["data"]["reason"] for e in ignored)
@@ -163,7 +172,8 @@ def test_wrong_bytes_are_rejected_at_intake_and_never_validated(shared_cloud: Lo
     # the right bytes afterwards change nothing: the package is over
     upload.put(upload.body)
     assert driver.wait_package(upload.package_id)["status"] == "Rejected"
-    assert "PackageUploadIgnored" in [e["type"] for e in _wait_events(shared_cloud, upload.package_id)]
+    assert "PackageUploadIgnored" in [e["type"] for e in _wait_events(shared_cloud, upload.package_id,
+                                                                        until="PackageUploadIgnored")]
 
 
 def test_an_overwrite_after_publication_is_ignored_and_buyers_get_the_vetted_bytes(
@@ -178,7 +188,7 @@ def test_an_overwrite_after_publication_is_ignored_and_buyers_get_the_vetted_byt
     doc = driver.wait_package(upload.package_id)
     assert doc["status"] == "Published", doc
     upload.put(_evil("after"))  # the URL is still inside its five minutes
-    events = _wait_events(shared_cloud, upload.package_id)
+    events = _wait_events(shared_cloud, upload.package_id, until="PackageUploadIgnored")
     assert [e["type"] for e in events].count("PackageUploadIgnored") == 1
     assert driver.package(upload.package_id)["status"] == "Published"
 
