@@ -39,6 +39,13 @@ DEFAULT_CONCURRENCY = 64
 it shares the account's unreserved concurrency, 1,000 by default; one process stands in here)."""
 
 
+# One handler module body at a time in the process: the first ones import Powertools and the layer,
+# and two threads importing the same package with import cycles can each see the other's module
+# partially initialised ("cannot import name ... from partially initialized module"). Later
+# environments import nothing new: their module body takes well under a millisecond.
+_EXEC_LOCK = threading.RLock()
+
+
 class HandlerError(Exception):
     """An invocation that raised: carries the Lambda error payload."""
 
@@ -149,7 +156,8 @@ class Pool:
         with self._lock:
             self._names.append(name)
         try:
-            exec(code, module.__dict__)
+            with _EXEC_LOCK:
+                exec(code, module.__dict__)
         except BaseException:
             sys.modules.pop(name, None)
             raise

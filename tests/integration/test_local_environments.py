@@ -26,9 +26,10 @@ CLIENTS = 64
 
 # The real topology, with health limited to one environment, and a function with a 1 s timeout
 # running health's code (invoked directly, no route).
-TOPO = dataclasses.replace(TOPOLOGY, functions=tuple(
-    dataclasses.replace(f, reserved_concurrency=1) if f.name == "health" else f for f in TOPOLOGY.functions
-) + (Function("sleeper", "health's code with a 1 s timeout", code="health", timeout=1, reserved_concurrency=2),))
+TOPO = dataclasses.replace(TOPOLOGY, functions=(
+    *(dataclasses.replace(f, reserved_concurrency=1) if f.name == "health" else f for f in TOPOLOGY.functions),
+    Function("sleeper", "health's code with a 1 s timeout", code="health", timeout=1, reserved_concurrency=2),
+))
 
 
 @pytest.fixture(scope="module")
