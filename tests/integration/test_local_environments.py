@@ -177,3 +177,28 @@ def test_reserved_concurrency_is_validated() -> None:
     with pytest.raises(ValueError):
         Function("f", "d", reserved_concurrency=-1)
     assert all(f.reserved_concurrency is None or f.reserved_concurrency >= 0 for f in TOPOLOGY.functions)
+
+
+def test_a_throttled_lambda_invoke_is_a_429_too_many_requests_for_step_functions(cloud: LocalCloud) -> None:
+    """Step Functions tasks and other Lambda API callers see Lambda's own throttle error, which
+    Step Functions names Lambda.TooManyRequestsException (the ASL retries it)."""
+    import json
+
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    pool = cloud.pool("sleeper")
+    held = [pool.acquire(), pool.acquire()]
+    lam = boto3.client("lambda", region_name="us-east-1", config=Config(retries={"total_max_attempts": 1}))
+    try:
+        with pytest.raises(ClientError) as raised:
+            lam.invoke(FunctionName="sleeper", Payload=json.dumps(_health_event()).encode())
+    finally:
+        for env in held:
+            pool.release(env)
+    err = raised.value.response
+    assert err["Error"]["Code"] == "TooManyRequestsException"
+    assert err["ResponseMetadata"]["HTTPStatusCode"] == 429
+    answered = lam.invoke(FunctionName="sleeper", Payload=json.dumps(_health_event()).encode())
+    assert "FunctionError" not in answered and json.loads(answered["Payload"].read())["statusCode"] == 200
