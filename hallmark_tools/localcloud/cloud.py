@@ -39,6 +39,7 @@ from moto.utilities.arns import parse_arn
 from hallmark_tools.localcloud import shapes
 from hallmark_tools.localcloud.auth import LocalIssuer
 from hallmark_tools.localcloud.batch import install_batch_patches
+from hallmark_tools.localcloud.chaos import Chaos
 from hallmark_tools.localcloud.environments import (
     HandlerError,
     Invocation,
@@ -65,6 +66,8 @@ MOTO_CONFIG: dict[str, Any] = {
     "batch": {"use_docker": False},
 }
 _ACTIVE: LocalCloud | None = None
+_CHAOS_CODES = {"dynamodb": "ProvisionedThroughputExceededException", "kms": "ThrottlingException"}
+_INVOCATION = threading.local()  # .source of the invocation the current worker thread runs ("api", ...)
 _RESTORE: list[tuple[Any, str, Any]] = []  # (owner, attribute, original) of every moto patch
 
 
@@ -148,7 +151,9 @@ class LocalCloud:
         schedule_every_s: float = 5.0,
         quiet: bool = True,
         seed_advisories: bool = True,
+        chaos: Chaos | None = None,
     ) -> None:
+        self.chaos = chaos  # faults on the asynchronous paths (localcloud.chaos); None: none
         self.schedule_every_s = schedule_every_s  # scheduled rules fire this often locally
         self.topology = topology
         self.extra_env = env or {}
@@ -230,6 +235,7 @@ class LocalCloud:
         _ACTIVE = self
         try:
             self._provision()
+            self._install_chaos_hooks()
             self._set_env(self.resources)
             self._set_env(route_env(self.topology.functions))
             self._set_env(self.extra_env)
@@ -249,6 +255,7 @@ class LocalCloud:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._remove_chaos_hooks()
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -446,7 +453,7 @@ class LocalCloud:
                 module = self._inspect.setdefault(name, module)
         return module
 
-    def invoke(self, name: str, event: Any) -> Any:
+    def invoke(self, name: str, event: Any, *, source: str = "direct") -> Any:
         """Run a function's handler in-process, in an execution environment of its own, as Lambda
         would: raises Throttled past the function's concurrency, TimedOut past its timeout (the
         late result is discarded), HandlerError for anything the handler raised."""
@@ -455,13 +462,13 @@ class LocalCloud:
             self._inflight += 1
         started = time.perf_counter()
         try:
-            return self._run_in_environment(fn, event)
+            return self._run_in_environment(fn, event, source)
         finally:
             self.invocations.append((name, time.perf_counter() - started))
             with self._inflight_lock:
                 self._inflight -= 1
 
-    def _run_in_environment(self, fn: Function, event: Any) -> Any:
+    def _run_in_environment(self, fn: Function, event: Any, source: str) -> Any:
         pool = self.pool(fn.name)
         try:
             env = pool.acquire()  # Throttled past the limit
@@ -476,6 +483,7 @@ class LocalCloud:
         def work() -> None:
             result: Any = None
             error: BaseException | None = None
+            _INVOCATION.source = source
             try:
                 if fault is not None:
                     fault(event)
@@ -547,7 +555,7 @@ class LocalCloud:
                 claims=claims,
             )
             try:
-                result = self.invoke(fn_name, event)
+                result = self.invoke(fn_name, event, source="api")
             except Throttled as exc:
                 return _json_response(429, {"message": "Too Many Requests", "error": {
                     "code": "throttled", "message": f"{fn_name} is at its concurrency limit ({exc.limit}); retry",
@@ -619,9 +627,17 @@ class LocalCloud:
             self._inflight += 1
         try:
             event = {"Records": [shapes.sqs_record(m, self.arns[("queue", queue)], REGION) for m in msgs]}
+            chaos = self.chaos
             try:
-                result = self.invoke(fn.name, event) or {}
+                if chaos is not None and chaos.roll("queue_error"):
+                    raise HandlerError("ChaosError", "injected before the handler ran")
+                result = self.invoke(fn.name, event, source="sqs") or {}
+                if chaos is not None and chaos.roll("queue_late"):
+                    raise HandlerError("Sandbox.Timedout", "injected: the handler ran, its result is discarded")
                 failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+                if chaos is not None and chaos.roll("queue_duplicate"):
+                    with contextlib.suppress(HandlerError):  # the same records once more: at least once
+                        self.invoke(fn.name, event, source="sqs")
             except HandlerError:
                 failed = {m["MessageId"] for m in msgs}
             for m in msgs:
@@ -689,6 +705,40 @@ class LocalCloud:
             time.sleep(0.05)
 
     # ---------------------------------------------------------------- fault injection
+    def _install_chaos_hooks(self) -> None:
+        """Chaos ``aws_throttle``: DynamoDB and KMS calls made by a handler that is not serving an
+        API request fail throttled (as when botocore's own retries are spent), at a tenth of the
+        chaos rate (a step makes many calls, and each failure costs a whole task or batch)."""
+        chaos = self.chaos
+        if chaos is None or "aws_throttle" not in chaos.kinds:
+            return
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+
+        def hook(service: str) -> Callable[..., Any]:
+            def before(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+                source = getattr(_INVOCATION, "source", None)
+                if source in (None, "api") or not chaos.roll("aws_throttle", scale=0.1):
+                    return None
+                code = _CHAOS_CODES[service]
+                return (AWSResponse("https://localcloud.invalid/", 400, HTTPHeaders(), None),
+                        {"Error": {"Code": code, "Message": "injected by LocalCloud chaos"},
+                         "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}}})
+            return before
+
+        for service in _CHAOS_CODES:
+            events.register(f"before-call.{service}", hook(service), unique_id=f"localcloud-chaos-{service}")
+
+    def _remove_chaos_hooks(self) -> None:
+        if self.chaos is None or boto3.DEFAULT_SESSION is None:
+            return
+        for service in _CHAOS_CODES:
+            boto3.DEFAULT_SESSION.events.unregister(  # type: ignore[union-attr]
+                f"before-call.{service}", unique_id=f"localcloud-chaos-{service}")
+
     @contextlib.contextmanager
     def inject_error(
         self,
@@ -765,9 +815,15 @@ class LocalCloud:
 
             def run() -> None:
                 attempt = throttles = 0
+                chaos = self.chaos
                 while attempt < 3 and not self._stop.is_set():  # async invoke: Lambda retries twice
                     try:
-                        self.invoke(name, payload)
+                        if chaos is not None and chaos.roll("event_error"):
+                            raise HandlerError("ChaosError", "injected before the handler ran")
+                        self.invoke(name, payload, source="events")
+                        if chaos is not None and chaos.roll("event_duplicate"):
+                            with contextlib.suppress(HandlerError):  # EventBridge is at least once
+                                self.invoke(name, payload, source="events")
                         return
                     except Throttled:
                         # Lambda keeps a throttled async event queued and retries it (up to 6 h):
@@ -783,8 +839,11 @@ class LocalCloud:
             # A name derived from the event keeps a redelivered event from starting a second
             # execution (moto reuses one event id for every S3 notification, so hash it all).
             name = str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(payload, sort_keys=True)))
-            self.client("stepfunctions").start_execution(
-                stateMachineArn=target["Arn"], name=name, input=json.dumps(payload))
+            sfn = self.client("stepfunctions")
+            sfn.start_execution(stateMachineArn=target["Arn"], name=name, input=json.dumps(payload))
+            if self.chaos is not None and self.chaos.roll("event_duplicate"):
+                with contextlib.suppress(Exception):  # the same name: ExecutionAlreadyExists or a no-op
+                    sfn.start_execution(stateMachineArn=target["Arn"], name=name, input=json.dumps(payload))
 
 
 def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> ApiResponse:
@@ -837,8 +896,10 @@ def _install_patches() -> None:
         if cloud is None or self.function_name not in {f.name for f in cloud.topology.functions}:
             return original_invoke(self, body, request_headers, response_headers)
         event = json.loads(body) if body else {}
+        if cloud.chaos is not None and cloud.chaos.roll("task_throttle"):
+            raise _TooManyRequests(Throttled(self.function_name, 0))
         try:
-            result = cloud.invoke(self.function_name, event)
+            result = cloud.invoke(self.function_name, event, source="lambda-api")
         except Throttled as exc:
             raise _TooManyRequests(exc) from exc
         except HandlerError as exc:
@@ -876,8 +937,10 @@ def _install_patches() -> None:
         if cloud is None or name not in {f.name for f in cloud.topology.functions}:
             return original_simple(self, function_name, qualifier, body, headers, response_headers)
         event = json.loads(body) if body else {}
+        if cloud.chaos is not None and cloud.chaos.roll("task_throttle"):
+            raise _TooManyRequests(Throttled(name, 0))
         try:
-            result = cloud.invoke(name, event)
+            result = cloud.invoke(name, event, source="lambda-api")
         except Throttled as exc:
             raise _TooManyRequests(exc) from exc
         except HandlerError as exc:
