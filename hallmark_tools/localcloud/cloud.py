@@ -928,6 +928,7 @@ def _install_patches() -> None:
     _patch_kms_digest()
     _patch_state_machine_copy()
     _patch_metrics_lock()
+    _patch_resolver_event()
     _patch_dynamodb_atomic()
     install_batch_patches(_patch)
     def simple_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
@@ -953,6 +954,26 @@ def _install_patches() -> None:
     _patch(LambdaFunction, "invoke", invoke)
     _patch(MotoRule, "send_to_targets", send_to_targets)
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+
+def _patch_resolver_event() -> None:
+    """Powertools keeps the event being resolved on the class (``BaseRouter.current_event`` and
+    ``lambda_context``), one per process: right on Lambda, where a process is one execution
+    environment, but here every environment shares the process, so a route could read another
+    environment's request (a caller's identity, a body). Each resolver also keeps its own event on
+    the instance, which ``app.current_event`` reads first: per environment, as on Lambda."""
+    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+    from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+
+    original = ApiGatewayResolver.resolve
+
+    def resolve(self: ApiGatewayResolver, event: Any, context: Any) -> dict[str, Any]:
+        raw = event.raw_event if isinstance(event, BaseProxyEvent) else event
+        self.__dict__["current_event"] = self._to_proxy_event(raw)
+        self.__dict__["lambda_context"] = context
+        return original(self, event, context)
+
+    _patch(ApiGatewayResolver, "resolve", resolve)
 
 
 def _patch_metrics_lock() -> None:

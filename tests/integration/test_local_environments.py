@@ -202,3 +202,33 @@ def test_a_throttled_lambda_invoke_is_a_429_too_many_requests_for_step_functions
     assert err["ResponseMetadata"]["HTTPStatusCode"] == 429
     answered = lam.invoke(FunctionName="sleeper", Payload=json.dumps(_health_event()).encode())
     assert "FunctionError" not in answered and json.loads(answered["Payload"].read())["statusCode"] == 200
+
+
+def test_a_route_reads_its_own_event_while_another_environment_resolves(cloud: LocalCloud) -> None:
+    """Powertools keeps the event being resolved on its class (one per process): while one
+    environment's route runs, another environment resolving a request must not change what the
+    first one reads as ``app.current_event`` (before: it read the other request's)."""
+    from hallmark_tools.localcloud.cloud import LambdaContext
+
+    pool = cloud.pool("sleeper")
+    a, b = pool.new_module(), pool.new_module()  # two fresh environments' modules (no route run yet)
+    entered, gate = threading.Event(), threading.Event()
+    seen: list[str] = []
+
+    def pause(app: Any, next_middleware: Any) -> Any:
+        entered.set()
+        gate.wait(30)
+        seen.append(app.current_event.request_context.request_id)
+        return next_middleware(app)
+
+    a.app.use([pause])
+    first, second = _health_event(), _health_event()
+    runs = threading.Thread(target=lambda: a.handler(first, LambdaContext("sleeper", 128, 1)))
+    try:
+        runs.start()
+        assert entered.wait(30)
+        assert b.handler(second, LambdaContext("sleeper", 128, 1))["statusCode"] == 200
+    finally:
+        gate.set()
+        runs.join()
+    assert seen == [first["requestContext"]["requestId"]]
