@@ -19,8 +19,12 @@ on ``app``) belongs to that one invocation. The local cloud gives the same guara
 
 What is still shared between environments, as it is not on Lambda: the process (environment
 variables, ``sys.modules`` of the layer, so ``hallmark.adapters.runtime``'s client caches and the
-Powertools logger/metrics/tracer singletons of ``hallmark.observability``). Those hold no
-per-request input the handlers read back.
+Powertools logger/metrics/tracer singletons of ``hallmark.observability``), and Powertools'
+own class-level state. Of that, one piece is request input a handler reads back: the resolver's
+current event, kept on the class (``BaseRouter.current_event``); the local cloud patches each
+resolver to keep its own (``cloud._patch_resolver_event``). What remains is output only: the
+shared Logger's appended keys (request id, correlation id: a log line may carry another
+concurrent invocation's) and the shared EMF metric set (a flush may carry another's metrics).
 """
 
 from __future__ import annotations
