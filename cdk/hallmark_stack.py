@@ -273,6 +273,7 @@ class HallmarkStack(Stack):
                 layers=[self.deps_layer, self.layer],
                 memory_size=fn.memory,
                 timeout=Duration.seconds(fn.timeout),
+                reserved_concurrent_executions=fn.reserved_concurrency,
                 tracing=lambda_.Tracing.PASS_THROUGH if sealed else lambda_.Tracing.ACTIVE,
                 log_group=log_group,
                 environment=env,

@@ -39,19 +39,14 @@ def local_serve(
 ) -> None:
     """Serve the HTTP API on 127.0.0.1 against the local cloud."""
     from hallmark_tools.localcloud.cloud import LocalCloud
-    from hallmark_tools.localcloud.server import free_port, make_server
+    from hallmark_tools.localcloud.server import free_port, make_server, serve_until_signal
 
     with LocalCloud(serve_port=aws_port or free_port()) as cloud:
         server = make_server(cloud, port)
         console.print(f"[bold green]Hallmark local API[/] on http://127.0.0.1:{port}  "
                       f"(AWS endpoint http://127.0.0.1:{cloud.serve_port}); Ctrl-C stops.")
         console.print("Get a token: [cyan]hallmark local token --role submitter --sub alice[/]")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        serve_until_signal(server)  # SIGINT/SIGTERM: in-flight requests finish, then the cloud stops
 
 
 @local_app.command("token")

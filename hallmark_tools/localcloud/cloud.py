@@ -9,7 +9,6 @@ calls) to the same handler functions in ``functions/<name>/app.py`` with AWS's e
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -30,6 +29,7 @@ from urllib.parse import parse_qsl
 import boto3
 import jwt
 from moto import mock_aws
+from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaFunction
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
@@ -39,6 +39,14 @@ from moto.utilities.arns import parse_arn
 from hallmark_tools.localcloud import shapes
 from hallmark_tools.localcloud.auth import LocalIssuer
 from hallmark_tools.localcloud.batch import install_batch_patches
+from hallmark_tools.localcloud.chaos import Chaos
+from hallmark_tools.localcloud.environments import (
+    HandlerError,
+    Invocation,
+    Pool,
+    Throttled,
+    TimedOut,
+)
 from hallmark_tools.topology import (
     BUS_NAME,
     TOPOLOGY,
@@ -58,6 +66,8 @@ MOTO_CONFIG: dict[str, Any] = {
     "batch": {"use_docker": False},
 }
 _ACTIVE: LocalCloud | None = None
+_CHAOS_CODES = {"dynamodb": "ProvisionedThroughputExceededException", "kms": "ThrottlingException"}
+_INVOCATION = threading.local()  # .source of the invocation the current worker thread runs ("api", ...)
 _RESTORE: list[tuple[Any, str, Any]] = []  # (owner, attribute, original) of every moto patch
 
 
@@ -89,15 +99,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class HandlerError(Exception):
-    """An invocation that raised: carries the Lambda error payload."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(f"{error_type}: {message}")
-        self.error_type = error_type
-        self.message = message
 
 
 @dataclass
@@ -150,7 +151,9 @@ class LocalCloud:
         schedule_every_s: float = 5.0,
         quiet: bool = True,
         seed_advisories: bool = True,
+        chaos: Chaos | None = None,
     ) -> None:
+        self.chaos = chaos  # faults on the asynchronous paths (localcloud.chaos); None: none
         self.schedule_every_s = schedule_every_s  # scheduled rules fire this often locally
         self.topology = topology
         self.extra_env = env or {}
@@ -162,8 +165,11 @@ class LocalCloud:
         self.issuer = LocalIssuer()
         self._mock: Any = None
         self._server: Any = None
-        self._modules: dict[str, ModuleType] = {}
+        self._pools: dict[str, Pool] = {}  # per function: its execution environments
+        self._inspect: dict[str, ModuleType] = {}  # one module per function to read routes from
         self._module_lock = threading.Lock()
+        self._running = 0  # worker threads running a handler (late ones included)
+        self.discarded: list[tuple[str, str]] = []  # (function, request id) of late results dropped
         self._stop = threading.Event()
         self._pump: threading.Thread | None = None
         self._inflight = 0
@@ -229,6 +235,7 @@ class LocalCloud:
         _ACTIVE = self
         try:
             self._provision()
+            self._install_chaos_hooks()
             self._set_env(self.resources)
             self._set_env(route_env(self.topology.functions))
             self._set_env(self.extra_env)
@@ -248,6 +255,7 @@ class LocalCloud:
         if self._server is not None:
             self._server.stop()
             self._server = None
+        self._remove_chaos_hooks()
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -260,9 +268,10 @@ class LocalCloud:
         if self._advisory_dir is not None:
             self._advisory_dir.cleanup()
             self._advisory_dir = None
-        for name in list(self._modules):
-            sys.modules.pop(f"hallmark_fn_{name}", None)
-        self._modules.clear()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
+        self._inspect.clear()
         _remove_patches()
         _ACTIVE = None
 
@@ -426,40 +435,84 @@ class LocalCloud:
         return text
 
     # ---------------------------------------------------------------- invocation
-    def handler_module(self, name: str) -> ModuleType:
+    def pool(self, name: str) -> Pool:
+        """The execution environments of function ``name`` (see ``localcloud.environments``)."""
         with self._module_lock:
-            if name not in self._modules:
-                path = ROOT / "functions" / self.topology.function(name).code_dir / "app.py"
-                spec = importlib.util.spec_from_file_location(f"hallmark_fn_{name}", path)
-                assert spec and spec.loader
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-                self._modules[name] = module
-            return self._modules[name]
+            if name not in self._pools:
+                self._pools[name] = Pool.of(self.topology.function(name), ROOT)
+            return self._pools[name]
 
-    def invoke(self, name: str, event: Any) -> Any:
-        """Run a function's handler in-process; raises HandlerError as Lambda would report it."""
+    def handler_module(self, name: str) -> ModuleType:
+        """A module instance of the function's code that no invocation runs in (to read its routes,
+        e.g. for the OpenAPI document): invocations each get an environment of their own."""
+        with self._module_lock:
+            module = self._inspect.get(name)
+        if module is None:
+            module = self.pool(name).new_module()
+            with self._module_lock:
+                module = self._inspect.setdefault(name, module)
+        return module
+
+    def invoke(self, name: str, event: Any, *, source: str = "direct") -> Any:
+        """Run a function's handler in-process, in an execution environment of its own, as Lambda
+        would: raises Throttled past the function's concurrency, TimedOut past its timeout (the
+        late result is discarded), HandlerError for anything the handler raised."""
         fn = self.topology.function(name)
         with self._inflight_lock:
             self._inflight += 1
         started = time.perf_counter()
         try:
-            if name in self.faults:
-                self.faults[name](event)
-            module = self.handler_module(name)
-            ctx = LambdaContext(fn.name, fn.memory, fn.timeout)
-            return json.loads(json.dumps(module.handler(event, ctx), default=str))
-        except HandlerError:
-            raise
-        except Exception as exc:
-            if not self.quiet:
-                traceback.print_exc()
-            raise HandlerError(type(exc).__name__, str(exc)) from exc
+            return self._run_in_environment(fn, event, source)
         finally:
             self.invocations.append((name, time.perf_counter() - started))
             with self._inflight_lock:
                 self._inflight -= 1
+
+    def _run_in_environment(self, fn: Function, event: Any, source: str) -> Any:
+        pool = self.pool(fn.name)
+        try:
+            env = pool.acquire()  # Throttled past the limit
+        except HandlerError:
+            raise
+        except Exception as exc:  # the module failed to load: Lambda's init error
+            raise HandlerError("Runtime.ImportModuleError", f"{type(exc).__name__}: {exc}") from exc
+        ctx = LambdaContext(fn.name, fn.memory, fn.timeout)
+        inv = Invocation()
+        fault = self.faults.get(fn.name)
+
+        def work() -> None:
+            result: Any = None
+            error: BaseException | None = None
+            _INVOCATION.source = source
+            try:
+                if fault is not None:
+                    fault(event)
+                result = json.loads(json.dumps(env.module.handler(event, ctx), default=str))
+            except BaseException as exc:  # settled below, re-raised in the caller's thread
+                error = exc
+            finally:
+                env.invocations += 1
+                if not inv.finish(result, error):
+                    # the caller was told "Task timed out": this result goes nowhere
+                    self.discarded.append((fn.name, ctx.aws_request_id))
+                with self._inflight_lock:
+                    self._running -= 1
+
+        with self._inflight_lock:
+            self._running += 1
+        threading.Thread(target=work, name=f"lambda-{fn.name}-env{env.number}", daemon=True).start()
+        if not inv.wait(fn.timeout):
+            pool.abandon(env)  # the environment is never reused; its slot is free again
+            raise TimedOut(ctx.aws_request_id, fn.timeout)
+        pool.release(env)
+        if inv.error is None:
+            return inv.result
+        error = inv.error
+        if isinstance(error, HandlerError):
+            raise error
+        if not self.quiet:
+            traceback.print_exception(error)
+        raise HandlerError(type(error).__name__, str(error)) from error
 
     # ---------------------------------------------------------------- HTTP API
     def api(
@@ -502,7 +555,12 @@ class LocalCloud:
                 claims=claims,
             )
             try:
-                result = self.invoke(fn_name, event)
+                result = self.invoke(fn_name, event, source="api")
+            except Throttled as exc:
+                return _json_response(429, {"message": "Too Many Requests", "error": {
+                    "code": "throttled", "message": f"{fn_name} is at its concurrency limit ({exc.limit}); retry",
+                    "details": {"function": fn_name, "limit": exc.limit, "reason": exc.reason}}},
+                    {"retry-after": "1"})
             except HandlerError as exc:
                 # API Gateway answers a bare 500; the traceback goes where CloudWatch Logs would have it
                 if self.quiet and exc.__cause__ is not None:
@@ -569,9 +627,17 @@ class LocalCloud:
             self._inflight += 1
         try:
             event = {"Records": [shapes.sqs_record(m, self.arns[("queue", queue)], REGION) for m in msgs]}
+            chaos = self.chaos
             try:
-                result = self.invoke(fn.name, event) or {}
+                if chaos is not None and chaos.roll("queue_error"):
+                    raise HandlerError("ChaosError", "injected before the handler ran")
+                result = self.invoke(fn.name, event, source="sqs") or {}
+                if chaos is not None and chaos.roll("queue_late"):
+                    raise HandlerError("Sandbox.Timedout", "injected: the handler ran, its result is discarded")
                 failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+                if chaos is not None and chaos.roll("queue_duplicate"):
+                    with contextlib.suppress(HandlerError):  # the same records once more: at least once
+                        self.invoke(fn.name, event, source="sqs")
             except HandlerError:
                 failed = {m["MessageId"] for m in msgs}
             for m in msgs:
@@ -600,7 +666,7 @@ class LocalCloud:
         deadline = time.monotonic() + timeout
         calm = 0
         while time.monotonic() < deadline:
-            idle = self._inflight == 0 and all(self.queue_depth(q) == 0 for q in queues)
+            idle = self._inflight == 0 and self._running == 0 and all(self.queue_depth(q) == 0 for q in queues)
             calm = calm + 1 if idle else 0
             if calm >= 3:
                 return
@@ -635,10 +701,44 @@ class LocalCloud:
     def _wait_handlers_quiet(self, timeout: float) -> None:
         """Until no handler runs (best effort: gives up after ``timeout`` seconds)."""
         deadline = time.monotonic() + timeout
-        while self._inflight and time.monotonic() < deadline:
+        while (self._inflight or self._running) and time.monotonic() < deadline:
             time.sleep(0.05)
 
     # ---------------------------------------------------------------- fault injection
+    def _install_chaos_hooks(self) -> None:
+        """Chaos ``aws_throttle``: DynamoDB and KMS calls made by a handler that is not serving an
+        API request fail throttled (as when botocore's own retries are spent), at a tenth of the
+        chaos rate (a step makes many calls, and each failure costs a whole task or batch)."""
+        chaos = self.chaos
+        if chaos is None or "aws_throttle" not in chaos.kinds:
+            return
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+        if boto3.DEFAULT_SESSION is None:
+            boto3.setup_default_session()
+        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
+
+        def hook(service: str) -> Callable[..., Any]:
+            def before(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+                source = getattr(_INVOCATION, "source", None)
+                if source in (None, "api") or not chaos.roll("aws_throttle", scale=0.1):
+                    return None
+                code = _CHAOS_CODES[service]
+                return (AWSResponse("https://localcloud.invalid/", 400, HTTPHeaders(), None),
+                        {"Error": {"Code": code, "Message": "injected by LocalCloud chaos"},
+                         "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}}})
+            return before
+
+        for service in _CHAOS_CODES:
+            events.register(f"before-call.{service}", hook(service), unique_id=f"localcloud-chaos-{service}")
+
+    def _remove_chaos_hooks(self) -> None:
+        if self.chaos is None or boto3.DEFAULT_SESSION is None:
+            return
+        for service in _CHAOS_CODES:
+            boto3.DEFAULT_SESSION.events.unregister(  # type: ignore[union-attr]
+                f"before-call.{service}", unique_id=f"localcloud-chaos-{service}")
+
     @contextlib.contextmanager
     def inject_error(
         self,
@@ -714,24 +814,40 @@ class LocalCloud:
             name = arn.resource_id
 
             def run() -> None:
-                for attempt in range(3):  # async invoke: Lambda retries twice
+                attempt = throttles = 0
+                chaos = self.chaos
+                while attempt < 3 and not self._stop.is_set():  # async invoke: Lambda retries twice
                     try:
-                        self.invoke(name, payload)
+                        if chaos is not None and chaos.roll("event_error"):
+                            raise HandlerError("ChaosError", "injected before the handler ran")
+                        self.invoke(name, payload, source="events")
+                        if chaos is not None and chaos.roll("event_duplicate"):
+                            with contextlib.suppress(HandlerError):  # EventBridge is at least once
+                                self.invoke(name, payload, source="events")
                         return
+                    except Throttled:
+                        # Lambda keeps a throttled async event queued and retries it (up to 6 h):
+                        # a throttle is no attempt
+                        throttles += 1
+                        time.sleep(min(1.0, 0.02 * throttles))
                     except HandlerError:
-                        time.sleep(0.05 * (attempt + 1))
+                        attempt += 1
+                        time.sleep(0.05 * attempt)
 
             threading.Thread(target=run, daemon=True).start()
         elif arn.service == "states":
             # A name derived from the event keeps a redelivered event from starting a second
             # execution (moto reuses one event id for every S3 notification, so hash it all).
             name = str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(payload, sort_keys=True)))
-            self.client("stepfunctions").start_execution(
-                stateMachineArn=target["Arn"], name=name, input=json.dumps(payload))
+            sfn = self.client("stepfunctions")
+            sfn.start_execution(stateMachineArn=target["Arn"], name=name, input=json.dumps(payload))
+            if self.chaos is not None and self.chaos.roll("event_duplicate"):
+                with contextlib.suppress(Exception):  # the same name: ExecutionAlreadyExists or a no-op
+                    sfn.start_execution(stateMachineArn=target["Arn"], name=name, input=json.dumps(payload))
 
 
-def _json_response(status: int, body: Any) -> ApiResponse:
-    return ApiResponse(status, {"content-type": "application/json"}, json.dumps(body).encode())
+def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> ApiResponse:
+    return ApiResponse(status, {"content-type": "application/json", **(headers or {})}, json.dumps(body).encode())
 
 
 def _from_lambda_proxy(result: Any) -> ApiResponse:
@@ -741,6 +857,18 @@ def _from_lambda_proxy(result: Any) -> ApiResponse:
     raw = __import__("base64").b64decode(body) if result.get("isBase64Encoded") else body.encode()
     headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
     return ApiResponse(int(result["statusCode"]), headers, raw)
+
+
+class _TooManyRequests(LambdaClientError):
+    """What the Lambda Invoke API answers a throttled call: HTTP 429, TooManyRequestsException
+    (Step Functions reports it as Lambda.TooManyRequestsException, which the ASL retries)."""
+
+    code = 429
+
+    def __init__(self, exc: Throttled) -> None:
+        super().__init__("TooManyRequestsException", exc.message)
+        self.description = json.dumps({"__type": "TooManyRequestsException", "message": exc.message,
+                                       "Reason": exc.reason, "Type": "User"})
 
 
 def _patch(owner: Any, attribute: str, replacement: Any) -> None:
@@ -768,8 +896,12 @@ def _install_patches() -> None:
         if cloud is None or self.function_name not in {f.name for f in cloud.topology.functions}:
             return original_invoke(self, body, request_headers, response_headers)
         event = json.loads(body) if body else {}
+        if cloud.chaos is not None and cloud.chaos.roll("task_throttle"):
+            raise _TooManyRequests(Throttled(self.function_name, 0))
         try:
-            result = cloud.invoke(self.function_name, event)
+            result = cloud.invoke(self.function_name, event, source="lambda-api")
+        except Throttled as exc:
+            raise _TooManyRequests(exc) from exc
         except HandlerError as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": exc.error_type, "errorMessage": exc.message, "stackTrace": []})
@@ -796,6 +928,7 @@ def _install_patches() -> None:
     _patch_kms_digest()
     _patch_state_machine_copy()
     _patch_metrics_lock()
+    _patch_resolver_event()
     _patch_dynamodb_atomic()
     install_batch_patches(_patch)
     def simple_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
@@ -805,8 +938,12 @@ def _install_patches() -> None:
         if cloud is None or name not in {f.name for f in cloud.topology.functions}:
             return original_simple(self, function_name, qualifier, body, headers, response_headers)
         event = json.loads(body) if body else {}
+        if cloud.chaos is not None and cloud.chaos.roll("task_throttle"):
+            raise _TooManyRequests(Throttled(name, 0))
         try:
-            result = cloud.invoke(name, event)
+            result = cloud.invoke(name, event, source="lambda-api")
+        except Throttled as exc:
+            raise _TooManyRequests(exc) from exc
         except HandlerError as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({"errorType": exc.error_type, "errorMessage": exc.message, "stackTrace": []}).encode()
@@ -817,6 +954,26 @@ def _install_patches() -> None:
     _patch(LambdaFunction, "invoke", invoke)
     _patch(MotoRule, "send_to_targets", send_to_targets)
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
+
+
+def _patch_resolver_event() -> None:
+    """Powertools keeps the event being resolved on the class (``BaseRouter.current_event`` and
+    ``lambda_context``), one per process: right on Lambda, where a process is one execution
+    environment, but here every environment shares the process, so a route could read another
+    environment's request (a caller's identity, a body). Each resolver also keeps its own event on
+    the instance, which ``app.current_event`` reads first: per environment, as on Lambda."""
+    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
+    from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+
+    original = ApiGatewayResolver.resolve
+
+    def resolve(self: ApiGatewayResolver, event: Any, context: Any) -> dict[str, Any]:
+        raw = event.raw_event if isinstance(event, BaseProxyEvent) else event
+        self.__dict__["current_event"] = self._to_proxy_event(raw)
+        self.__dict__["lambda_context"] = context
+        return original(self, event, context)
+
+    _patch(ApiGatewayResolver, "resolve", resolve)
 
 
 def _patch_metrics_lock() -> None:

@@ -4,8 +4,11 @@ OpenAPI document (hallmark_tools.openapi)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import socket
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -13,6 +16,84 @@ from hallmark.http import MAX_BODY_BYTES
 from hallmark_tools.localcloud.cloud import LocalCloud
 
 READ_TIMEOUT_S = 30  # a client that announces more bytes than it sends is cut off, not waited on forever
+LISTEN_BACKLOG = 256  # 64+ clients connecting at once are queued by the kernel, not dropped or reset
+DRAIN_TIMEOUT_S = 60  # on SIGINT/SIGTERM, in-flight requests get this long to finish
+
+
+class LocalApiServer(ThreadingHTTPServer):
+    """A thread per connection (keep-alive), a listen backlog sized for a team, and a drain:
+    :meth:`drain` stops taking requests, lets the ones in flight finish (each answered with
+    ``Connection: close``), and closes the idle keep-alive connections."""
+
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.draining = False
+        self._state = threading.Condition()
+        self._busy: set[socket.socket] = set()
+        self._idle: set[socket.socket] = set()
+
+    def connection_idle(self, conn: socket.socket) -> bool:
+        """Between requests on ``conn``; False when draining (the connection should close)."""
+        with self._state:
+            self._busy.discard(conn)
+            self._state.notify_all()
+            if self.draining:
+                return False
+            self._idle.add(conn)
+            return True
+
+    def connection_busy(self, conn: socket.socket) -> None:
+        with self._state:
+            self._idle.discard(conn)
+            self._busy.add(conn)
+
+    def connection_closed(self, conn: socket.socket) -> None:
+        with self._state:
+            self._idle.discard(conn)
+            self._busy.discard(conn)
+            self._state.notify_all()
+
+    def in_flight(self) -> int:
+        with self._state:
+            return len(self._busy)
+
+    def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+        """After ``shutdown()``: finish the requests in flight, close idle connections, close the
+        socket. True when every in-flight request finished within ``timeout_s``."""
+        with self._state:
+            self.draining = True
+            for conn in list(self._idle):  # a client between requests: its next read sees EOF
+                _shut(conn)
+            self._idle.clear()
+            finished = self._state.wait_for(lambda: not self._busy, timeout_s)
+        self.server_close()
+        return finished
+
+
+def _shut(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+
+
+def serve_until_signal(server: LocalApiServer, drain_timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+    """Serve until SIGINT or SIGTERM (from the main thread), then drain: the requests in flight
+    are answered before this returns (and the local cloud stops behind them)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="local-api")
+    loop.start()
+    try:
+        while not stop.wait(0.5) and loop.is_alive():
+            pass
+    finally:
+        server.shutdown()  # no new connections or requests from here
+        loop.join()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return server.drain(drain_timeout_s)
 
 
 def free_port() -> int:
@@ -21,13 +102,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_server(cloud: LocalCloud, port: int) -> ThreadingHTTPServer:
+def make_server(cloud: LocalCloud, port: int) -> LocalApiServer:
     openapi: list[bytes] = []  # built at the first GET /openapi.json, from the cloud's handler modules
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = READ_TIMEOUT_S  # socket timeout of every read (StreamRequestHandler)
         disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
+        server: LocalApiServer
+
+        def handle_one_request(self) -> None:
+            if not self.server.connection_idle(self.connection):
+                self.close_connection = True  # draining: no further request on this connection
+                return
+            try:
+                super().handle_one_request()
+            finally:
+                if self.server.draining:
+                    self.close_connection = True
+
+        def parse_request(self) -> bool:
+            # the request line has arrived: from here this connection has a request in flight
+            self.server.connection_busy(self.connection)
+            return super().parse_request()
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                self.server.connection_closed(self.connection)
 
         def _openapi(self) -> None:
             status, body = 200, openapi[0] if openapi else b""
@@ -97,6 +200,9 @@ def make_server(cloud: LocalCloud, port: int) -> ThreadingHTTPServer:
             self.send_response(resp.status)
             for k, v in resp.headers.items():
                 self.send_header(k, v)
+            if self.server.draining:
+                self.close_connection = True
+                self.send_header("connection", "close")
             self.send_header("content-length", str(len(resp.body)))
             self.end_headers()
             if self.command != "HEAD":
@@ -115,4 +221,4 @@ def make_server(cloud: LocalCloud, port: int) -> ThreadingHTTPServer:
             if not cloud.quiet:
                 super().log_message(format, *args)
 
-    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    return LocalApiServer(("127.0.0.1", port), Handler)

@@ -73,10 +73,16 @@ class Function:
     sealed: bool = False
     """A role without a single permission (no logs, no X-Ray) and nothing secret in its environment:
     for code that runs what a package declares (the smoke runner). A sealed function has no access."""
+    reserved_concurrency: int | None = None
+    """At most this many invocations at once (CDK: reserved_concurrent_executions; the local cloud:
+    the size of the function's pool of execution environments). None: the account's unreserved
+    concurrency on AWS, ``localcloud.environments.DEFAULT_CONCURRENCY`` locally. Past it: throttled."""
 
     def __post_init__(self) -> None:
         if self.sealed and self.access:
             raise ValueError(f"{self.name} is sealed: it can have no access")
+        if self.reserved_concurrency is not None and self.reserved_concurrency < 0:
+            raise ValueError(f"{self.name}: reserved_concurrency must be >= 0")
 
     @property
     def handler(self) -> str:

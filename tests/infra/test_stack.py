@@ -156,3 +156,31 @@ def test_http_api_stage_is_throttled_by_default_and_per_route(template: Any) -> 
         assert settings[key] == {"ThrottlingRateLimit": t.rate, "ThrottlingBurstLimit": t.burst}
     route_ids = {k for k, r in template.find_resources("AWS::ApiGatewayV2::Route").items()}
     assert route_ids <= set(stage.get("DependsOn", [])), "the stage's RouteSettings need the routes first"
+
+
+def test_reserved_concurrency_is_deployed_as_the_topology_declares_it(template: Any) -> None:
+    """The topology's ``reserved_concurrency`` (the local cloud's pool size) is the function's
+    ReservedConcurrentExecutions; a function that declares none has no reservation."""
+    for f in template.find_resources("AWS::Lambda::Function").values():
+        name = f["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME")
+        if name is None:
+            continue
+        assert f["Properties"].get("ReservedConcurrentExecutions") == TOPOLOGY.function(name).reserved_concurrency
+
+
+def test_a_declared_reserved_concurrency_reaches_the_template(monkeypatch: Any) -> None:
+    import dataclasses
+
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
+
+    import cdk.app
+
+    reserved = dataclasses.replace(TOPOLOGY, functions=tuple(
+        dataclasses.replace(f, reserved_concurrency=3) if f.name == "health" else f for f in TOPOLOGY.functions))
+    monkeypatch.setattr(cdk.app, "TOPOLOGY", reserved)
+    app = cdk.app.build_app(App(context={"aws:cdk:bundling-stacks": []}))
+    template = Template.from_stack(app.node.find_child("Hallmark"))  # type: ignore[arg-type]
+    (health,) = [f for f in template.find_resources("AWS::Lambda::Function").values()
+                 if f["Properties"].get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME") == "health"]
+    assert health["Properties"]["ReservedConcurrentExecutions"] == 3
