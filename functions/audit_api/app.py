@@ -1,6 +1,7 @@
 """Auditor API: events (with their covering checkpoint), all / latest checkpoints, inclusion
-proofs, and replay: the same verifier as `hallmark audit verify`, over the stored chain or an
-uploaded export."""
+proofs (against the latest or a named checkpoint), consistency proofs between two checkpoints,
+and replay: the same verifier as `hallmark audit verify`, over the stored chain or an uploaded
+export. `hallmark audit prove` checks the proof documents offline."""
 
 import json
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark.adapters.audit_runtime import audit_log
 from hallmark.audit.replay import verify_export
-from hallmark.errors import NotFound
+from hallmark.errors import InvalidInput, NotFound
 from hallmark.http import make_resolver
 from hallmark.observability import logger, tracer
 
@@ -52,12 +53,32 @@ def latest(chain: Chain) -> dict[str, Any]:
 
 
 @app.get("/audit/<chain>/proof/<seq>")
-def proof(chain: Chain, seq: Annotated[int, Path(ge=1, description="event seq")]) -> dict[str, Any]:
+def proof(chain: Chain, seq: Annotated[int, Path(ge=1, description="event seq")],
+          checkpoint: Annotated[int | None, Query(ge=1, description="seq of the checkpoint to prove against "
+                                                  "(default: the latest)")] = None) -> dict[str, Any]:
     log = audit_log()
-    latest = log.store.latest_checkpoint(chain)
-    if latest is None or seq > latest.seq:
-        raise NotFound("checkpointed event", f"{chain}/{seq}")
-    return {"chain": chain, "proof": log.inclusion_proof(chain, seq).to_dict()}
+    if checkpoint is None:
+        latest = log.store.latest_checkpoint(chain)
+        if latest is None or seq > latest.seq:
+            raise NotFound("checkpointed event", f"{chain}/{seq}")
+    elif log.store.get_checkpoint(chain, checkpoint) is None:
+        raise NotFound("checkpoint", f"{chain}/{checkpoint}")
+    elif seq > checkpoint:
+        raise NotFound("event covered by checkpoint", f"{chain}/{seq}@{checkpoint}")
+    return {"chain": chain, "proof": log.inclusion_proof(chain, seq, checkpoint).to_dict()}
+
+
+@app.get("/audit/<chain>/consistency")
+def consistency(chain: Chain,
+                from_: Annotated[int, Query(alias="from", ge=1, description="seq of the older checkpoint")],
+                to: Annotated[int, Query(ge=1, description="seq of the newer checkpoint")]) -> dict[str, Any]:
+    if from_ > to:
+        raise InvalidInput("'from' must not be after 'to'", {"from": from_, "to": to})
+    log = audit_log()
+    for ckpt_seq in (from_, to):
+        if log.store.get_checkpoint(chain, ckpt_seq) is None:
+            raise NotFound("checkpoint", f"{chain}/{ckpt_seq}")
+    return {"chain": chain, "proof": log.consistency_proof(chain, from_, to).to_dict()}
 
 
 @app.post("/audit/<chain>/replay")
