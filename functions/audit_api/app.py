@@ -1,20 +1,25 @@
 """Auditor API: events (with their covering checkpoint), all / latest checkpoints, inclusion
 proofs (against the latest or a named checkpoint), consistency proofs between two checkpoints,
 and replay: the same verifier as `hallmark audit verify`, over the stored chain or an uploaded
-export. `hallmark audit prove` checks the proof documents offline."""
+export. `hallmark audit prove` checks the proof documents offline. Also the public `GET /keys`
+(no token): each signing key's purpose, key id, algorithm, PEM and fingerprint."""
 
 import json
+import os
 from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
+from hallmark.adapters import runtime
 from hallmark.adapters.audit_runtime import audit_log
 from hallmark.audit.replay import verify_export
 from hallmark.errors import InvalidInput, NotFound
 from hallmark.http import make_resolver
 from hallmark.observability import logger, tracer
+from hallmark.public_keys import describe_keys
 
 app = make_resolver()
 CHAIN_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -27,6 +32,12 @@ class ReplayRequest(BaseModel):
     events: str | None = Field(default=None, description="an exported <chain>.events.jsonl, verbatim")
     checkpoints: str | None = Field(default=None, description="the matching <chain>.checkpoints.jsonl")
 
+
+
+@app.get("/keys")
+def keys() -> dict[str, Any]:
+    purposes = [p for p in os.environ.get("SIGNING_KEY_PURPOSES", "manifest,audit,proof").split(",") if p]
+    return {"keys": describe_keys({p: runtime.signer(p) for p in purposes})}
 
 
 @app.get("/audit/<chain>/events")
@@ -50,6 +61,19 @@ def latest(chain: Chain) -> dict[str, Any]:
     if record is None:
         raise NotFound("checkpoint of chain", chain)
     return {"chain": chain, "checkpoint": record.checkpoint}
+
+
+@app.get("/audit/<chain>/checkpoint")
+def checkpoint_note(chain: Chain, seq: Annotated[int | None, Query(ge=1, description="seq of the checkpoint "
+                                                                  "(default: the latest)")] = None) -> Response[str]:
+    """The checkpoint as a C2SP tlog-checkpoint signed note (text/plain)."""
+    store = audit_log().store
+    record = store.latest_checkpoint(chain) if seq is None else store.checkpoint_record(chain, seq)
+    if record is None:
+        raise NotFound("checkpoint of chain", chain if seq is None else f"{chain}/{seq}")
+    if not record.note:
+        raise NotFound("signed note of checkpoint", f"{chain}/{record.seq}", code="no_signed_note")
+    return Response(200, "text/plain; charset=utf-8", record.note)
 
 
 @app.get("/audit/<chain>/proof/<seq>")

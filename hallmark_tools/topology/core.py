@@ -43,7 +43,7 @@ PART = Part(
         ),
         Function(
             name="audit_api",
-            description="Auditor API: events, checkpoints, inclusion and consistency proofs and offline-style replay.",
+            description="Auditor API: events, checkpoints (JSON and signed notes), inclusion and consistency proofs, replay; public keys.",
             timeout=60,
             memory=1024,
             routes=(
@@ -52,18 +52,15 @@ PART = Part(
                 Route("GET", "/audit/{chain}/checkpoints/latest", roles=("auditor", "superadmin")),
                 Route("GET", "/audit/{chain}/proof/{seq}", roles=("auditor", "superadmin")),
                 Route("GET", "/audit/{chain}/consistency", roles=("auditor", "superadmin")),
+                Route("GET", "/audit/{chain}/checkpoint", roles=("auditor", "superadmin")),
                 Route("POST", "/audit/{chain}/replay", roles=("auditor",)),
+                # public (no token): outsiders verify without AWS credentials. Served here rather
+                # than by a function of its own: the stack is at CloudFormation's 500-resource limit.
+                Route("GET", "/keys", public=True),
             ),
-            access=(Access("table", "audit", ("read",)), Access("key", "audit", ("read",))),
-        ),
-        Function(
-            name="keys_api",
-            description="Public keys (no token): purpose, key id, algorithm, PEM and fingerprint of each signing key.",
-            timeout=10,
-            memory=256,
-            routes=(Route("GET", "/keys", public=True),),
             env=(("SIGNING_KEY_PURPOSES", "manifest,audit,proof"),),
-            access=tuple(Access("key", k, ("read",)) for k in ("manifest", "audit", "proof")),
+            access=(Access("table", "audit", ("read",)),
+                    *(Access("key", k, ("read",)) for k in ("audit", "manifest", "proof"))),
         ),
     ),
     queues=(Queue("audit", fifo=True, visibility_timeout=120, max_receive_count=5),),

@@ -146,3 +146,20 @@ def _get_http(base: str, path: str) -> Any:
         "authorization": f"Bearer {LocalIssuer().token('auditor-1', ['auditor'], 600)}"})
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.loads(resp.read())
+
+
+def test_checkpoint_as_a_signed_note(driver: Driver, chain: list[int]) -> None:
+    from tests.unit.test_checkpoint_notes import independent_open
+
+    pem = next(k for k in driver.ok("GET", "/keys")["keys"] if k["purpose"] == "audit")["pem"].encode()
+    latest = _get(driver, f"/audit/{CHAIN}/checkpoints/latest")["checkpoint"]
+    for path, ckpt in ((f"/audit/{CHAIN}/checkpoint", latest),
+                       (f"/audit/{CHAIN}/checkpoint?seq=3", _get(driver, f"/audit/{CHAIN}/checkpoints")["checkpoints"][0])):
+        resp = driver.call("GET", path, "auditor")
+        assert resp.status == 200 and resp.headers["content-type"].startswith("text/plain"), resp.body[:300]
+        origin, size, root = independent_open(resp.body, f"hallmark.local/audit/{CHAIN}", pem)
+        assert origin == f"hallmark.local/audit/{CHAIN}"
+        assert size == ckpt["seq"] and root.hex() == ckpt["merkleRoot"]
+    assert driver.call("GET", f"/audit/{CHAIN}/checkpoint?seq=4", "auditor").status == 404
+    assert driver.call("GET", "/audit/nochain/checkpoint", "auditor").status == 404
+    assert driver.call("GET", f"/audit/{CHAIN}/checkpoint", "submitter").status == 403
