@@ -73,8 +73,8 @@ from typing import Any, Final
 
 from hallmark.audit.checkpoints import (
     CHECKPOINT_FIELDS,
-    LEGACY_CHECKPOINT_FIELDS,
     GENESIS_CHECKPOINT_HASH,
+    LEGACY_CHECKPOINT_FIELDS,
     checkpoint_hash,
     verify_checkpoint_signature,
 )
