@@ -76,6 +76,10 @@ from hallmark_tools.cli_audit import keys_export_command  # noqa: E402
 
 keys_app.command("export")(keys_export_command)
 
+from hallmark_tools.cli_bundle import bundle_command  # noqa: E402  (the release bundle)
+
+app.command("bundle")(bundle_command)
+
 
 @ops_app.command("redrive")
 def ops_redrive(

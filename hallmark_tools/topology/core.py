@@ -57,9 +57,12 @@ PART = Part(
                 # public (no token): outsiders verify without AWS credentials. Served here rather
                 # than by a function of its own: the stack is at CloudFormation's 500-resource limit.
                 Route("GET", "/keys", public=True),
+                # the release bundle (readers of the package); see hallmark.bundle
+                Route("GET", "/packages/{packageId}/bundle", roles=("submitter", "approver", "auditor", "superadmin")),
             ),
             env=(("SIGNING_KEY_PURPOSES", "manifest,audit,proof"),),
-            access=(Access("table", "audit", ("read",)),
+            access=(Access("table", "audit", ("read",)), Access("table", "state", ("read",)),
+                    Access("bucket", "manifests", ("read",)),
                     *(Access("key", k, ("read",)) for k in ("audit", "manifest", "proof"))),
         ),
     ),
