@@ -141,3 +141,45 @@ def test_bundle_route_refuses_strangers_and_unknown_packages(driver: Driver, hig
     stranger = driver.cloud.token("submitter", "someone-else")
     assert driver.call("GET", f"/packages/{pid}/bundle", token=stranger).status == 404  # not even its existence
     assert driver.call("GET", "/packages/nope/bundle", "auditor").status == 404
+
+
+def _sigstore_js() -> str | None:
+    """Where @sigstore/verify is installed (HALLMARK_SIGSTORE_JS: a node_modules directory)."""
+    import os
+    import shutil
+
+    path = os.environ.get("HALLMARK_SIGSTORE_JS")
+    if not path or not shutil.which("node") or not (Path(path) / "@sigstore" / "verify").is_dir():
+        return None
+    return path
+
+
+@pytest.mark.skipif(_sigstore_js() is None, reason="set HALLMARK_SIGSTORE_JS to a node_modules with @sigstore/verify")
+def test_the_sigstore_bundle_is_accepted_by_the_sigstore_js_verifier(high: tuple[dict[str, Any], bytes],
+                                                                    keys: tuple[Path, dict[str, bytes]],
+                                                                    tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    bundle = high[0]
+    script = Path(__file__).parent / "js" / "sigstore_verify.js"
+    env = {**os.environ, "NODE_PATH": str(_sigstore_js())}
+    good = tmp_path / "sigstore.json"
+    good.write_text(json.dumps(bundle["sigstore"]))
+    run = subprocess.run(["node", str(script), str(good), str(keys[0] / "manifest.pem")], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and "verified" in run.stdout, run.stdout + run.stderr
+    bad = copy.deepcopy(bundle["sigstore"])
+    bad["dsseEnvelope"]["payload"] = base64.b64encode(base64.b64decode(bad["dsseEnvelope"]["payload"]) + b" ").decode()
+    (tmp_path / "bad.json").write_text(json.dumps(bad))
+    run = subprocess.run(["node", str(script), str(tmp_path / "bad.json"), str(keys[0] / "manifest.pem")], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "refused" in run.stdout, run.stdout + run.stderr
+    other = tmp_path / "other.pem"
+    other.write_bytes(keys[1]["audit"])
+    run = subprocess.run(["node", str(script), str(good), str(other)], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stdout
+    # and the bundle's own check ties it to the manifest
+    tampered = copy.deepcopy(bundle)
+    tampered["sigstore"]["dsseEnvelope"] = bad["dsseEnvelope"]
+    assert any("sigstore bundle" in f for f in _failures(tampered, keys[1], high[1]))

@@ -13,7 +13,8 @@ Format ``hallmark.bundle/v1`` (``docs/wire-format.md`` section 9)::
 
 What this version holds: the manifest, the governance approvals with the registry keys that
 signed them, and the release's audit events with inclusion proofs. Ceremony provenance, purchase
-proofs and the Sigstore form are not in it (yet); a verifier says so rather than passing them.
+proofs are not in it (yet); a verifier says so rather than passing them. ``sigstore`` is the
+manifest again as a Sigstore bundle v0.3 (:func:`sigstore_bundle`).
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from hallmark.dsse import DsseError, verify_envelope
 from hallmark.governance.messages import approval_message
 from hallmark.signing import public_key_fingerprint, verify_signature
 
-__all__ = ["BUNDLE_VERSION", "Check", "verify_bundle"]
+__all__ = ["BUNDLE_VERSION", "SIGSTORE_MEDIA_TYPE", "Check", "collect_bundle", "sigstore_bundle", "verify_bundle"]
 
 BUNDLE_VERSION: Final = "hallmark.bundle/v1"
 GOVERNED: Final = frozenset({"HIGH", "CRITICAL"})
+SIGSTORE_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
 REGISTRY_EVENTS: Final = frozenset({"ApproverAdded", "ApproverKeyRotated", "ApproverRemoved"})
 
 
@@ -196,6 +198,34 @@ def _audit(bundle: Mapping[str, Any], pem: bytes | None, package_id: str,
     return checks
 
 
+def sigstore_bundle(envelope: Mapping[str, Any], key_hint: str) -> dict[str, Any]:
+    """The manifest as a Sigstore bundle v0.3: DSSE content, ``publicKey`` verification material
+    (``hint`` = the manifest key's fingerprint), no transparency-log entry or timestamp (a
+    verifier is configured with the key and thresholds of 0 for those)."""
+    sigs = [{"sig": sg["sig"], "keyid": sg.get("keyid", "")} for sg in envelope.get("signatures", [])]
+    return {
+        "mediaType": SIGSTORE_MEDIA_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": [],
+                                 "timestampVerificationData": {"rfc3161Timestamps": []}},
+        "dsseEnvelope": {"payload": envelope.get("payload"), "payloadType": envelope.get("payloadType"),
+                         "signatures": sigs},
+    }
+
+
+def _sigstore(bundle: Mapping[str, Any]) -> list[Check]:
+    sig = bundle.get("sigstore")
+    env = (bundle.get("manifest") or {}).get("envelope") if isinstance(bundle.get("manifest"), Mapping) else None
+    if sig is None:
+        return []
+    if not isinstance(sig, Mapping) or not isinstance(env, Mapping):
+        return [Check("sigstore bundle", False, "malformed")]
+    fp = (bundle.get("keys") or {}).get("manifest") if isinstance(bundle.get("keys"), Mapping) else None
+    expected = sigstore_bundle(env, str(fp))
+    same = sig == expected
+    return [Check("sigstore bundle", same, "the same DSSE envelope as the manifest, key hint = manifest fingerprint"
+                  if same else "differs from the manifest envelope (or names another key)")]
+
+
 def verify_bundle(bundle: Any, keys: Mapping[str, bytes], artifact: bytes | None = None, *,
                   min_threshold: int = 3) -> list[Check]:
     """Every check of a bundle; the release verifies when each one is ``ok``.
@@ -225,7 +255,7 @@ def verify_bundle(bundle: Any, keys: Mapping[str, bytes], artifact: bytes | None
                                 f"sha256 {actual} " + ("matches the manifest subject" if subject == actual
                                                        else f"is not the manifest subject {subject}")))
         checks += _approvals(bundle, statement, digest, min_threshold, logged)
-    return checks + audit_checks
+    return checks + _sigstore(bundle) + audit_checks
 
 
 def collect_bundle(
@@ -281,5 +311,6 @@ def collect_bundle(
         "approvals": approvals,
         "audit": {"events": items, "uncoveredEvents": uncovered},
         "keys": dict(key_fingerprints),
-        "notIncluded": ["ceremony provenance", "purchase ledger and delivery proofs", "Sigstore bundle"],
+        "sigstore": sigstore_bundle(envelope, str(key_fingerprints.get("manifest", ""))),
+        "notIncluded": ["ceremony provenance", "purchase ledger and delivery proofs"],
     }
