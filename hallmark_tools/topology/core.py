@@ -54,8 +54,8 @@ PART = Part(
                 Route("GET", "/audit/{chain}/consistency", roles=("auditor", "superadmin")),
                 Route("GET", "/audit/{chain}/checkpoint", roles=("auditor", "superadmin")),
                 Route("POST", "/audit/{chain}/replay", roles=("auditor",)),
-                # public (no token): outsiders verify without AWS credentials. Served here rather
-                # than by a function of its own: the stack is at CloudFormation's 500-resource limit.
+                # public (no token): outsiders verify without AWS credentials (served by the
+                # function that already reads the keys, rather than by one more function)
                 Route("GET", "/keys", public=True),
                 # the release bundle (readers of the package); see hallmark.bundle
                 Route("GET", "/packages/{packageId}/bundle", roles=("submitter", "approver", "auditor", "superadmin")),
