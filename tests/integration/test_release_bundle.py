@@ -183,3 +183,29 @@ def test_the_sigstore_bundle_is_accepted_by_the_sigstore_js_verifier(high: tuple
     tampered = copy.deepcopy(bundle)
     tampered["sigstore"]["dsseEnvelope"] = bad["dsseEnvelope"]
     assert any("sigstore bundle" in f for f in _failures(tampered, keys[1], high[1]))
+
+
+def test_hallmark_bundle_downloads_then_verifies(shared_cloud: LocalCloud, high: tuple[dict[str, Any], bytes],
+                                                 keys: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
+    import threading
+
+    from hallmark_tools.localcloud.server import free_port, make_server
+
+    server = make_server(shared_cloud, free_port())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = f"http://127.0.0.1:{server.server_address[1]}"
+        out = tmp_path / "b.json"
+        token = shared_cloud.token("auditor")
+        r = CliRunner().invoke(app, ["bundle", high[0]["packageId"], "--out", str(out), "--api", api, "--token", token])
+        assert r.exit_code == 0, r.output
+        r = CliRunner().invoke(app, ["bundle", "nope", "--out", str(out), "--api", api, "--token", token])
+        assert r.exit_code == 2 and "404" in r.output, r.output
+    finally:
+        server.shutdown()
+        server.server_close()
+    (tmp_path / "pkg").write_bytes(high[1])
+    r = CliRunner().invoke(app, ["bundle", "verify", str(out), "--keys", str(keys[0]), "--artifact", str(tmp_path / "pkg")])
+    assert r.exit_code == 0 and "PASS approvals threshold" in r.output, r.output
+    r = CliRunner().invoke(app, ["bundle", "verify", str(out), "--keys", str(keys[0]), "--threshold", "4"])
+    assert r.exit_code == 2 and "3 distinct registered approvers approved, 4 needed" in r.output, r.output
