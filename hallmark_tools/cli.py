@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import typer
@@ -12,7 +11,7 @@ from rich.console import Console
 app = typer.Typer(help="Hallmark: provenance and release pipeline (local cloud, audit, operator tools).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 local_app = typer.Typer(help="The local cloud (moto in-process).", no_args_is_help=True)
-audit_app = typer.Typer(help="The audit log: verify and export.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log: verify, prove and export.", no_args_is_help=True)
 keys_app = typer.Typer(help="Public keys of the KMS signing keys.", no_args_is_help=True)
 ops_app = typer.Typer(help="Operator tools.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
@@ -62,33 +61,19 @@ def local_token(
     print(f"Bearer token for {sub} ({', '.join(role)}): {token}")
 
 
-@audit_app.command("verify")
-def audit_verify(
-    events: Path = typer.Argument(..., exists=True, dir_okay=False, help="<chain>.events.jsonl"),
-    checkpoints: Path = typer.Option(..., "--checkpoints", exists=True, dir_okay=False, help="<chain>.checkpoints.jsonl"),
-    key: Path = typer.Option(..., "--key", exists=True, dir_okay=False, help="audit checkpoint public key (PEM)"),
-) -> None:
-    """Replay an exported chain offline: exit 0 when every hash, link, root and signature holds."""
-    from hallmark.audit.replay import verify_export_files  # (the native kernel when it is built)
+from hallmark_tools.cli_audit import prove_command, verify_command  # noqa: E402  (third-party verification)
 
-    started = time.perf_counter()
-    report = verify_export_files(events, checkpoints, key.read_bytes())
-    elapsed = time.perf_counter() - started
-    if report.ok:
-        console.print(f"[bold green]OK[/] {report.events} events, {report.checkpoints} checkpoints verified "
-                      f"in {elapsed:.2f}s (chains: {', '.join(sorted(report.chains))})")
-        return
-    console.print(f"[bold red]FAILED[/] at seq {report.first_bad_seq}: {report.reason}")
-    raise typer.Exit(2)
+audit_app.command("verify")(verify_command)
+audit_app.command("prove")(prove_command)
 
 
-@keys_app.command("export")
-def keys_export(out: Path = typer.Option(Path("keys"), "--out", help="directory for <purpose>.pem")) -> None:
-    """Write the public key of every KMS signing key as PEM (uses your AWS credentials)."""
-    from hallmark_tools.export import export_keys
+from hallmark_tools.cli_audit import keys_export_command  # noqa: E402
 
-    for purpose, path in export_keys(out).items():
-        console.print(f"{purpose}: {path}")
+keys_app.command("export")(keys_export_command)
+
+from hallmark_tools.cli_bundle import bundle_command  # noqa: E402  (the release bundle)
+
+app.command("bundle")(bundle_command)
 
 
 @ops_app.command("redrive")

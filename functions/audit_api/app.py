@@ -1,19 +1,25 @@
 """Auditor API: events (with their covering checkpoint), all / latest checkpoints, inclusion
-proofs, and replay: the same verifier as `hallmark audit verify`, over the stored chain or an
-uploaded export."""
+proofs (against the latest or a named checkpoint), consistency proofs between two checkpoints,
+and replay: the same verifier as `hallmark audit verify`, over the stored chain or an uploaded
+export. `hallmark audit prove` checks the proof documents offline. Also the public `GET /keys`
+(no token): each signing key's purpose, key id, algorithm, PEM and fingerprint."""
 
 import json
+import os
 from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
+from hallmark.adapters import runtime
 from hallmark.adapters.audit_runtime import audit_log
 from hallmark.audit.replay import verify_export
-from hallmark.errors import NotFound
+from hallmark.errors import InvalidInput, NotFound
 from hallmark.http import make_resolver
 from hallmark.observability import logger, tracer
+from hallmark.public_keys import describe_keys
 
 app = make_resolver()
 CHAIN_PATTERN = r"^[a-z][a-z0-9_-]{0,63}$"
@@ -26,6 +32,48 @@ class ReplayRequest(BaseModel):
     events: str | None = Field(default=None, description="an exported <chain>.events.jsonl, verbatim")
     checkpoints: str | None = Field(default=None, description="the matching <chain>.checkpoints.jsonl")
 
+
+
+@app.get("/keys")
+def keys() -> dict[str, Any]:
+    purposes = [p for p in os.environ.get("SIGNING_KEY_PURPOSES", "manifest,audit,proof").split(",") if p]
+    return {"keys": describe_keys({p: runtime.signer(p) for p in purposes})}
+
+
+@app.get("/packages/<packageId>/bundle")
+@tracer.capture_method
+def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]) -> dict[str, Any]:
+    """The release bundle: manifest, approvals with the registry keys, audit events with proofs."""
+    from hallmark.access import require_package_reader
+    from hallmark.adapters.dynamo_governance import DynamoApproverRepository
+    from hallmark.bundle import collect_bundle
+    from hallmark.http import caller_of
+
+    package = runtime.docs().get("package", packageId)
+    if package is None:
+        raise NotFound("package", packageId)
+    require_package_reader(caller_of(app), package)
+    ref = (package.get("manifest") or {}).get("repository")
+    if not ref:
+        raise NotFound("published manifest of package", packageId, code="not_published")
+    envelope = json.loads(runtime.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read())
+    governance = runtime.governance()
+    upgrade = governance.load("upgrade", package["upgradeId"]) if package.get("upgradeId") else None
+    approver_keys: dict[str, list[dict[str, str]]] = {}
+    if upgrade is not None:
+        repo = DynamoApproverRepository(runtime.client("dynamodb"), runtime.require("TABLE_STATE"))
+        for approver_id in {r.approver_id for r in upgrade.approvals}:
+            a = repo.get(approver_id)
+            if a is not None:
+                approver_keys[approver_id] = [{"keyFingerprint": a.key_fingerprint, "publicKeyPem": a.public_key_pem},
+                                              *({"keyFingerprint": k.key_fingerprint, "publicKeyPem": k.public_key_pem}
+                                                for k in a.previous_keys)]
+    impact = package.get("impact", package["meta"]["impact"])
+    fingerprints = {k["purpose"]: k["fingerprint"]
+                    for k in describe_keys({p: runtime.signer(p) for p in ("manifest", "audit")})}
+    return collect_bundle(package, envelope, upgrade=upgrade, approver_keys=approver_keys,
+                          threshold=governance.threshold_for(impact), audit_log=audit_log(),
+                          key_fingerprints=fingerprints)
 
 
 @app.get("/audit/<chain>/events")
@@ -51,13 +99,46 @@ def latest(chain: Chain) -> dict[str, Any]:
     return {"chain": chain, "checkpoint": record.checkpoint}
 
 
+@app.get("/audit/<chain>/checkpoint")
+def checkpoint_note(chain: Chain, seq: Annotated[int | None, Query(ge=1, description="seq of the checkpoint "
+                                                                  "(default: the latest)")] = None) -> Response[str]:
+    """The checkpoint as a C2SP tlog-checkpoint signed note (text/plain)."""
+    store = audit_log().store
+    record = store.latest_checkpoint(chain) if seq is None else store.checkpoint_record(chain, seq)
+    if record is None:
+        raise NotFound("checkpoint of chain", chain if seq is None else f"{chain}/{seq}")
+    if not record.note:
+        raise NotFound("signed note of checkpoint", f"{chain}/{record.seq}", code="no_signed_note")
+    return Response(200, "text/plain; charset=utf-8", record.note)
+
+
 @app.get("/audit/<chain>/proof/<seq>")
-def proof(chain: Chain, seq: Annotated[int, Path(ge=1, description="event seq")]) -> dict[str, Any]:
+def proof(chain: Chain, seq: Annotated[int, Path(ge=1, description="event seq")],
+          checkpoint: Annotated[int | None, Query(ge=1, description="seq of the checkpoint to prove against "
+                                                  "(default: the latest)")] = None) -> dict[str, Any]:
     log = audit_log()
-    latest = log.store.latest_checkpoint(chain)
-    if latest is None or seq > latest.seq:
-        raise NotFound("checkpointed event", f"{chain}/{seq}")
-    return {"chain": chain, "proof": log.inclusion_proof(chain, seq).to_dict()}
+    if checkpoint is None:
+        latest = log.store.latest_checkpoint(chain)
+        if latest is None or seq > latest.seq:
+            raise NotFound("checkpointed event", f"{chain}/{seq}")
+    elif log.store.get_checkpoint(chain, checkpoint) is None:
+        raise NotFound("checkpoint", f"{chain}/{checkpoint}")
+    elif seq > checkpoint:
+        raise NotFound("event covered by checkpoint", f"{chain}/{seq}@{checkpoint}")
+    return {"chain": chain, "proof": log.inclusion_proof(chain, seq, checkpoint).to_dict()}
+
+
+@app.get("/audit/<chain>/consistency")
+def consistency(chain: Chain,
+                from_: Annotated[int, Query(alias="from", ge=1, description="seq of the older checkpoint")],
+                to: Annotated[int, Query(ge=1, description="seq of the newer checkpoint")]) -> dict[str, Any]:
+    if from_ > to:
+        raise InvalidInput("'from' must not be after 'to'", {"from": from_, "to": to})
+    log = audit_log()
+    for ckpt_seq in (from_, to):
+        if log.store.get_checkpoint(chain, ckpt_seq) is None:
+            raise NotFound("checkpoint", f"{chain}/{ckpt_seq}")
+    return {"chain": chain, "proof": log.consistency_proof(chain, from_, to).to_dict()}
 
 
 @app.post("/audit/<chain>/replay")

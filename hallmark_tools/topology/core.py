@@ -43,7 +43,7 @@ PART = Part(
         ),
         Function(
             name="audit_api",
-            description="Auditor API: events, latest checkpoint, inclusion proofs and offline-style replay.",
+            description="Auditor API: events, checkpoints (JSON and signed notes), inclusion and consistency proofs, replay; public keys.",
             timeout=60,
             memory=1024,
             routes=(
@@ -51,9 +51,19 @@ PART = Part(
                 Route("GET", "/audit/{chain}/checkpoints", roles=("auditor", "superadmin")),
                 Route("GET", "/audit/{chain}/checkpoints/latest", roles=("auditor", "superadmin")),
                 Route("GET", "/audit/{chain}/proof/{seq}", roles=("auditor", "superadmin")),
+                Route("GET", "/audit/{chain}/consistency", roles=("auditor", "superadmin")),
+                Route("GET", "/audit/{chain}/checkpoint", roles=("auditor", "superadmin")),
                 Route("POST", "/audit/{chain}/replay", roles=("auditor",)),
+                # public (no token): outsiders verify without AWS credentials (served by the
+                # function that already reads the keys, rather than by one more function)
+                Route("GET", "/keys", public=True),
+                # the release bundle (readers of the package); see hallmark.bundle
+                Route("GET", "/packages/{packageId}/bundle", roles=("submitter", "approver", "auditor", "superadmin")),
             ),
-            access=(Access("table", "audit", ("read",)), Access("key", "audit", ("read",))),
+            env=(("SIGNING_KEY_PURPOSES", "manifest,audit,proof"),),
+            access=(Access("table", "audit", ("read",)), Access("table", "state", ("read",)),
+                    Access("bucket", "manifests", ("read",)),
+                    *(Access("key", k, ("read",)) for k in ("audit", "manifest", "proof"))),
         ),
     ),
     queues=(Queue("audit", fifo=True, visibility_timeout=120, max_receive_count=5),),

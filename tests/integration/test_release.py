@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from hallmark.dsse import DsseError, verify_envelope
+from hallmark.signing import public_key_fingerprint
 from hallmark_tools import samples
 from hallmark_tools.driver import Driver
 from hallmark_tools.export import export_keys
@@ -40,6 +41,7 @@ def test_clean_package_is_published_with_a_verifying_envelope(shared_cloud: Loca
     assert statement["subject"][0]["digest"]["sha256"] == samples.submission("clean-one", "1.0.0", body)["sha256"]
     preconditions = {p["validator"]: p["digest"] for p in statement["predicate"]["preconditions"]}
     assert preconditions == {k: v["digest"] for k, v in doc["validators"].items()}
+    assert statement["predicate"]["signerKeyFingerprint"] == public_key_fingerprint(keys["manifest"].read_bytes())
     # tampering with the payload breaks the signature
     forged = dict(envelope, payload=base64.b64encode(payload.replace(b"LOW", b"HIGH")).decode())
     with pytest.raises(DsseError):

@@ -34,7 +34,7 @@ from hallmark.audit.log import AuditLog
 from hallmark.audit.merkle import merkle_root
 from hallmark.audit.replay import verify_export
 from hallmark.audit.store import CheckpointConflict, CheckpointRecord, HeadMoved, InMemoryAuditStore
-from hallmark.signing import LocalSigner, verify_signature
+from hallmark.signing import LocalSigner, public_key_fingerprint, verify_signature
 
 TS = "2026-11-22T20:11:00.000Z"
 
@@ -201,8 +201,10 @@ def test_checkpoints_every_n(signer: LocalSigner) -> None:
         "merkleRoot",
         "prevCheckpointHash",
         "keyId",
+        "keyFingerprint",
         "signature",
     )
+    assert c10["keyFingerprint"] == public_key_fingerprint(signer.public_key_pem())
     assert c10["headHash"] == events[9].hash
     assert c10["merkleRoot"] == merkle_root([bytes.fromhex(e.hash) for e in events[:10]]).hex()
     assert c10["prevCheckpointHash"] == "0" * 64

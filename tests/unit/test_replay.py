@@ -21,7 +21,7 @@ import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hallmark.audit.checkpoints import CheckpointPolicy
+from hallmark.audit.checkpoints import CheckpointPolicy, checkpoint_hash
 from hallmark.audit.events import event_hash
 from hallmark.audit.log import AuditLog
 from hallmark.audit.replay import (
@@ -32,7 +32,7 @@ from hallmark.audit.replay import (
     verify_export_files,
 )
 from hallmark.audit.store import InMemoryAuditStore
-from hallmark.signing import LocalSigner
+from hallmark.signing import LocalSigner, public_key_fingerprint
 
 TS = "2026-11-22T20:11:00.000Z"
 SIGNER = LocalSigner.generate(key_id="audit-key")
@@ -368,3 +368,27 @@ def test_a_non_json_line_with_a_matching_hash_never_passes() -> None:
     lines[14] = _forge_raw(15, ev(14)["hash"], '{"i":15,}', ref)
     report = verify_export(lines, CKPTS, PEM)
     assert not report.ok and report.first_bad_seq in (15, 16)
+
+
+def test_checkpoint_key_fingerprint() -> None:
+    """Checkpoints name their key's fingerprint (issue 18); older ones without it still replay."""
+    assert all(json.loads(c)["keyFingerprint"] == public_key_fingerprint(SIGNER.public_key_pem()) for c in CKPTS)
+    legacy = [canon(resign({k: v for k, v in json.loads(c).items() if k != "keyFingerprint"})) for c in CKPTS]
+    relinked = _relink_prev(legacy)
+    assert verify_export(EVENTS, relinked, SIGNER.public_key_pem()).ok
+    other = LocalSigner.generate(key_id="audit-key")
+    claimed = [canon(resign({**json.loads(c), "keyFingerprint": public_key_fingerprint(other.public_key_pem())}, other))
+               for c in CKPTS]
+    check(EVENTS, claimed, 10, "signed by the key with fingerprint")
+    bad = [canon(resign({**json.loads(c), "keyFingerprint": "XYZ"})) for c in CKPTS]
+    check(EVENTS, bad, 10, "keyFingerprint is not 64 lowercase hex")
+
+
+def _relink_prev(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    prev = "0" * 64
+    for c in lines:
+        obj = resign({**json.loads(c), "prevCheckpointHash": prev})
+        out.append(canon(obj))
+        prev = checkpoint_hash(obj)
+    return out

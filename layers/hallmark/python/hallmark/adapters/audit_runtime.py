@@ -9,6 +9,7 @@ from functools import cache
 from hallmark.adapters import runtime
 from hallmark.audit.checkpoints import CheckpointPolicy
 from hallmark.audit.log import AuditLog
+from hallmark.audit.notes import DEFAULT_ORIGIN_PREFIX
 
 CHAINS = ("release", "governance", "ceremony", "market", "scoring")
 
@@ -23,7 +24,8 @@ def policy() -> CheckpointPolicy:
 def audit_log() -> AuditLog:
     from hallmark.adapters.dynamo_audit_store import DynamoAuditStore
 
-    return AuditLog(DynamoAuditStore(runtime.table("audit")), runtime.signer("audit"), policy())
+    return AuditLog(DynamoAuditStore(runtime.table("audit")), runtime.signer("audit"), policy(),
+                    note_origin_prefix=os.environ.get("AUDIT_NOTE_ORIGIN", DEFAULT_ORIGIN_PREFIX))
 
 
 def chains() -> tuple[str, ...]:

@@ -8,7 +8,8 @@ Items of chain ``<c>`` (all under ``pk = CHAIN#<c>``):
 ``HEAD``                      ``seq`` (N), ``hash`` (S): the chain head
 ``EVENT#<seq, 12 digits>``    the event fields; ``data`` as a JSON string (exact ints and floats)
 ``ID#<event id>``             ``seq`` (N): the idempotency marker of an event id
-``CKPT#<seq, 12 digits>``     ``checkpoint`` (S, RFC 8785 JSON), ``frontier`` (S, JSON list of hex)
+``CKPT#<seq, 12 digits>``     ``checkpoint`` (S, RFC 8785 JSON), ``frontier`` (S, JSON list of hex),
+                              ``note`` (S, the C2SP signed note; absent on older checkpoints)
 ``CKPTHEAD``                  ``seq`` (N): the latest checkpoint (serializes checkpoint writers)
 ============================  =====================================================================
 
@@ -249,6 +250,7 @@ class DynamoAuditStore:
                                 "seq": seq,
                                 "checkpoint": canonical_bytes(dict(ckpt)).decode("utf-8"),
                                 "frontier": json.dumps(list(record.frontier)),
+                                **({"note": record.note} if record.note else {}),
                             },
                             "ConditionExpression": "attribute_not_exists(pk)",
                         }
@@ -266,7 +268,7 @@ class DynamoAuditStore:
     @staticmethod
     def _record(item: dict[str, Any]) -> CheckpointRecord:
         return CheckpointRecord(
-            json.loads(item["checkpoint"]), tuple(json.loads(item.get("frontier") or "[]"))
+            json.loads(item["checkpoint"]), tuple(json.loads(item.get("frontier") or "[]")), str(item.get("note") or "")
         )
 
     def latest_checkpoint(self, chain: str) -> CheckpointRecord | None:
@@ -280,10 +282,14 @@ class DynamoAuditStore:
         return self._record(item) if item else None
 
     def get_checkpoint(self, chain: str, seq: int) -> dict[str, Any] | None:
+        record = self.checkpoint_record(chain, seq)
+        return record.checkpoint if record else None
+
+    def checkpoint_record(self, chain: str, seq: int) -> CheckpointRecord | None:
         item = self._table.get_item(Key={"pk": _pk(chain), "sk": _ckpt_sk(seq)}, ConsistentRead=True).get(
             "Item"
         )
-        return self._record(item).checkpoint if item else None
+        return self._record(item) if item else None
 
     def checkpoints(self, chain: str) -> Iterator[dict[str, Any]]:
         for item in self._query(_pk(chain), _ckpt_sk(0), _ckpt_sk(_MAX_SEQ)):

@@ -1,10 +1,12 @@
 """Signed checkpoints of a chain.
 
-Wire format (DESIGN.md): ``{"chain", "seq", "ts", "headHash", "merkleRoot",
-"prevCheckpointHash", "keyId", "signature"}``. A checkpoint covers events ``1..seq``;
+Wire format (``docs/wire-format.md``): ``{"chain", "seq", "ts", "headHash", "merkleRoot",
+"prevCheckpointHash", "keyId", "keyFingerprint", "signature"}``. A checkpoint covers events ``1..seq``;
 ``headHash`` is the hash of event ``seq``; ``merkleRoot`` the RFC 6962 head over the event
 hashes (hex); ``prevCheckpointHash = sha256(RFC8785(previous checkpoint))`` -- the whole
 previous checkpoint, its ``signature`` included -- or 64 zeros for the first;
+``keyFingerprint`` = lowercase hex SHA-256 of the signing key's DER SubjectPublicKeyInfo (as
+``GET /keys`` lists it; absent on checkpoints made before it was added);
 ``signature`` = base64 DER ECDSA P-256/SHA-256 over ``RFC8785(checkpoint without "signature")``.
 """
 
@@ -19,11 +21,12 @@ from typing import Any, Final
 
 from hallmark.canonical import canonical_bytes, sha256_hex
 from hallmark.ports import Signer
-from hallmark.signing import verify_signature
+from hallmark.signing import public_key_fingerprint, verify_signature
 
 __all__ = [
     "CHECKPOINT_FIELDS",
     "GENESIS_CHECKPOINT_HASH",
+    "LEGACY_CHECKPOINT_FIELDS",
     "CheckpointPolicy",
     "build_checkpoint",
     "checkpoint_hash",
@@ -33,8 +36,10 @@ __all__ = [
 
 GENESIS_CHECKPOINT_HASH: Final = "0" * 64
 CHECKPOINT_FIELDS: Final = (
-    "chain", "seq", "ts", "headHash", "merkleRoot", "prevCheckpointHash", "keyId", "signature",
+    "chain", "seq", "ts", "headHash", "merkleRoot", "prevCheckpointHash", "keyId", "keyFingerprint", "signature",
 )  # fmt: skip
+#: checkpoints signed before ``keyFingerprint`` existed carry every other field; replay accepts both
+LEGACY_CHECKPOINT_FIELDS: Final = tuple(f for f in CHECKPOINT_FIELDS if f != "keyFingerprint")
 
 
 def checkpoint_signing_bytes(checkpoint: Mapping[str, Any]) -> bytes:
@@ -69,6 +74,7 @@ def build_checkpoint(
         "merkleRoot": merkle_root,
         "prevCheckpointHash": prev_checkpoint_hash,
         "keyId": signer.key_id,
+        "keyFingerprint": public_key_fingerprint(signer.public_key_pem()),
     }
     signature = signer.sign(canonical_bytes(body))
     body["signature"] = base64.b64encode(signature).decode("ascii")

@@ -1,6 +1,6 @@
 """The audit event (wire format), its hash, and the event-type vocabulary.
 
-Wire format (DESIGN.md): ``{"id", "chain", "seq", "ts", "type", "actor", "subject", "data",
+Wire format (``docs/wire-format.md``): ``{"id", "chain", "seq", "ts", "type", "actor", "subject", "data",
 "prevHash", "hash", "signature"}``; ``hash = sha256(RFC8785(event without "hash" and
 "signature"))`` as lowercase hex; ``prevHash`` of seq 1 is :data:`GENESIS`; ``signature`` is
 ``null`` until a checkpoint covers the event, then ``{"checkpoint": <seq>, "keyId": ...}``.

@@ -34,6 +34,7 @@ from hallmark.audit.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from hallmark.audit.notes import DEFAULT_ORIGIN_PREFIX, note_origin, sign_checkpoint_note
 from hallmark.audit.store import AuditStore, CheckpointConflict, CheckpointRecord, HeadMoved
 from hallmark.canonical import canonical_bytes, parse_rfc3339, to_rfc3339
 from hallmark.ports import Signer
@@ -162,8 +163,10 @@ class AuditLog:
         max_attempts: int = 100,
         backoff_s: float = 0.0005,
         max_backoff_s: float = 0.05,
+        note_origin_prefix: str = DEFAULT_ORIGIN_PREFIX,
     ):
         self.store = store
+        self.note_origin_prefix = note_origin_prefix
         self.signer = signer
         self.policy = policy if policy is not None else CheckpointPolicy()
         self.clock = clock
@@ -310,9 +313,10 @@ class AuditLog:
                 else GENESIS_CHECKPOINT_HASH,
                 signer=self.signer,
             )
+            note = sign_checkpoint_note(ckpt, self.note_origin(chain), self.signer)
             try:
                 self.store.put_checkpoint(
-                    CheckpointRecord(ckpt, tuple(frontier.to_hex())), latest.seq if latest else None
+                    CheckpointRecord(ckpt, tuple(frontier.to_hex()), note), latest.seq if latest else None
                 )
             except CheckpointConflict:
                 continue  # another writer checkpointed meanwhile: re-read and see what is left
@@ -320,6 +324,10 @@ class AuditLog:
         raise AppendContention(
             f"chain {chain!r}: checkpoints kept conflicting for {self.max_attempts} attempts"
         )
+
+    def note_origin(self, chain: str) -> str:
+        """The origin line (and key name) of ``chain``'s checkpoint notes."""
+        return note_origin(chain, self.note_origin_prefix)
 
     def _frontier_from(self, chain: str, latest: CheckpointRecord | None) -> tuple[MerkleFrontier, str]:
         if latest is None:

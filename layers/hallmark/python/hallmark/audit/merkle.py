@@ -26,6 +26,7 @@ __all__ = [
     "root_from_frontier",
     "verify_consistency",
     "verify_inclusion",
+    "verify_inclusion_hash",
 ]
 
 _sha256 = hashlib.sha256
@@ -116,12 +117,24 @@ def consistency_proof(leaves: Sequence[bytes], old_size: int, new_size: int | No
     return out
 
 
+def _all_digests(*values: bytes) -> bool:
+    """Every value is a 32-byte SHA-256 digest (a shorter or longer "hash" never verifies)."""
+    return all(len(v) == 32 for v in values)
+
+
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> bool:
     """RFC 9162 2.1.3.2: does ``proof`` show ``leaf`` (an event hash) at ``index`` in the tree ``root``?"""
-    if not 0 <= index < size:
+    return verify_inclusion_hash(leaf_hash(leaf), index, size, proof, root)
+
+
+def verify_inclusion_hash(
+    leaf_digest: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes
+) -> bool:
+    """Like :func:`verify_inclusion`, given the RFC 6962 leaf hash ``SHA-256(0x00 || leaf)``."""
+    if not 0 <= index < size or not _all_digests(leaf_digest, root, *proof):
         return False
     fn, sn = index, size - 1
-    r = leaf_hash(leaf)
+    r = leaf_digest
     for p in proof:
         if sn == 0:
             return False
@@ -141,13 +154,15 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
 def verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> bool:
-    """RFC 9162 2.1.4.2: is the tree ``old_root`` of ``old_size`` a prefix of ``new_root``?"""
-    if old_size < 0 or new_size < old_size:
+    """RFC 9162 2.1.4.2: is the tree ``old_root`` of ``old_size`` a prefix of ``new_root``?
+
+    RFC 9162 defines consistency proofs for ``0 < old_size``; a proof from the empty tree proves
+    nothing and is refused (as transparency-dev/merkle does).
+    """
+    if old_size <= 0 or new_size < old_size or not _all_digests(*proof):
         return False
     if old_size == new_size:
         return not proof and old_root == new_root
-    if old_size == 0:
-        return not proof
     if not proof:
         return False
     path = list(proof)

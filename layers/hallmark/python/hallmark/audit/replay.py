@@ -60,6 +60,7 @@ same canonical bytes (1.17-1.47 M/s, as the load on the machine varied); pure Py
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import json
 import mmap
@@ -73,13 +74,14 @@ from typing import Any, Final
 from hallmark.audit.checkpoints import (
     CHECKPOINT_FIELDS,
     GENESIS_CHECKPOINT_HASH,
+    LEGACY_CHECKPOINT_FIELDS,
     checkpoint_hash,
     verify_checkpoint_signature,
 )
 from hallmark.audit.events import EVENT_FIELDS, GENESIS, is_hex64
 from hallmark.audit.merkle import root_from_frontier
 from hallmark.canonical import canonical_bytes, is_rfc3339_utc
-from hallmark.signing import load_public_key
+from hallmark.signing import load_public_key, public_key_fingerprint
 
 try:  # the fast path in C (native/_replay_kernel.c); optional, the Lambda layer ships without it
     from hallmark.audit import _replay_kernel
@@ -98,6 +100,7 @@ __all__ = [
 _GENESIS_HEX: Final = GENESIS.encode()
 _EVENT_KEYS: Final = frozenset(EVENT_FIELDS)
 _CHECKPOINT_KEYS: Final = frozenset(CHECKPOINT_FIELDS)
+_LEGACY_CHECKPOINT_KEYS: Final = frozenset(LEGACY_CHECKPOINT_FIELDS)
 _NULL: Final = b"null"
 _MAX_SAFE_INT: Final = 2**53 - 1
 
@@ -219,7 +222,7 @@ def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoi
         bad_seq = seq
         chain = obj.get("chain") if isinstance(obj.get("chain"), str) else None
         keys = set(obj)
-        if keys != _CHECKPOINT_KEYS:
+        if keys != _CHECKPOINT_KEYS and keys != _LEGACY_CHECKPOINT_KEYS:
             extra, missing = sorted(keys - _CHECKPOINT_KEYS), sorted(_CHECKPOINT_KEYS - keys)
             raise _Bad(
                 bad_seq, f"checkpoints line {lineno}: fields differ (extra {extra}, missing {missing})", chain
@@ -236,6 +239,8 @@ def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoi
                 raise _Bad(seq, f"checkpoint {seq}: {name} is not 64 lowercase hex characters", chain)
         if not isinstance(obj["keyId"], str) or not obj["keyId"] or not isinstance(obj["signature"], str):
             raise _Bad(seq, f"checkpoint {seq}: keyId and signature must be non-empty strings", chain)
+        if "keyFingerprint" in obj and not is_hex64(obj["keyFingerprint"]):
+            raise _Bad(seq, f"checkpoint {seq}: keyFingerprint is not 64 lowercase hex characters", chain)
         if not isinstance(obj["ts"], str) or not is_rfc3339_utc(obj["ts"]):
             raise _Bad(seq, f"checkpoint {seq}: ts is not RFC 3339 UTC", chain)
         lst = by_chain.setdefault(chain, [])
@@ -343,9 +348,17 @@ def _signature_reason(seq: int) -> str:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _fingerprint(pem: bytes) -> str:
+    return public_key_fingerprint(pem)
+
+
 def _check_checkpoint(st: _Chain, seq: int, head_hash: bytes, pem: bytes) -> None:
     ck = st.checkpoints[st.ci].obj
     chain = st.name
+    if "keyFingerprint" in ck and ck["keyFingerprint"] != _fingerprint(pem):
+        raise _Bad(seq, f"checkpoint {seq}: signed by the key with fingerprint {ck['keyFingerprint']}, "
+                   f"not the given key ({_fingerprint(pem)})", chain)
     if not verify_checkpoint_signature(ck, pem):
         raise _Bad(seq, _signature_reason(seq), chain)
     if ck["keyId"] != st.key_id:

@@ -41,10 +41,12 @@ class CheckpointConflict(Exception):
 
 @dataclass(frozen=True)
 class CheckpointRecord:
-    """A stored checkpoint and the hex Merkle frontier (``MerkleFrontier.to_hex``) at its ``seq``."""
+    """A stored checkpoint, the hex Merkle frontier (``MerkleFrontier.to_hex``) at its ``seq``,
+    and the checkpoint as a C2SP signed note (``hallmark.audit.notes``; empty if none was made)."""
 
     checkpoint: dict[str, Any]
     frontier: tuple[str, ...] = field(default=())
+    note: str = ""
 
     @property
     def seq(self) -> int:
@@ -88,6 +90,10 @@ class AuditStore(Protocol):
 
     def get_checkpoint(self, chain: str, seq: int) -> dict[str, Any] | None:
         """The checkpoint at ``seq``, if there is one."""
+        ...
+
+    def checkpoint_record(self, chain: str, seq: int) -> CheckpointRecord | None:
+        """The stored record (checkpoint, frontier, signed note) at ``seq``, if there is one."""
         ...
 
     def checkpoints(self, chain: str) -> Iterator[dict[str, Any]]:
@@ -164,7 +170,7 @@ class InMemoryAuditStore:
                 raise CheckpointConflict(
                     f"chain {chain!r}: latest checkpoint is {latest}, expected {expected_prev_seq}"
                 )
-            stored = CheckpointRecord(dict(record.checkpoint), tuple(record.frontier))
+            stored = CheckpointRecord(dict(record.checkpoint), tuple(record.frontier), record.note)
             c.checkpoint_index[stored.seq] = len(c.checkpoints)
             c.checkpoints.append(stored)
 
@@ -174,11 +180,16 @@ class InMemoryAuditStore:
             return c.checkpoints[-1] if c is not None and c.checkpoints else None
 
     def get_checkpoint(self, chain: str, seq: int) -> dict[str, Any] | None:
+        record = self.checkpoint_record(chain, seq)
+        return record.checkpoint if record else None
+
+    def checkpoint_record(self, chain: str, seq: int) -> CheckpointRecord | None:
         with self._lock:
             c = self._chains.get(chain)
             if c is None or seq not in c.checkpoint_index:
                 return None
-            return dict(c.checkpoints[c.checkpoint_index[seq]].checkpoint)
+            r = c.checkpoints[c.checkpoint_index[seq]]
+            return CheckpointRecord(dict(r.checkpoint), r.frontier, r.note)
 
     def checkpoints(self, chain: str) -> Iterator[dict[str, Any]]:
         with self._lock:

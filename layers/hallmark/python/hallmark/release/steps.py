@@ -24,6 +24,7 @@ from hallmark.errors import DomainError, NotFound
 from hallmark.ports import Signer
 from hallmark.release.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge, PinnedRef
 from hallmark.release.service import ReleaseService, UploadAlreadyClaimed
+from hallmark.signing import public_key_fingerprint
 
 PIN_PREFIX = "sha256/"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
@@ -217,6 +218,8 @@ class ReleaseSteps:
         artifact_ref = f"s3://{pinned.bucket}/{pinned.key}" + (f"?versionId={pinned.version_id}"
                                                                 if pinned.version_id else "")
         statement = self.service.manifest_statement(package_id, preconditions, artifact_ref)
+        # which key signs it, as GET /keys lists it (a verifier picks the key by fingerprint)
+        statement["predicate"]["signerKeyFingerprint"] = public_key_fingerprint(signer.public_key_pem())
         subjects = statement.get("subject") or []
         if len(subjects) != 1 or subjects[0].get("digest", {}).get("sha256") != pinned.sha256:
             raise IntegrityError("the manifest subject is not the pinned artifact",

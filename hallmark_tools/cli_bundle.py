@@ -1,0 +1,70 @@
+"""`hallmark bundle PACKAGE_ID --out FILE` (download a release bundle) and
+`hallmark bundle verify FILE --keys DIR [--artifact FILE]` (check it offline)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+console = Console(soft_wrap=True)
+
+
+def bundle_command(
+    args: list[str] = typer.Argument(..., help="PACKAGE_ID (download) or: verify FILE"),
+    out: Path = typer.Option(Path("bundle.json"), "--out", help="where the downloaded bundle goes"),
+    api: str = typer.Option("http://127.0.0.1:8080", "--api", help="the Hallmark API base URL"),
+    token: str = typer.Option("", "--token", envvar="HALLMARK_TOKEN", help="a bearer token (a reader of the package)"),
+    keys: Path = typer.Option(None, "--keys", help="verify: directory holding manifest.pem and audit.pem"),
+    artifact: Path = typer.Option(None, "--artifact", help="verify: the released file (its sha256 must be the subject's)"),
+    threshold: int = typer.Option(3, "--threshold", min=1, help="verify: the fewest distinct approvers a HIGH/CRITICAL "
+                                                                "release needs (the deployment's multisig threshold)"),
+) -> None:
+    """Download a release bundle, or verify one offline (exit 0 only when every check holds)."""
+    if args[0] == "verify":
+        if len(args) != 2 or keys is None:
+            raise typer.BadParameter("usage: hallmark bundle verify FILE --keys DIR [--artifact FILE]")
+        _verify(Path(args[1]), keys, artifact, threshold)
+        return
+    if len(args) != 1:
+        raise typer.BadParameter("usage: hallmark bundle PACKAGE_ID --out FILE")
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(f"{api.rstrip('/')}/packages/{args[0]}/bundle",
+                                 headers={"authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as err:
+        console.print(f"[bold red]FAILED[/] {err.code}: {err.read()[:500].decode(errors='replace')}")
+        raise typer.Exit(2) from None
+    json.loads(body)  # a JSON document, or fail here rather than at verify time
+    out.write_bytes(body)
+    console.print(f"wrote {out} ({len(body)} bytes)")
+
+
+def _verify(path: Path, keys_dir: Path, artifact: Path | None, threshold: int) -> None:
+    from hallmark.bundle import verify_bundle
+
+    try:
+        bundle = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        console.print(f"[bold red]FAILED[/] cannot read {path}: {exc}")
+        raise typer.Exit(2) from None
+    keys = {p: (keys_dir / f"{p}.pem").read_bytes() for p in ("manifest", "audit") if (keys_dir / f"{p}.pem").is_file()}
+    checks = verify_bundle(bundle, keys, artifact.read_bytes() if artifact is not None else None,
+                           min_threshold=threshold)
+    for c in checks:
+        console.print(f"{'[green]PASS[/]' if c.ok else '[bold red]FAIL[/]'} {c.name}: {c.detail}")
+    if artifact is None:
+        console.print("[yellow]NOTE[/] no --artifact: the subject digest was not compared with a file")
+    for missing in bundle.get("notIncluded") or [] if isinstance(bundle, dict) else []:
+        console.print(f"[yellow]NOTE[/] not in this bundle, not checked: {missing}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        console.print(f"[bold red]FAILED[/] {len(failed)} of {len(checks)} checks")
+        raise typer.Exit(2)
+    console.print(f"[bold green]OK[/] all {len(checks)} checks passed")

@@ -1,0 +1,316 @@
+"""The release bundle: one JSON document to verify a release offline (``hallmark bundle verify``).
+
+Format ``hallmark.bundle/v1`` (``docs/wire-format.md`` section 9)::
+
+    {"bundleVersion": "hallmark.bundle/v1", "packageId", "name", "version", "impact",
+     "manifest": {"envelope": <DSSE envelope>, "digest": <sha256 hex of the payload>},
+     "approvals": null | {"upgradeId", "manifestDigest", "threshold",
+                          "records": [{"approverId", "decision", "expiresAt", "nonce", "signature",
+                                       "keyFingerprint", "recordedAt"}],
+                          "registry": {<approverId>: [{"keyFingerprint", "publicKeyPem"}, ...]}},
+     "audit": {"events": [{"event": <wire event>, "proof": <inclusion proof document>}]},
+     "keys": {<purpose>: <fingerprint>}}
+
+What this version holds: the manifest, the governance approvals with the registry keys that
+signed them, and the release's audit events with inclusion proofs. Ceremony provenance, purchase
+proofs are not in it (yet); a verifier says so rather than passing them. ``sigstore`` is the
+manifest again as a Sigstore bundle v0.3 (:func:`sigstore_bundle`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from hallmark.audit.events import event_hash
+from hallmark.audit.proofs import check_inclusion_document
+from hallmark.dsse import DsseError, verify_envelope
+from hallmark.governance.messages import approval_message
+from hallmark.signing import public_key_fingerprint, verify_signature
+
+__all__ = ["BUNDLE_VERSION", "SIGSTORE_MEDIA_TYPE", "Check", "collect_bundle", "sigstore_bundle", "verify_bundle"]
+
+BUNDLE_VERSION: Final = "hallmark.bundle/v1"
+GOVERNED: Final = frozenset({"HIGH", "CRITICAL"})
+SIGSTORE_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
+REGISTRY_EVENTS: Final = frozenset({"ApproverAdded", "ApproverKeyRotated", "ApproverRemoved"})
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _manifest(bundle: Mapping[str, Any], pem: bytes | None) -> tuple[list[Check], dict[str, Any] | None, str | None]:
+    m = bundle.get("manifest")
+    if not isinstance(m, Mapping) or not isinstance(m.get("envelope"), Mapping):
+        return [Check("manifest signature", False, "the bundle has no manifest envelope")], None, None
+    if pem is None:
+        return [Check("manifest signature", False, "no manifest.pem among the keys")], None, None
+    try:
+        payload = verify_envelope(dict(m["envelope"]), pem)
+    except (DsseError, ValueError, TypeError) as exc:
+        return [Check("manifest signature", False, f"the DSSE envelope does not verify: {exc}")], None, None
+    checks = [Check("manifest signature", True, "DSSE envelope verifies with manifest.pem")]
+    digest = hashlib.sha256(payload).hexdigest()
+    if m.get("digest") != digest:
+        checks.append(Check("manifest digest", False, f"recorded digest {m.get('digest')} is not sha256(payload) {digest}"))
+    try:
+        statement = json.loads(payload)
+    except ValueError:
+        return [*checks, Check("manifest statement", False, "the payload is not JSON")], None, digest
+    predicate = statement.get("predicate") if isinstance(statement, dict) else None
+    fp = predicate.get("signerKeyFingerprint") if isinstance(predicate, dict) else None
+    if fp is not None and fp != public_key_fingerprint(pem):
+        checks.append(Check("manifest key", False, f"the predicate names key {fp}, not manifest.pem"))
+    return checks, statement, digest
+
+
+def _subject_digest(statement: Mapping[str, Any]) -> str | None:
+    subjects = statement.get("subject")
+    if not isinstance(subjects, list) or len(subjects) != 1 or not isinstance(subjects[0], Mapping):
+        return None
+    digest = subjects[0].get("digest")
+    return digest.get("sha256") if isinstance(digest, Mapping) else None
+
+
+def _approvals(bundle: Mapping[str, Any], statement: Mapping[str, Any], digest: str, min_threshold: int,
+               logged: list[Mapping[str, Any]]) -> list[Check]:
+    predicate = statement.get("predicate") or {}
+    impact = predicate.get("impact") if isinstance(predicate, Mapping) else None
+    ap = bundle.get("approvals")
+    if impact not in GOVERNED:
+        return [Check("approvals", True, f"impact {impact}: no multisig threshold applies")]
+    if not isinstance(ap, Mapping):
+        return [Check("approvals", False, f"impact {impact} needs approvals and the bundle has none")]
+    checks: list[Check] = []
+    if ap.get("manifestDigest") != digest:
+        checks.append(Check("approvals subject", False, "the approvals are for another manifest digest"))
+    reg = ap.get("registry")
+    registry: Mapping[str, Any] = reg if isinstance(reg, Mapping) else {}
+    threshold = ap.get("threshold")
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+        return [*checks, Check("approvals threshold", False, f"threshold {threshold!r} is not a positive integer")]
+    threshold = max(threshold, min_threshold)  # the bundle cannot lower the verifier's floor
+    good: set[str] = set()
+    recs = ap.get("records")
+    records: list[Any] = recs if isinstance(recs, list) else []
+    for r in records:
+        who = r.get("approverId") if isinstance(r, Mapping) else None
+        reason = _approval_reason(r, ap, registry) if isinstance(r, Mapping) else "not an object"
+        if not reason and isinstance(r, Mapping):
+            reason = _registered_in_log(r, logged)
+        if reason:
+            checks.append(Check(f"approval by {who}", False, reason))
+        elif r.get("decision") == "approve":
+            checks.append(Check(f"approval by {who}", True, "signature verifies with the registered key"))
+            good.add(str(who))
+    met = len(good) >= threshold
+    checks.append(Check("approvals threshold", met, f"{len(good)} distinct registered approvers approved, "
+                        f"{threshold} needed" + ("" if met else " (not met)")))
+    return checks
+
+
+def _approval_reason(r: Mapping[str, Any], ap: Mapping[str, Any], registry: Mapping[str, Any]) -> str | None:
+    who, fp = r.get("approverId"), r.get("keyFingerprint")
+    entries = registry.get(who) if isinstance(who, str) else None
+    key = next((e for e in entries or [] if isinstance(e, Mapping) and e.get("keyFingerprint") == fp), None)
+    if key is None:
+        return f"no registry entry for approver {who!r} with key {fp}"
+    pem = str(key.get("publicKeyPem", "")).encode()
+    try:
+        if public_key_fingerprint(pem) != fp:
+            return "the registry entry's key does not have the stated fingerprint"
+        der = base64.b64decode(str(r.get("signature")), validate=True)
+        message = approval_message(str(ap.get("upgradeId")), str(ap.get("manifestDigest")), str(r.get("decision")),
+                                   str(r.get("expiresAt")), str(r.get("nonce")))
+        if not verify_signature(pem, message, der):
+            return "the signature does not verify for this upgrade, digest and approver"
+    except (binascii.Error, ValueError, TypeError) as exc:
+        return f"unusable approval: {exc}"
+    return None
+
+
+def _registered_in_log(r: Mapping[str, Any], logged: list[Mapping[str, Any]]) -> str | None:
+    """The approver's key was registered on the (proved) governance chain before the approval,
+    and not removed in between; the approval itself is on the chain."""
+    who, fp = r.get("approverId"), r.get("keyFingerprint")
+    gov = sorted((e for e in logged if e.get("chain") == "governance"), key=lambda e: int(e.get("seq", 0)))
+    recorded = next((e for e in gov if e.get("type") == "ApprovalRecorded" and (e.get("data") or {}).get("approverId") == who
+                     and (e.get("data") or {}).get("nonce") == r.get("nonce")), None)
+    if recorded is None:
+        return f"the approval by {who!r} is not among the proved audit events"
+    state: str | None = None
+    for e in gov:
+        if e.get("seq", 0) >= recorded["seq"]:
+            break
+        if e.get("subject") == who and (e.get("data") or {}).get("keyFingerprint") == fp:
+            if e.get("type") in ("ApproverAdded", "ApproverKeyRotated"):
+                state = "registered"
+            elif e.get("type") == "ApproverRemoved":
+                state = "removed"
+    if state is None:
+        return f"no proved audit event registers key {fp} for {who!r} before the approval"
+    if state == "removed":
+        return f"{who!r} was removed before the approval"
+    return None
+
+
+def _audit(bundle: Mapping[str, Any], pem: bytes | None, package_id: str,
+           logged: list[Mapping[str, Any]]) -> list[Check]:
+    audit = bundle.get("audit")
+    items = audit.get("events") if isinstance(audit, Mapping) else None
+    if pem is None:
+        return [Check("audit", False, "no audit.pem among the keys")]
+    if not isinstance(items, list) or not items:
+        return [Check("audit", False, "the bundle has no audit events")]
+    checks = []
+    for item in items:
+        ev = item.get("event") if isinstance(item, Mapping) else None
+        proof = item.get("proof") if isinstance(item, Mapping) else None
+        if not isinstance(ev, Mapping) or not isinstance(proof, Mapping):
+            checks.append(Check("audit event", False, "an item without event and proof"))
+            continue
+        label = f"audit {ev.get('chain')}#{ev.get('seq')} {ev.get('type')}"
+        try:
+            recomputed = event_hash(ev)
+        except (TypeError, ValueError) as exc:
+            checks.append(Check(label, False, f"event cannot be hashed: {exc}"))
+            continue
+        if recomputed != ev.get("hash") or proof.get("eventHash") != recomputed or proof.get("seq") != ev.get("seq"):
+            checks.append(Check(label, False, "the event's hash is not the one its proof includes (event altered)"))
+            continue
+        res = check_inclusion_document(proof, {"audit.pem": pem})
+        if res.ok:
+            logged.append(ev)
+        checks.append(Check(label, res.ok, "included in signed checkpoint "
+                            f"{proof.get('treeSize')}" if res.ok else str(res.reason)))
+    types = {i["event"].get("type") for i in items if isinstance(i, Mapping) and isinstance(i.get("event"), Mapping)}
+    if "ManifestSigned" not in types:
+        checks.append(Check("audit coverage", False, f"no ManifestSigned event of {package_id} in the bundle"))
+    return checks
+
+
+def sigstore_bundle(envelope: Mapping[str, Any], key_hint: str) -> dict[str, Any]:
+    """The manifest as a Sigstore bundle v0.3: DSSE content, ``publicKey`` verification material
+    (``hint`` = the manifest key's fingerprint), no transparency-log entry or timestamp (a
+    verifier is configured with the key and thresholds of 0 for those)."""
+    sigs = [{"sig": sg["sig"], "keyid": sg.get("keyid", "")} for sg in envelope.get("signatures", [])]
+    return {
+        "mediaType": SIGSTORE_MEDIA_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": [],
+                                 "timestampVerificationData": {"rfc3161Timestamps": []}},
+        "dsseEnvelope": {"payload": envelope.get("payload"), "payloadType": envelope.get("payloadType"),
+                         "signatures": sigs},
+    }
+
+
+def _sigstore(bundle: Mapping[str, Any]) -> list[Check]:
+    sig = bundle.get("sigstore")
+    env = (bundle.get("manifest") or {}).get("envelope") if isinstance(bundle.get("manifest"), Mapping) else None
+    if sig is None:
+        return []
+    if not isinstance(sig, Mapping) or not isinstance(env, Mapping):
+        return [Check("sigstore bundle", False, "malformed")]
+    fp = (bundle.get("keys") or {}).get("manifest") if isinstance(bundle.get("keys"), Mapping) else None
+    expected = sigstore_bundle(env, str(fp))
+    same = sig == expected
+    return [Check("sigstore bundle", same, "the same DSSE envelope as the manifest, key hint = manifest fingerprint"
+                  if same else "differs from the manifest envelope (or names another key)")]
+
+
+def verify_bundle(bundle: Any, keys: Mapping[str, bytes], artifact: bytes | None = None, *,
+                  min_threshold: int = 3) -> list[Check]:
+    """Every check of a bundle; the release verifies when each one is ``ok``.
+
+    ``keys`` maps purpose (``manifest``, ``audit``) to PEM; ``artifact`` the released file, whose
+    sha256 must be the manifest subject's digest; ``min_threshold`` the fewest distinct approvers
+    a HIGH/CRITICAL release needs whatever the bundle says (the deployment's multisig threshold).
+    An approval counts only if its signature verifies with the registry key it names and that
+    key's registration (and the approval) are audit events proved against a signed checkpoint.
+    """
+    if not isinstance(bundle, Mapping) or bundle.get("bundleVersion") != BUNDLE_VERSION:
+        return [Check("bundle", False, f"not a {BUNDLE_VERSION} document")]
+    checks: list[Check] = []
+    for purpose in ("manifest", "audit"):
+        listed = (bundle.get("keys") or {}).get(purpose) if isinstance(bundle.get("keys"), Mapping) else None
+        if purpose in keys and listed is not None and listed != public_key_fingerprint(keys[purpose]):
+            checks.append(Check(f"{purpose} key", False, f"the bundle names key {listed}, not the given {purpose}.pem"))
+    mchecks, statement, digest = _manifest(bundle, keys.get("manifest"))
+    checks += mchecks
+    logged: list[Mapping[str, Any]] = []
+    audit_checks = _audit(bundle, keys.get("audit"), str(bundle.get("packageId")), logged)
+    if statement is not None and digest is not None:
+        subject = _subject_digest(statement)
+        if artifact is not None:
+            actual = hashlib.sha256(artifact).hexdigest()
+            checks.append(Check("artifact digest", subject == actual,
+                                f"sha256 {actual} " + ("matches the manifest subject" if subject == actual
+                                                       else f"is not the manifest subject {subject}")))
+        checks += _approvals(bundle, statement, digest, min_threshold, logged)
+    return checks + _sigstore(bundle) + audit_checks
+
+
+def collect_bundle(
+    package: Mapping[str, Any],
+    envelope: Mapping[str, Any],
+    *,
+    upgrade: Any | None,
+    approver_keys: Mapping[str, list[dict[str, str]]],
+    threshold: int,
+    audit_log: Any,
+    key_fingerprints: Mapping[str, str],
+) -> dict[str, Any]:
+    """Assemble the bundle of one package.
+
+    ``upgrade`` is the governance :class:`~hallmark.governance.models.Upgrade` (or None);
+    ``approver_keys`` each approver's current and retired keys (``keyFingerprint``,
+    ``publicKeyPem``); ``audit_log`` the :class:`~hallmark.audit.log.AuditLog` whose release and
+    governance chains hold the package's events (those covered by a checkpoint get a proof
+    against the latest checkpoint; uncovered ones are left out and counted).
+    """
+    pid = str(package["packageId"])
+    subjects = {pid} | ({str(upgrade.upgrade_id)} if upgrade is not None else set())
+    if upgrade is not None:  # the approvers' registry events (ApproverAdded, ...) bind their keys to the log
+        subjects |= {str(r.approver_id) for r in upgrade.approvals}
+    items: list[dict[str, Any]] = []
+    uncovered = 0
+    for chain in ("release", "governance"):
+        latest = audit_log.store.latest_checkpoint(chain)
+        for ev in audit_log.store.events(chain):
+            if ev.subject not in subjects or (ev.subject not in (pid, getattr(upgrade, "upgrade_id", None))
+                                              and ev.type not in REGISTRY_EVENTS):
+                continue
+            if latest is None or ev.seq > latest.seq:
+                uncovered += 1
+                continue
+            proof = audit_log.inclusion_proof(chain, ev.seq, latest.seq).to_dict()
+            items.append({"event": ev.to_wire(), "proof": proof})
+    approvals = None
+    if upgrade is not None:
+        approvals = {
+            "upgradeId": upgrade.upgrade_id, "manifestDigest": upgrade.manifest_digest, "threshold": threshold,
+            "records": [{"approverId": r.approver_id, "decision": r.decision, "expiresAt": r.expires_at,
+                         "nonce": r.nonce, "signature": r.signature, "keyFingerprint": r.key_fingerprint,
+                         "recordedAt": r.recorded_at.isoformat().replace("+00:00", "Z")} for r in upgrade.approvals],
+            "registry": {a: approver_keys[a] for a in sorted({r.approver_id for r in upgrade.approvals})
+                         if a in approver_keys},
+        }
+    meta = package.get("meta") or {}
+    return {
+        "bundleVersion": BUNDLE_VERSION, "packageId": pid, "name": meta.get("name"), "version": meta.get("version"),
+        "impact": package.get("impact", meta.get("impact")), "status": package.get("status"),
+        "manifest": {"envelope": dict(envelope), "digest": (package.get("manifest") or {}).get("digest")},
+        "approvals": approvals,
+        "audit": {"events": items, "uncoveredEvents": uncovered},
+        "keys": dict(key_fingerprints),
+        "sigstore": sigstore_bundle(envelope, str(key_fingerprints.get("manifest", ""))),
+        "notIncluded": ["ceremony provenance", "purchase ledger and delivery proofs"],
+    }
