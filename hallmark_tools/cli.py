@@ -127,44 +127,6 @@ def _http(method: str, url: str, token: str, body: object = None) -> tuple[int, 
         cli_api.fail(exc.code, exc.message, exc.hint)
 
 
-@app.command()
-def approve(
-    key: Path = typer.Option(..., "--key", exists=True, dir_okay=False, help="your approver private key (PEM); it never leaves this machine"),
-    upgrade: str = typer.Option(..., "--upgrade", help="the upgrade id (GET /packages/{id} shows it)"),
-    api: str = typer.Option("http://127.0.0.1:8080", "--api", envvar="HALLMARK_API", help="the Hallmark API base URL"),
-    token: str = typer.Option(..., "--token", envvar="HALLMARK_TOKEN", help="your bearer token (role approver)"),
-    decision: str = typer.Option("approve", "--decision", help="approve | reject (approvals), ratify | veto (ratifications)"),
-    approver_id: str = typer.Option("", "--approver-id", help="defaults to the token's sub"),
-    valid_for: int = typer.Option(900, "--valid-for", help="seconds the signed decision stays valid"),
-) -> None:
-    """Sign a decision on an upgrade locally and submit it."""
-    from datetime import UTC, datetime, timedelta
-
-    import jwt
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from hallmark.governance.messages import sign_approval
-
-    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
-    if not isinstance(private, ec.EllipticCurvePrivateKey):
-        raise typer.BadParameter("the key must be an ECDSA P-256 private key", param_hint="--key")
-    who = approver_id or str(jwt.decode(token, options={"verify_signature": False})["sub"])
-    status, upgrade_doc = _http("GET", f"{api}/upgrades/{upgrade}", token)
-    if status != 200 or not isinstance(upgrade_doc, dict):
-        err = cli_api.api_error(status, upgrade_doc)
-        cli_api.fail(err.code, f"cannot read upgrade {upgrade}: {err.message}", err.hint)
-    form = sign_approval(private, approver_id=who, subject_id=upgrade, digest=upgrade_doc["manifestDigest"],
-                         decision=decision,  # type: ignore[arg-type]
-                         expires_at=datetime.now(UTC) + timedelta(seconds=valid_for))
-    collection = "ratifications" if decision in ("ratify", "veto") else "approvals"
-    status, answer = _http("POST", f"{api}/upgrades/{upgrade}/{collection}", token, form)
-    if status >= 300:
-        err = cli_api.api_error(status, answer)
-        cli_api.fail(err.code, f"{decision} refused: {err.message}", err.hint)
-    console.print(f"[green]recorded[/] {decision} by {who}: outcome {answer['outcome']}")  # type: ignore[index]
-
-
 @audit_app.command("export")
 def audit_export(
     chain: str = typer.Option(..., "--chain", help="release | governance | ceremony | market | scoring"),
@@ -204,6 +166,13 @@ from hallmark_tools.cli_submit import sample_app, submit_command  # noqa: E402  
 
 app.command("submit")(submit_command)
 app.add_typer(sample_app, name="sample")
+
+from hallmark_tools.cli_roles import approve_command, approver_app, status_command, wait_command  # noqa: E402
+
+app.command("approve")(approve_command)
+app.command("status")(status_command)
+app.add_typer(approver_app, name="approver")
+local_app.command("wait")(wait_command)
 
 
 def main() -> None:  # pragma: no cover - console script entry

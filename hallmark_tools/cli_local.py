@@ -46,7 +46,7 @@ def serve(port: int, aws_port: int, ratification_s: int, verbose: bool) -> None:
         keys = export_keys(local_dir() / "keys", cloud.client("kms"))
         endpoint = f"http://127.0.0.1:{cloud.serve_port}"
         aws_env = local_dir() / "aws.env"
-        aws_env.write_text(f"export AWS_ENDPOINT_URL={endpoint}\nexport AWS_REGION={REGION}\n"
+        aws_env.write_text(f"export AWS_ENDPOINT_URL={endpoint}\nexport AWS_REGION={REGION}\nexport AWS_DEFAULT_REGION={REGION}\n"
                            "export AWS_ACCESS_KEY_ID=local\nexport AWS_SECRET_ACCESS_KEY=local\n")
         print(f"Hallmark local API on http://127.0.0.1:{port}  (AWS endpoint {endpoint}; Ctrl-C stops)\n"
               f"  public keys of this boot: {keys['audit'].parent}/<purpose>.pem\n"

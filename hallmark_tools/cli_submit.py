@@ -14,6 +14,7 @@ Registered on the main CLI with one line each (``hallmark_tools/cli.py``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
@@ -193,9 +194,20 @@ def submit_command(
     wait_approval: bool = typer.Option(False, "--wait-approval", help="keep following while approvals are collected"),
     timeout: float = typer.Option(300.0, "--timeout", help="seconds to follow the release before giving up (exit 3)"),
     no_follow: bool = typer.Option(False, "--no-follow", help="print the package id after the upload and exit"),
+    print_id: bool = typer.Option(False, "--print-id", help="progress to stderr, the package id alone to stdout: PKG=$(hallmark submit ... --print-id)"),
 ) -> None:
     """Hash, submit, upload and follow a package to its outcome (exit 1 when Rejected/Failed)."""
     def run() -> int:
+        if print_id:
+            with contextlib.redirect_stdout(sys.stderr):
+                code = follow()
+            print(pid_box[0] if pid_box else "")
+            return code
+        return follow()
+
+    pid_box: list[str] = []
+
+    def follow() -> int:
         data = file.read_bytes()
         flags = {"name": name, "version": version, "type": type_, "target": target, "impact": impact,
                  "license": license_, "rationale": rationale, "emergency": emergency or None}
@@ -203,6 +215,7 @@ def submit_command(
         base = api.rstrip("/")
         created = cli_api.ok("POST", f"{base}/packages", token, request)
         pid = created["packageId"]
+        pid_box.append(pid)
         print(f"submitted {request['name']} {request['version']} as {pid} (sha256 {request['sha256']}, "
               f"{request['size']} bytes)", flush=True)
         upload(created["uploadUrl"], created.get("uploadHeaders") or {}, data)
