@@ -174,6 +174,11 @@ app.command("status")(status_command)
 app.add_typer(approver_app, name="approver")
 local_app.command("wait")(wait_command)
 
+from hallmark_tools.cli_witness import ceremony_app, witness_app  # noqa: E402
+
+app.add_typer(witness_app, name="witness")
+app.add_typer(ceremony_app, name="ceremony")
+
 
 def main() -> None:  # pragma: no cover - console script entry
     sys.exit(app())

@@ -98,7 +98,7 @@ def test_every_readme_command_runs_as_written(tmp_path: Path) -> None:
     out = log.read_text()
     assert proc.returncode == 0, out[-6000:]
     for expected in ("Published demo 1.0.0", "Published greeter 0.1.0", "rejected, exit 1",
-                     "AwaitingApproval", "Published demo 2.0.0", "outcome resume", "OK "):
+                     "AwaitingApproval", "Published demo 2.0.0", "outcome resume", "Completed bronze ceremony", "OK "):
         assert expected in out, (expected, out[-6000:])
     assert "Traceback" not in out, out[-6000:]
     assert (work / "keys" / "audit.pem").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
