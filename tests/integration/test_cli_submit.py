@@ -162,3 +162,43 @@ def test_api_errors_and_durations_read_as_lines() -> None:
     assert [parse_duration(d) for d in ("60s", "5m", "2h", "1d", "90")] == [60, 300, 7200, 86400, 90]
     with pytest.raises(CliError):
         parse_duration("soon")
+
+
+def test_role_commands_refuse_bad_keys_and_subjects_in_one_line(served: tuple[str, dict[str, str], Path],
+                                                                tmp_path: Path) -> None:
+    _, env, _ = served
+    made = _run(["approver", "keygen", "--out", str(tmp_path / "ap.pem")], env)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "ap.pem").stat().st_mode & 0o077 == 0  # the private key is the owner's alone
+    assert (tmp_path / "ap.pub.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")
+    again = _run(["approver", "keygen", "--out", str(tmp_path / "ap.pem")], env)
+    assert again.returncode == 2 and "error: exists:" in again.stderr  # never overwrites a key
+    admin = _token(env, "superadmin", "root")
+    private = _run(["approver", "register", "--id", "ap", "--public-key", str(tmp_path / "ap.pem"), "--token", admin], env)
+    assert private.returncode == 2 and "error: private_key:" in private.stderr
+    not_admin = _run(["approver", "register", "--id", "ap", "--public-key", str(tmp_path / "ap.pub.pem"),
+                      "--token", _token(env)], env)
+    assert not_admin.returncode == 2 and "error: " in not_admin.stderr and "[HTTP 403]" in not_admin.stderr
+    # a P-384 key is not an approver key
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    p384 = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (tmp_path / "p384.pem").write_bytes(p384)
+    bad = _run(["approve", "--key", str(tmp_path / "p384.pem"), "--upgrade", "up-x",
+                "--token", _token(env, "approver", "ap")], env)
+    assert bad.returncode == 2 and "error: bad_key:" in bad.stderr
+    # a package with no pending upgrade; an unknown upgrade
+    pkg = tmp_path / "noup-1.0.0.tar.gz"
+    assert _run(["sample", "package", "--out", str(pkg), "--name", "noup"], env).returncode == 0
+    pid = _run(["submit", str(pkg), "--print-id", "--token", _token(env)], env).stdout.strip()
+    none = _run(["approve", "--key", str(tmp_path / "ap.pem"), "--package", pid, "--token", _token(env, "approver", "ap")], env)
+    assert none.returncode == 2 and "error: no_upgrade:" in none.stderr, none.stdout + none.stderr
+    unknown = _run(["approve", "--key", str(tmp_path / "ap.pem"), "--upgrade", "up-nope",
+                    "--token", _token(env, "approver", "ap")], env)
+    assert unknown.returncode == 2 and "[HTTP 404]" in unknown.stderr, unknown.stdout + unknown.stderr
+    status = _run(["status", pid, "--token", _token(env)], env)
+    assert status.returncode == 0 and "Published noup 1.0.0" in status.stdout
+    for proc in (again, private, not_admin, bad, none, unknown):
+        _readable(proc)
