@@ -107,7 +107,7 @@ def approve_command(
             form = sign_approval(private, approver_id=who, subject_id=settlement, digest=doc["planDigest"],
                                  decision=decision, expires_at=expires, kind="settlement")  # type: ignore[arg-type]
             answer = cli_api.ok("POST", f"{base}/settlements/{settlement}/approvals", token, form)
-            print(f"recorded {decision} by {who} on settlement {settlement}: status {answer.get('status')}")
+            print(f"recorded {decision} by {who} on settlement {settlement}: outcome {answer.get('outcome')}")
             return
         subject = upgrade
         if package:
