@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from hallmark_tools import cli_api
+
 app = typer.Typer(help="Hallmark: provenance and release pipeline (local cloud, audit, operator tools).",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 local_app = typer.Typer(help="The local cloud (moto in-process).", no_args_is_help=True)
@@ -33,32 +35,28 @@ def demo(out: Path = typer.Option(Path("hallmark-out"), "--out", help="Where to 
 
 @local_app.command("serve")
 def local_serve(
-    port: int = typer.Option(8080, help="Port of the HTTP API on 127.0.0.1."),
+    port: int = typer.Option(8080, envvar="HALLMARK_PORT", help="Port of the HTTP API on 127.0.0.1."),
     aws_port: int = typer.Option(0, help="Port of the moto server (S3 presigned uploads); 0 picks a free one."),
+    ratification_window: str = typer.Option("48h", "--ratification-window",
+                                            help="how long an emergency upgrade waits for ratification (60s, 5m, 48h)"),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="print every request and the handlers' logs"),
 ) -> None:
-    """Serve the HTTP API on 127.0.0.1 against the local cloud."""
-    from hallmark_tools.localcloud.cloud import LocalCloud
-    from hallmark_tools.localcloud.server import free_port, make_server, serve_until_signal
+    """Serve the HTTP API on 127.0.0.1 against the local cloud (state lives in memory until Ctrl-C)."""
+    from hallmark_tools.cli_local import serve
 
-    with LocalCloud(serve_port=aws_port or free_port()) as cloud:
-        server = make_server(cloud, port)
-        console.print(f"[bold green]Hallmark local API[/] on http://127.0.0.1:{port}  "
-                      f"(AWS endpoint http://127.0.0.1:{cloud.serve_port}); Ctrl-C stops.")
-        console.print("Get a token: [cyan]hallmark local token --role submitter --sub alice[/]")
-        serve_until_signal(server)  # SIGINT/SIGTERM: in-flight requests finish, then the cloud stops
+    cli_api.run_cli(lambda: serve(port, aws_port, cli_api.parse_duration(ratification_window), verbose))
 
 
 @local_app.command("token")
 def local_token(
-    role: list[str] = typer.Option(..., "--role", help="Role(s): submitter, approver, auditor, superadmin."),
-    sub: str = typer.Option("local-user", "--sub", help="The subject (user or approver id)."),
+    role: list[str] = typer.Option(..., "--role", help="Role(s): submitter, approver, auditor, superadmin, buyer."),
+    sub: str = typer.Option("local-user", "--sub", help="The subject (user or approver id: an approver's token sub is its approverId)."),
     ttl: int = typer.Option(3600, help="Lifetime in seconds."),
 ) -> None:
-    """Print a bearer token the local JWT authorizer accepts (the token is the last word)."""
+    """Print a bearer token the local JWT authorizer accepts (the token alone: TOKEN=$(hallmark local token ...))."""
     from hallmark_tools.localcloud.auth import LocalIssuer
 
-    token = LocalIssuer().token(sub, list(role), ttl)
-    print(f"Bearer token for {sub} ({', '.join(role)}): {token}")
+    print(LocalIssuer().token(sub, list(role), ttl))
 
 
 from hallmark_tools.cli_audit import prove_command, verify_command  # noqa: E402  (third-party verification)
@@ -69,7 +67,7 @@ audit_app.command("prove")(prove_command)
 
 from hallmark_tools.cli_audit import keys_export_command  # noqa: E402
 
-keys_app.command("export")(keys_export_command)
+keys_app.command("export")(cli_api.guarded(keys_export_command))
 
 from hallmark_tools.cli_bundle import bundle_command  # noqa: E402  (the release bundle)
 
@@ -77,6 +75,7 @@ app.command("bundle")(bundle_command)
 
 
 @ops_app.command("redrive")
+@cli_api.guarded
 def ops_redrive(
     queue: str = typer.Argument(..., help="a queue of the topology, e.g. audit (its DLQ is audit-dlq)"),
     limit: int = typer.Option(0, help="move at most this many messages (0: all)"),
@@ -101,66 +100,22 @@ def ops_redrive(
 
 from hallmark_tools.fetch import fetch_command  # noqa: E402  (the buyer's download-decrypt-verify)
 
-app.command("fetch")(fetch_command)
+app.command("fetch")(cli_api.guarded(fetch_command))
 
 
 def _http(method: str, url: str, token: str, body: object = None) -> tuple[int, object]:
-    import json
-    import urllib.error
-    import urllib.request
-
-    req = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"authorization": f"Bearer {token}", "content-type": "application/json"})
+    """One API call; an unreachable API is one readable line and exit 2 (cli_api)."""
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
-
-
-@app.command()
-def approve(
-    key: Path = typer.Option(..., "--key", exists=True, dir_okay=False, help="your approver private key (PEM); it never leaves this machine"),
-    upgrade: str = typer.Option(..., "--upgrade", help="the upgrade id (GET /packages/{id} shows it)"),
-    api: str = typer.Option("http://127.0.0.1:8080", "--api", help="the Hallmark API base URL"),
-    token: str = typer.Option(..., "--token", envvar="HALLMARK_TOKEN", help="your bearer token (role approver)"),
-    decision: str = typer.Option("approve", "--decision", help="approve | reject (approvals), ratify | veto (ratifications)"),
-    approver_id: str = typer.Option("", "--approver-id", help="defaults to the token's sub"),
-    valid_for: int = typer.Option(900, "--valid-for", help="seconds the signed decision stays valid"),
-) -> None:
-    """Sign a decision on an upgrade locally and submit it."""
-    from datetime import UTC, datetime, timedelta
-
-    import jwt
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from hallmark.governance.messages import sign_approval
-
-    private = serialization.load_pem_private_key(key.read_bytes(), password=None)
-    if not isinstance(private, ec.EllipticCurvePrivateKey):
-        raise typer.BadParameter("the key must be an ECDSA P-256 private key", param_hint="--key")
-    who = approver_id or str(jwt.decode(token, options={"verify_signature": False})["sub"])
-    status, upgrade_doc = _http("GET", f"{api}/upgrades/{upgrade}", token)
-    if status != 200 or not isinstance(upgrade_doc, dict):
-        console.print(f"[red]cannot read upgrade {upgrade}: {status} {upgrade_doc}")
-        raise typer.Exit(2)
-    form = sign_approval(private, approver_id=who, subject_id=upgrade, digest=upgrade_doc["manifestDigest"],
-                         decision=decision,  # type: ignore[arg-type]
-                         expires_at=datetime.now(UTC) + timedelta(seconds=valid_for))
-    collection = "ratifications" if decision in ("ratify", "veto") else "approvals"
-    status, answer = _http("POST", f"{api}/upgrades/{upgrade}/{collection}", token, form)
-    if status >= 300:
-        console.print(f"[red]refused ({status}):[/] {answer}")
-        raise typer.Exit(2)
-    console.print(f"[green]recorded[/] {decision} by {who}: outcome {answer['outcome']}")  # type: ignore[index]
+        return cli_api.call(method, url, token, body)
+    except cli_api.CliError as exc:
+        cli_api.fail(exc.code, exc.message, exc.hint)
 
 
 @audit_app.command("export")
 def audit_export(
     chain: str = typer.Option(..., "--chain", help="release | governance | ceremony | market | scoring"),
     out: Path = typer.Option(Path("audit-export"), "--out", help="directory for <chain>.events.jsonl and .checkpoints.jsonl"),
-    api: str = typer.Option("http://127.0.0.1:8080", "--api", help="the Hallmark API base URL"),
+    api: str = typer.Option("http://127.0.0.1:8080", "--api", envvar="HALLMARK_API", help="the Hallmark API base URL"),
     token: str = typer.Option(..., "--token", envvar="HALLMARK_TOKEN", help="a bearer token (role auditor)"),
 ) -> None:
     """Export a chain as JSON Lines through the auditor API (then verify it offline)."""
@@ -174,21 +129,39 @@ def audit_export(
     while True:
         status, page = _http("GET", f"{api}/audit/{chain}/events?after={after}&limit=1000", token)
         if status != 200 or not isinstance(page, dict):
-            console.print(f"[red]cannot read events: {status} {page}")
-            raise typer.Exit(2)
+            err = cli_api.api_error(status, page)
+            cli_api.fail(err.code, f"cannot read events: {err.message}", err.hint)
         events += page["events"]
         if page["next"] is None:
             break
         after = int(page["next"])
     status, ckpts = _http("GET", f"{api}/audit/{chain}/checkpoints", token)
     if status != 200 or not isinstance(ckpts, dict):
-        console.print(f"[red]cannot read checkpoints: {status} {ckpts}")
-        raise typer.Exit(2)
+        err = cli_api.api_error(status, ckpts)
+        cli_api.fail(err.code, f"cannot read checkpoints: {err.message}", err.hint)
     (out / f"{chain}.events.jsonl").write_bytes(b"".join(canonical_bytes(e) + b"\n" for e in events))
     (out / f"{chain}.checkpoints.jsonl").write_bytes(
         b"".join(canonical_bytes(c) + b"\n" for c in ckpts["checkpoints"]))
     console.print(f"wrote {len(events)} events and {len(ckpts['checkpoints'])} checkpoints to {out}")
 
+
+
+from hallmark_tools.cli_submit import sample_app, submit_command  # noqa: E402  (newcomer: submit, samples)
+
+app.command("submit")(submit_command)
+app.add_typer(sample_app, name="sample")
+
+from hallmark_tools.cli_roles import approve_command, approver_app, status_command, wait_command  # noqa: E402
+
+app.command("approve")(approve_command)
+app.command("status")(status_command)
+app.add_typer(approver_app, name="approver")
+local_app.command("wait")(wait_command)
+
+from hallmark_tools.cli_witness import ceremony_app, witness_app  # noqa: E402
+
+app.add_typer(witness_app, name="witness")
+app.add_typer(ceremony_app, name="ceremony")
 
 
 def main() -> None:  # pragma: no cover - console script entry

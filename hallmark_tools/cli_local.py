@@ -1,0 +1,57 @@
+"""`hallmark local serve`: the local cloud behind the HTTP API on 127.0.0.1.
+
+Quiet by default (one start-up block, then nothing but handler crashes); ``-v`` prints every
+request and the handlers' INFO logs. At start it writes the public keys of this boot's KMS
+signing keys to ``$HALLMARK_HOME/local/keys/<purpose>.pem`` (default ``~/.hallmark``) and the
+AWS settings of its moto endpoint to ``$HALLMARK_HOME/local/aws.env``, so ``hallmark audit
+verify``, ``fetch`` and ``keys export`` find what they need. State lives in memory: a restart
+starts from an empty cloud with new KMS keys (the keys directory is rewritten).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from hallmark_tools.localcloud.auth import hallmark_home
+
+
+def local_dir() -> Path:
+    return hallmark_home() / "local"
+
+
+def serve(port: int, aws_port: int, ratification_s: int, verbose: bool) -> None:
+    from hallmark_tools.export import export_keys
+    from hallmark_tools.localcloud.cloud import REGION, LocalCloud
+    from hallmark_tools.localcloud.server import free_port, make_server, serve_until_signal
+
+    banner = sys.stdout
+    if not verbose:
+        # the handlers' logs and EMF metrics go to file descriptor 1 (Powertools holds its own
+        # reference to it): quiet sends fd 1 to /dev/null; the banner keeps a copy; crashes
+        # still reach stderr
+        sys.stdout.flush()
+        banner = os.fdopen(os.dup(1), "w")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+        for name in ("werkzeug", "moto", "botocore", "urllib3"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    env = {"RATIFICATION_WINDOW_SECONDS": str(ratification_s)}
+    with LocalCloud(serve_port=aws_port or free_port(), quiet=not verbose, env=env) as cloud:
+        server = make_server(cloud, port)
+        keys = export_keys(local_dir() / "keys", cloud.client("kms"))
+        endpoint = f"http://127.0.0.1:{cloud.serve_port}"
+        aws_env = local_dir() / "aws.env"
+        aws_env.write_text(f"export AWS_ENDPOINT_URL={endpoint}\nexport AWS_REGION={REGION}\nexport AWS_DEFAULT_REGION={REGION}\n"
+                           "export AWS_ACCESS_KEY_ID=local\nexport AWS_SECRET_ACCESS_KEY=local\n")
+        print(f"Hallmark local API on http://127.0.0.1:{port}  (AWS endpoint {endpoint}; Ctrl-C stops)\n"
+              f"  public keys of this boot: {keys['audit'].parent}/<purpose>.pem\n"
+              f"  AWS settings for keys export / fetch / ops redrive: . {aws_env}\n"
+              f"  ratification window: {ratification_s}s\n"
+              "  a token: hallmark local token --role submitter --sub alice", file=banner, flush=True)
+        serve_until_signal(server)  # SIGINT/SIGTERM: in-flight requests finish, then the cloud stops
+        print("stopped; the local cloud's state is gone (it lives in memory)", file=sys.stderr)

@@ -1,0 +1,129 @@
+"""Witnesses and ceremonies from the command line, on the HTTP API only:
+
+* ``hallmark witness register --id W --public-key PUB.pem`` (superadmin; ``POST /witnesses``);
+* ``hallmark witness sign --key KEY.pem --ceremony ID``: fetches the ceremony, signs the exact
+  ``signingPayload`` bytes here (DER ECDSA P-256/SHA-256; the key never leaves the machine) and
+  posts the signature (the token's ``sub`` is the witness id);
+* ``hallmark ceremony open --tier T --artifact A ... --blessing TEXT`` prints the ceremony id;
+* ``hallmark ceremony status ID [--wait]``: status, witnesses so far, tier awarded.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from hallmark_tools import cli_api
+from hallmark_tools.cli_api import CliError
+
+witness_app = typer.Typer(help="Witnesses: register a P-256 key, sign ceremonies.", no_args_is_help=True)
+ceremony_app = typer.Typer(help="Ceremonies: open one, follow it.", no_args_is_help=True)
+
+API = typer.Option(cli_api.DEFAULT_API, "--api", envvar=cli_api.API_ENV, help="the Hallmark API base URL")
+TOKEN = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="a bearer token")
+CEREMONY_TERMINAL = ("Completed", "Lapsed")
+
+
+@witness_app.command("register")
+def witness_register(
+    witness_id: str = typer.Option(..., "--id", help="the witness id (the witness's token sub must equal it)"),
+    public_key: Path = typer.Option(..., "--public-key", exists=True, dir_okay=False, help="P-256 public key (PEM)"),
+    api: str = API,
+    token: str = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="a superadmin's bearer token"),
+) -> None:
+    """Register a witness's public key (POST /witnesses, superadmin)."""
+    def run() -> None:
+        pem = public_key.read_text()
+        if "PRIVATE KEY" in pem:
+            raise CliError("private_key", f"{public_key} holds a PRIVATE key; register the public one",
+                           "openssl pkey -in KEY.pem -pubout -out KEY.pub.pem")
+        cli_api.ok("POST", f"{api.rstrip('/')}/witnesses", token, {"witnessId": witness_id, "publicKeyPem": pem})
+        print(f"registered witness {witness_id}")
+
+    cli_api.run_cli(run)
+
+
+@witness_app.command("sign")
+def witness_sign(
+    key: Path = typer.Option(..., "--key", exists=True, dir_okay=False, help="your witness private key (PEM)"),
+    ceremony: str = typer.Option(..., "--ceremony", help="the ceremony id"),
+    api: str = API,
+    token: str = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="your bearer token (sub = your witness id)"),
+) -> None:
+    """Sign a ceremony's signingPayload locally and add the signature."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def run() -> None:
+        base = api.rstrip("/")
+        try:
+            private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise CliError("bad_key", f"{key} is not an unencrypted PEM private key: {exc}") from None
+        if not isinstance(private, ec.EllipticCurvePrivateKey) or private.curve.name != "secp256r1":
+            raise CliError("bad_key", f"{key} is not an ECDSA P-256 private key")
+        doc = cli_api.ok("GET", f"{base}/ceremonies/{ceremony}", token)
+        payload = base64.b64decode(doc["signingPayload"])
+        signature = base64.b64encode(private.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+        answer = cli_api.ok("POST", f"{base}/ceremonies/{ceremony}/witnesses", token, {"signature": signature})
+        after = answer.get("ceremony") or {}
+        print(f"signed ceremony {ceremony} (statement {doc.get('statementDigest')}): status {after.get('status')}, "
+              f"{len(after.get('witnesses') or [])}/{after.get('requiredWitnesses')} witnesses")
+
+    cli_api.run_cli(run)
+
+
+@ceremony_app.command("open")
+def ceremony_open(
+    tier: str = typer.Option(..., "--tier", help="bronze | silver | gold"),
+    artifact: list[str] = typer.Option(..., "--artifact", help="an artifact id (repeat for several)"),
+    blessing: str = typer.Option(..., "--blessing", help="the human-readable description witnesses sign"),
+    type_: str = typer.Option("release", "--type", help="release | update | milestone | collaboration"),
+    deadline: str = typer.Option("7d", "--deadline", help="how long witnesses have (60s, 5m, 7d; at most 7d)"),
+    api: str = API,
+    token: str = TOKEN,
+) -> None:
+    """Open a ceremony; prints its id alone on stdout (CEREMONY=$(hallmark ceremony open ...))."""
+    def run() -> None:
+        body: dict[str, Any] = {"tier": tier, "type": type_, "artifacts": list(artifact), "blessing": blessing,
+                                "deadlineSeconds": cli_api.parse_duration(deadline)}
+        doc = cli_api.ok("POST", f"{api.rstrip('/')}/ceremonies", token, body)
+        print(f"opened {tier} ceremony {doc['ceremonyId']}: {doc.get('requiredWitnesses')} witness(es) needed",
+              file=sys.stderr)
+        print(doc["ceremonyId"])
+
+    cli_api.run_cli(run)
+
+
+@ceremony_app.command("status")
+def ceremony_status(
+    ceremony: str = typer.Argument(..., metavar="CEREMONY_ID"),
+    api: str = API,
+    token: str = TOKEN,
+    wait: bool = typer.Option(False, "--wait", help="follow until Completed or Lapsed"),
+    timeout: float = typer.Option(120.0, "--timeout", help="seconds to wait (exit 3 after)"),
+) -> None:
+    """A ceremony's status, witnesses and awarded tier (exit 1 when Lapsed)."""
+    def run() -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = cli_api.ok("GET", f"{api.rstrip('/')}/ceremonies/{ceremony}", token)
+            if not wait or doc["status"] in CEREMONY_TERMINAL:
+                break
+            if time.monotonic() > deadline:
+                print(f"still {doc['status']} after {timeout:g}s")
+                return 3
+            time.sleep(0.3)
+        witnesses = [w.get("witnessId", "?") if isinstance(w, dict) else str(w) for w in doc.get("witnesses") or []]
+        print(f"{doc['status']} {doc.get('tier')} ceremony {ceremony}: witnesses {', '.join(witnesses) or 'none'} "
+              f"({len(witnesses)}/{doc.get('requiredWitnesses')})")
+        return 1 if doc["status"] == "Lapsed" else 0
+
+    code = cli_api.run_cli(run)
+    if code:
+        raise typer.Exit(code)
