@@ -22,6 +22,9 @@ DEFAULT_API = "http://127.0.0.1:8080"
 API_ENV = "HALLMARK_API"
 TOKEN_ENV = "HALLMARK_TOKEN"
 
+#: the ``--api`` option every command that calls the API takes
+API_OPTION: Any = typer.Option(DEFAULT_API, "--api", envvar=API_ENV, help="the Hallmark API base URL")
+
 #: what to do about an API error code a newcomer is likely to meet
 HINTS: dict[str, str] = {
     "unauthorized": "get a token: hallmark local token --role submitter --sub alice (against AWS: your IdP's token)",
@@ -148,3 +151,13 @@ def parse_duration(text: str) -> int:
     if not m or int(m.group(1)) < 1:
         raise CliError("bad_duration", f"{text!r} is not a duration", "write it as 60s, 5m, 2h or 1d")
     return int(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def register_public_key(api: str, token: str, collection: str, id_field: str, ident: str, key_file: Any) -> Any:
+    """POST a P-256 public key (an approver's or a witness's) to ``/<collection>``; a file
+    holding a PRIVATE key is refused before anything is sent."""
+    pem = key_file.read_text()
+    if "PRIVATE KEY" in pem:
+        raise CliError("private_key", f"{key_file} holds a PRIVATE key; register the public one",
+                       "openssl pkey -in KEY.pem -pubout -out KEY.pub.pem")
+    return ok("POST", f"{api.rstrip('/')}/{collection}", token, {id_field: ident, "publicKeyPem": pem})

@@ -23,7 +23,7 @@ from hallmark_tools.cli_api import CliError
 
 approver_app = typer.Typer(help="Approver onboarding: a P-256 key, registered by a superadmin.", no_args_is_help=True)
 
-API = typer.Option(cli_api.DEFAULT_API, "--api", envvar=cli_api.API_ENV, help="the Hallmark API base URL")
+API = cli_api.API_OPTION
 
 
 @approver_app.command("keygen")
@@ -57,12 +57,7 @@ def approver_register(
 ) -> None:
     """Register an approver's public key (POST /approvers, superadmin)."""
     def run() -> None:
-        pem = public_key.read_text()
-        if "PRIVATE KEY" in pem:
-            raise CliError("private_key", f"{public_key} holds a PRIVATE key; register the public one",
-                           "openssl pkey -in KEY.pem -pubout -out KEY.pub.pem")
-        answer = cli_api.ok("POST", f"{api.rstrip('/')}/approvers", token,
-                            {"approverId": approver_id, "publicKeyPem": pem})
+        answer = cli_api.register_public_key(api, token, "approvers", "approverId", approver_id, public_key)
         print(f"registered approver {answer.get('approverId', approver_id)}")
 
     cli_api.run_cli(run)

@@ -189,7 +189,7 @@ def submit_command(
     license_: str = typer.Option(None, "--license", help="SPDX license id (default: [package] license)"),
     rationale: str = typer.Option(None, "--rationale", help="why this release (default: 'release NAME VERSION')"),
     emergency: bool = typer.Option(False, "--emergency", help="apply now, ratify later (HIGH/CRITICAL)"),
-    api: str = typer.Option(cli_api.DEFAULT_API, "--api", envvar=cli_api.API_ENV, help="the Hallmark API base URL"),
+    api: str = cli_api.API_OPTION,
     token: str = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="a bearer token (role submitter)"),
     wait_approval: bool = typer.Option(False, "--wait-approval", help="keep following while approvals are collected"),
     timeout: float = typer.Option(300.0, "--timeout", help="seconds to follow the release before giving up (exit 3)"),

@@ -24,7 +24,7 @@ from hallmark_tools.cli_api import CliError
 witness_app = typer.Typer(help="Witnesses: register a P-256 key, sign ceremonies.", no_args_is_help=True)
 ceremony_app = typer.Typer(help="Ceremonies: open one, follow it.", no_args_is_help=True)
 
-API = typer.Option(cli_api.DEFAULT_API, "--api", envvar=cli_api.API_ENV, help="the Hallmark API base URL")
+API = cli_api.API_OPTION
 TOKEN = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="a bearer token")
 CEREMONY_TERMINAL = ("Completed", "Lapsed")
 
@@ -38,11 +38,7 @@ def witness_register(
 ) -> None:
     """Register a witness's public key (POST /witnesses, superadmin)."""
     def run() -> None:
-        pem = public_key.read_text()
-        if "PRIVATE KEY" in pem:
-            raise CliError("private_key", f"{public_key} holds a PRIVATE key; register the public one",
-                           "openssl pkey -in KEY.pem -pubout -out KEY.pub.pem")
-        cli_api.ok("POST", f"{api.rstrip('/')}/witnesses", token, {"witnessId": witness_id, "publicKeyPem": pem})
+        cli_api.register_public_key(api, token, "witnesses", "witnessId", witness_id, public_key)
         print(f"registered witness {witness_id}")
 
     cli_api.run_cli(run)

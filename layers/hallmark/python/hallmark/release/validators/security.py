@@ -374,11 +374,8 @@ def _npm_name_from_key(key: str) -> str:
 
 def parse_package_lock(text: str, file: str) -> tuple[list[Dependency], int]:
     """Locked npm packages of a ``package-lock.json`` (v1, v2, v3)."""
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return [], 1
-    if not isinstance(doc, dict):
+    doc = _json_object(text)
+    if doc is None:
         return [], 1
     index = LineIndex(text)
     found: dict[tuple[str, str], Dependency] = {}
@@ -414,6 +411,15 @@ def parse_package_lock(text: str, file: str) -> tuple[list[Dependency], int]:
             line = _line_of(text, json.dumps(name) + ":", index)
             found.setdefault((name, version), Dependency(NPM, name, file, line, version))
     return list(found.values()), unparsed
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """A JSON manifest or lock file's top-level object (None if it is not one)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _toml(text: str) -> dict[str, Any] | None:
@@ -603,11 +609,8 @@ def parse_python_lock(text: str, file: str) -> tuple[list[Dependency], int]:
 
 def parse_pipfile_lock(text: str, file: str) -> tuple[list[Dependency], int]:
     """Locked packages of a ``Pipfile.lock`` (``default`` and ``develop``)."""
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return [], 1
-    if not isinstance(doc, dict):
+    doc = _json_object(text)
+    if doc is None:
         return [], 1
     index = LineIndex(text)
     deps: list[Dependency] = []
@@ -652,11 +655,8 @@ def parse_package_json(text: str, file: str) -> tuple[list[Dependency], int]:
     peerDependencies): exact versions are pins, everything else an npm range; aliases
     (``npm:name@range``) count as the aliased package; git/file/url/workspace specs are not from
     the registry and are counted, not vetted."""
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return [], 1
-    if not isinstance(doc, dict):
+    doc = _json_object(text)
+    if doc is None:
         return [], 1
     index = LineIndex(text)
     deps: list[Dependency] = []
