@@ -11,7 +11,6 @@ local cloud seeds the bucket through the same sync.
 
 from __future__ import annotations
 
-import os
 import time
 from functools import cache
 from typing import Any
@@ -29,7 +28,7 @@ from hallmark.release.validators import ValidationResult, ValidatorConfig, run_o
 @cache
 def config(validator: str) -> ValidatorConfig:
     """One configuration per container (the security one holds the cached advisory source)."""
-    max_size = int(os.environ.get("PACKAGE_MAX_BYTES", str(100 * 1024 * 1024)))
+    max_size = runtime.package_max_bytes()
     source = advisories_runtime.advisory_source() if validator == "security" else None
     return ValidatorConfig(advisory_source=source, max_size=max_size)
 

@@ -353,22 +353,18 @@ class ReleaseService:
         ``PackageRejected``. Only the execution that claimed the package (or any, while it is
         still unclaimed) may end it; a package already at an end is left as it is."""
         ended = ("Rejected", "Failed", "Published", "RolledBack")
-        failed = False
 
         def change(d: dict[str, Any]) -> None:
-            nonlocal failed
-            failed = False
             if d["status"] in ended or d.get("executionArn") not in (None, execution_arn):
                 return
             d["status"] = "Failed"
             d["history"].append({"status": "Failed", "at": rfc3339(self.clock())})
-            d["executionArn"] = d.get("executionArn") or execution_arn
+            d["executionArn"] = execution_arn
             d["reasons"] = [reason]
-            failed = True
 
         doc = update(self.store, KIND, package_id, change)
-        if not failed and doc["status"] != "Failed":
-            return None
+        if doc["status"] != "Failed" or doc.get("executionArn") != execution_arn:
+            return None  # ended by something else, or claimed by another execution
         self.audit.emit(chain=CHAIN, type="PackageRejected", actor="system:release", subject=package_id,
                         data={"reasons": doc["reasons"], "status": "Failed"},
                         event_id=event_id(package_id, "PackageRejected"))

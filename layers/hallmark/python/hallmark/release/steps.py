@@ -191,14 +191,7 @@ class ReleaseSteps:
 
     # ------------------------------------------------------------------ validation
     def pinned_of(self, package_id: str) -> PinnedRef:
-        doc = self.service.get(package_id)
-        if not doc.get("pinned"):
-            raise IntegrityError(f"package {package_id} has no pinned artifact")
-        pinned = PinnedRef.from_dict(doc["pinned"])
-        if pinned.sha256 != doc["meta"]["sha256"]:
-            raise IntegrityError("the pinned artifact is not the declared one",
-                                 {"pinned": pinned.sha256, "declared": doc["meta"]["sha256"]})
-        return pinned
+        return _pinned_of(self.service.get(package_id))
 
     def check_results(self, package_id: str, results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Every required validator reported, each on the pinned bytes; else stop (nothing signed)."""
@@ -239,7 +232,7 @@ class ReleaseSteps:
     def staged_envelope(self, package_id: str, staged_key: str) -> bytes:
         """The staged envelope, checked: its payload is the recorded manifest, over the pinned bytes."""
         doc = self.service.get(package_id)
-        pinned = self.pinned_of(package_id)
+        pinned = _pinned_of(doc)
         body = self.artifacts.read(staged_key).data
         try:
             envelope = json.loads(body)
@@ -255,6 +248,17 @@ class ReleaseSteps:
         if len(subjects) != 1 or subjects[0].get("digest", {}).get("sha256") != pinned.sha256:
             raise IntegrityError("the staged manifest's subject is not the pinned artifact")
         return body
+
+
+def _pinned_of(doc: dict[str, Any]) -> PinnedRef:
+    """The package's pinned artifact, which must be the declared one."""
+    if not doc.get("pinned"):
+        raise IntegrityError(f"package {doc['packageId']} has no pinned artifact")
+    pinned = PinnedRef.from_dict(doc["pinned"])
+    if pinned.sha256 != doc["meta"]["sha256"]:
+        raise IntegrityError("the pinned artifact is not the declared one",
+                             {"pinned": pinned.sha256, "declared": doc["meta"]["sha256"]})
+    return pinned
 
 
 def _check_cover(pinned: PinnedRef, items: list[dict[str, Any]], what: str) -> None:
