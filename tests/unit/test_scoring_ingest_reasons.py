@@ -130,6 +130,10 @@ BAD: dict[str, Callable[[], str]] = {
     "processing_time_ms a bool": lambda: body("metadata.processing_time_ms", True),
     "unknown top-level field": lambda: body("extra", 1),
     "several errors at once": lambda: envelope(put("domain", "x", put("timestamp", "t", put("source", "A")))),
+    "duplicate key, the last invalid": lambda: envelope(SAMPLE).replace('"domain": "crypto"',
+                                                                        '"domain": "crypto", "domain": "x"', 1),
+    "duplicate detail-type, the last wrong": lambda: envelope(SAMPLE).replace(
+        '"detail-type": "EnrichedEvent"', '"detail-type": "EnrichedEvent", "detail-type": "Other"', 1),
     "lone surrogate in a topic": lambda: envelope(put("topic_hints", ["a"])).replace('["a"]', '["\\ud800"]'),
 }
 
