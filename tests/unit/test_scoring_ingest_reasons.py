@@ -134,6 +134,11 @@ BAD: dict[str, Callable[[], str]] = {
                                                                         '"domain": "crypto", "domain": "x"', 1),
     "duplicate detail-type, the last wrong": lambda: envelope(SAMPLE).replace(
         '"detail-type": "EnrichedEvent"', '"detail-type": "EnrichedEvent", "detail-type": "Other"', 1),
+    "byte order mark": lambda: "\ufeff" + envelope(SAMPLE),
+    "trailing garbage": lambda: envelope(SAMPLE) + " x",
+    "two bodies": lambda: envelope(SAMPLE) + envelope(SAMPLE),
+    "raw control character in a string": lambda: envelope(put("topic_hints", ["a"])).replace('["a"]', '["a\tb"]'),
+    "single-quoted JSON": lambda: envelope(SAMPLE).replace('"version": "0"', "'version': '0'", 1),
     "lone surrogate in a topic": lambda: envelope(put("topic_hints", ["a"])).replace('["a"]', '["\\ud800"]'),
 }
 
