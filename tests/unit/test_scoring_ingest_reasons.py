@@ -16,8 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from hallmark.scoring.ingest import Accepted, EventValidator, Ingestor, InMemoryDedupe, Rejected
+from hallmark.scoring.ingest import (
+    COMPILED_FOR,
+    Accepted,
+    EventValidator,
+    Ingestor,
+    InMemoryDedupe,
+    Rejected,
+    parse_envelope,
+    schema_digest,
+)
 from hallmark.scoring.schema import EnrichedEvent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,6 +150,8 @@ BAD: dict[str, Callable[[], str]] = {
     "two bodies": lambda: envelope(SAMPLE) + envelope(SAMPLE),
     "raw control character in a string": lambda: envelope(put("topic_hints", ["a"])).replace('["a"]', '["a\tb"]'),
     "single-quoted JSON": lambda: envelope(SAMPLE).replace('"version": "0"', "'version': '0'", 1),
+    "a big integer and a bad domain": lambda: envelope(put("domain", "x", put("payload.raw", {"a": 2**70}))),
+    "a big integer and a bad embedding": lambda: envelope(put("payload.embeddings", [2**70] * 767)),
     "lone surrogate in a topic": lambda: envelope(put("topic_hints", ["a"])).replace('["a"]', '["\\ud800"]'),
 }
 
@@ -165,6 +178,11 @@ GOOD: dict[str, Callable[[], str]] = {
     "duplicate key, last wins": lambda: envelope(SAMPLE).replace('"domain": "crypto"',
                                                                  '"domain": "finance", "domain": "crypto"', 1),
     "timestamp beyond 64 bits": lambda: body("timestamp", 2**70),  # both validators take it
+    "a uint256 amount in raw": lambda: body("payload.raw", {"amount_wei": 2**80, "n": -(2**63) - 1}),
+    "a big integer in an entity": lambda: body("payload.extracted.entities", [{"type": "tx", "id": "x", "v": 2**65}]),
+    "an embedding with a big integer": lambda: body("payload.embeddings", [2**70, *EMB[1:]]),
+    "processing time beyond 64 bits": lambda: body("metadata.processing_time_ms", 2**64),
+    "e+ in a string": lambda: body("topic_hints", ["one+two", "some+e+thing"]),
     "big integral values": lambda: body("payload.extracted.metrics", {"big": 10**18, "tiny": 1e-300}),
 }
 
@@ -204,6 +222,67 @@ def test_good_bodies_are_accepted_with_a_line_that_parses_to_the_event(name: str
     assert json.loads(outcome.line) == detail and "\n" not in outcome.line
     assert outcome.event.event_id == detail["event_id"]
     assert outcome.event.content_hash == detail["metadata"]["content_hash"]
+
+
+def full_path(raw: str) -> Accepted | Rejected:
+    """``json`` and both validators, without the compiled fast path."""
+    detail, refused = parse_envelope(raw)
+    return refused if refused is not None else EventValidator(SCHEMA).validate(detail)
+
+
+def same_outcome(raw: str) -> None:
+    fast, full = check(raw), full_path(raw)
+    assert type(fast) is type(full), (fast, full)
+    if isinstance(fast, Rejected):
+        assert fast == full
+    else:
+        assert isinstance(full, Accepted)
+        assert json.loads(fast.line) == json.loads(full.line)
+        assert fast.event == full.event and (fast.event_id, fast.content_hash) == (full.event_id, full.content_hash)
+
+
+@pytest.mark.parametrize("name", sorted({**BAD, **GOOD}))
+def test_the_fast_path_and_the_full_path_agree(name: str) -> None:
+    same_outcome({**BAD, **GOOD}[name]())
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
+    | st.sampled_from(["crypto", "ai", "x_y", SAMPLE["event_id"], "FR", "e+1", "true"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+PATHS = ["event_id", "mission_id", "timestamp", "domain", "source", "topic_hints", "payload", "payload.raw",
+         "payload.raw.embeddings", "payload.extracted", "payload.extracted.entities", "payload.extracted.metrics",
+         "payload.extracted.metrics.m", "payload.extracted.sentiment", "payload.embeddings", "payload.extra",
+         "metadata", "metadata.content_hash", "metadata.geo_location", "metadata.language",
+         "metadata.processing_time_ms", "metadata.extra", "extra"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(PATHS), JSON_VALUES | st.just(KeyError)), min_size=1, max_size=3),
+       st.integers(min_value=0, max_value=767), st.sampled_from([None, True, "x", 2**70, 1e300, 0]))
+def test_the_paths_agree_on_random_events(changes: list[tuple[str, Any]], at: int, element: Any) -> None:
+    doc = copy.deepcopy(SAMPLE)
+    if element is not None:
+        doc["payload"]["embeddings"][at] = element
+    for path, value in changes:
+        try:
+            doc = put(path, value, doc)
+        except (KeyError, TypeError, AttributeError):
+            continue  # a parent replaced by a scalar earlier
+    same_outcome(envelope(doc))
+
+
+def test_the_compiled_checks_are_for_the_shipped_schema() -> None:
+    """Changing events/schemas/EnrichedEvent.json turns the fast path off until its checks
+    (``hallmark.scoring.ingest.fast_accepts``) are brought in line and COMPILED_FOR updated."""
+    assert schema_digest(SCHEMA) == COMPILED_FOR
+    other = {**SCHEMA, "description": "changed"}
+    validator = EventValidator(other)
+    assert not validator._fast
+    assert isinstance(Ingestor(validator, InMemoryDedupe()).check(envelope(SAMPLE)), Accepted)
 
 
 if __name__ == "__main__":
