@@ -94,7 +94,7 @@ def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{
                           key_fingerprints=fingerprints, ceremonies=DynamoCeremonyRepository(state),
                           witnesses=DynamoWitnessRepository(state), order=bought,
                           order_proofs=(proofs.get(bought.ledger_proof_id), proofs.get(bought.delivery_proof_id))
-                          if bought else (None, None))
+                          if bought else (None, None), subjects=runtime.subjects())
 
 
 @app.get("/audit/<chain>/events")

@@ -158,6 +158,32 @@ def governance() -> Any:
                              DynamoApproverRepository(client("dynamodb"), name), policy)
 
 
+@cache
+def subjects() -> Any:
+    """The privacy vault's subject records (read by bundles: person id <-> pseudonym)."""
+    from hallmark.adapters.dynamo_privacy import DynamoSubjectStore
+
+    return DynamoSubjectStore(table("state"))
+
+
+@cache
+def privacy() -> Any:
+    """The privacy vault (``hallmark.privacy``): subject records in the state table, data keys
+    wrapped by the KMS privacy key."""
+    from hallmark.adapters.dynamo_privacy import KmsDataKeys
+    from hallmark.privacy.vault import Vault
+
+    return Vault(subjects(), KmsDataKeys(client("kms"), require("KEY_PRIVACY_ID")))
+
+
+def pseudonymizer() -> Any:
+    """The audit intake's boundary: a queued message with its persons pseudonymized."""
+    from hallmark.privacy.personal import pseudonymize
+
+    vault = privacy()
+    return lambda msg: pseudonymize(msg, vault)
+
+
 def ratification_seconds() -> int:
     return int(os.environ.get("RATIFICATION_WINDOW_SECONDS", str(48 * 3600)))
 
@@ -174,5 +200,5 @@ def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
     from hallmark.adapters import audit_runtime
 
-    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_runtime.audit_log):
+    for f in (client, table, docs, artifacts, signer, audit, bus, governance, subjects, privacy, audit_runtime.audit_log):
         f.cache_clear()

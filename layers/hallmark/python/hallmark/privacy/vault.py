@@ -1,28 +1,33 @@
-"""Crypto-shredding of personal data on append-only chains (issue 22, item 3; PROTOTYPE, not wired).
+"""Crypto-shredding of personal data on append-only chains (issue 22, item 3).
 
-A person (an OIDC ``sub``: submitter, approver, witness, buyer, seller, superadmin) never goes on a
-chain in the clear. The first time a subject is named, the vault makes a random pseudonym
-(``psn-<32 hex>``) and a 256-bit data key, stored wrapped by KMS (``DataKeys``) in the state
-table (``SubjectStore``). Events then carry the pseudonym where the id stood, and each personal
-field as ``{"psn", "f", "ct"}``: AES-256-GCM under the subject's data key, the AAD binding
-pseudonym and field name. Erasure deletes the subject's record (its wrapped key and the
-id -> pseudonym link): the ciphertexts on the chains stay, byte for byte, so every event hash,
-checkpoint, inclusion proof and bundle still verifies, and nothing can open them any more.
+A person (an OIDC ``sub``: submitter, approver, witness, buyer, seller, superadmin) never goes on
+a chain in the clear. The first time a person is named, the vault makes a random pseudonym
+(``psn-<32 hex>``, :data:`PSEUDONYM_RE`) and a 256-bit data key, kept wrapped by KMS
+(:class:`DataKeys`) in the :class:`SubjectStore` (the state table). Events carry the pseudonym
+where the id stood, and each personal free-text field as ``{"psn", "f", "ct"}``: AES-256-GCM
+under the person's data key, the AAD binding pseudonym and field name. Erasure deletes the
+person's record (the wrapped key and both directions of the id <-> pseudonym link): the
+ciphertexts and pseudonyms on the chains stay byte for byte, so every event hash, checkpoint,
+inclusion proof and bundle still verifies, and nothing opens or links them any more.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
-import threading
-import uuid
+import re
+import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from hallmark._domain import EventDraft
+PSEUDONYM_RE: Final = re.compile(r"psn-[0-9a-f]{32}")
+ERASED: Final = "erased"
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class SubjectRecord:
 
 
 class SubjectStore(Protocol):
+    """Where each person's record lives (the state table in AWS)."""
+
     def get(self, subject_id: str) -> SubjectRecord | None: ...
 
     def by_pseudonym(self, pseudonym: str) -> SubjectRecord | None: ...
@@ -41,7 +48,9 @@ class SubjectStore(Protocol):
         """Store ``record`` unless the subject has one; return the stored one (first write wins)."""
         ...
 
-    def delete(self, subject_id: str) -> bool: ...
+    def delete(self, record: SubjectRecord) -> None:
+        """Remove the record and its pseudonym index (idempotent)."""
+        ...
 
 
 class DataKeys(Protocol):
@@ -54,98 +63,85 @@ class DataKeys(Protocol):
     def unwrap(self, wrapped: bytes) -> bytes: ...
 
 
-class InMemorySubjectStore:
-    def __init__(self) -> None:
-        self._by_id: dict[str, SubjectRecord] = {}
-        self._lock = threading.Lock()
-
-    def get(self, subject_id: str) -> SubjectRecord | None:
-        with self._lock:
-            return self._by_id.get(subject_id)
-
-    def by_pseudonym(self, pseudonym: str) -> SubjectRecord | None:
-        with self._lock:
-            return next((r for r in self._by_id.values() if r.pseudonym == pseudonym), None)
-
-    def create(self, record: SubjectRecord) -> SubjectRecord:
-        with self._lock:
-            return self._by_id.setdefault(record.subject_id, record)
-
-    def delete(self, subject_id: str) -> bool:
-        with self._lock:
-            return self._by_id.pop(subject_id, None) is not None
-
-    def dump(self) -> str:
-        """Everything stored (what a table scan would show)."""
-        with self._lock:
-            return repr(sorted(self._by_id.items()))
+class Erased(LookupError):
+    """The subject has no key material (never named, or erased)."""
 
 
 def _aad(pseudonym: str, field: str) -> bytes:
     return f"hallmark/privacy/v1\n{pseudonym}\n{field}".encode()
 
 
-class Erased(LookupError):
-    """The subject's key material is gone."""
+def is_sealed(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"psn", "f", "ct"}
 
 
 class Vault:
+    """Pseudonyms, sealed fields, keyed event ids and erasure over the two ports."""
+
     def __init__(self, store: SubjectStore, keys: DataKeys) -> None:
         self._store = store
         self._keys = keys
-        self._erased: set[str] = set()  # pseudonyms erased by this process (a tombstone table in AWS)
+        self._plain: dict[str, bytes] = {}  # unwrapped data keys of this process, by pseudonym
 
-    def pseudonym(self, subject_id: str) -> str:
+    def _record(self, subject_id: str) -> SubjectRecord:
         record = self._store.get(subject_id)
         if record is None:
             _, wrapped = self._keys.generate()
-            record = self._store.create(SubjectRecord(subject_id, f"psn-{uuid.uuid4().hex}", wrapped))
-        return record.pseudonym
+            record = self._store.create(SubjectRecord(subject_id, f"psn-{secrets.token_hex(16)}", wrapped))
+        return record
 
-    def seal(self, subject_id: str, field: str, value: Any) -> dict[str, str]:
-        """``value`` (a string) as ``{"psn", "f", "ct"}`` under the subject's data key."""
-        psn = self.pseudonym(subject_id)
-        record = self._store.get(subject_id)
-        if record is None:
-            raise Erased(psn)
+    def _key(self, record: SubjectRecord) -> bytes:
+        key = self._plain.get(record.pseudonym)
+        if key is None:
+            key = self._plain[record.pseudonym] = self._keys.unwrap(record.wrapped_key)
+        return key
+
+    def pseudonym(self, subject_id: str) -> str:
+        """The person's pseudonym (made, with its data key, the first time the person is named)."""
+        if PSEUDONYM_RE.fullmatch(subject_id):
+            return subject_id  # already a pseudonym (an id read back from a chain)
+        return self._record(subject_id).pseudonym
+
+    def identity(self, pseudonym: str) -> str | None:
+        """The id behind a pseudonym, or None once erased (or never made)."""
+        record = self._store.by_pseudonym(pseudonym)
+        return record.subject_id if record else None
+
+    def seal(self, subject_id: str, field: str, value: str) -> dict[str, str]:
+        """``value`` as ``{"psn", "f", "ct"}`` under the person's data key."""
+        record = self._record(subject_id)
         nonce = os.urandom(12)
-        ct = AESGCM(self._keys.unwrap(record.wrapped_key)).encrypt(nonce, str(value).encode(), _aad(psn, field))
-        return {"psn": psn, "f": field, "ct": base64.b64encode(nonce + ct).decode()}
+        ct = AESGCM(self._key(record)).encrypt(nonce, value.encode(), _aad(record.pseudonym, field))
+        return {"psn": record.pseudonym, "f": field, "ct": base64.b64encode(nonce + ct).decode()}
 
     def open(self, sealed: Any) -> str | None:
-        """The clear value of a sealed field, or None when the subject was erased (or it is not sealed)."""
-        if not isinstance(sealed, dict) or not {"psn", "f", "ct"} <= sealed.keys():
+        """The clear value of a sealed field, or None when its person was erased."""
+        if not is_sealed(sealed):
             return None
         record = self._store.by_pseudonym(str(sealed["psn"]))
         if record is None:
             return None
-        raw = base64.b64decode(str(sealed["ct"]))
         try:
-            return AESGCM(self._keys.unwrap(record.wrapped_key)).decrypt(
-                raw[:12], raw[12:], _aad(record.pseudonym, str(sealed["f"]))).decode()
-        except InvalidTag:
+            raw = base64.b64decode(str(sealed["ct"]), validate=True)
+            return AESGCM(self._key(record)).decrypt(raw[:12], raw[12:], _aad(record.pseudonym, str(sealed["f"]))
+                                                     ).decode()
+        except (InvalidTag, ValueError):
             return None
 
-    def erase(self, subject_id: str, *, actor: str, request_id: str) -> EventDraft:
-        """Destroy the subject's key material; ``SubjectErased`` names only the pseudonym."""
+    def keyed_id(self, event_id: str, persons: Iterable[str]) -> str:
+        """An event id a guessed name cannot confirm: HMAC-SHA256 of ``event_id`` chained under
+        the data key of each person named (sorted), so erasing any one of them breaks the link.
+        Deterministic, so a retried event keeps its id (the chain's idempotency)."""
+        mac = event_id.encode()
+        for person in sorted(set(persons)):
+            mac = hmac.new(self._key(self._record(person)), b"hallmark/event-id/v1\n" + mac, hashlib.sha256).digest()
+        return "p" + mac.hex()[:31]
+
+    def erase(self, subject_id: str) -> str:
+        """Destroy the person's key material and link; returns the (now unlinkable) pseudonym."""
         record = self._store.get(subject_id)
         if record is None:
             raise Erased(subject_id)
-        self._store.delete(subject_id)
-        self._erased.add(record.pseudonym)
-        return EventDraft("SubjectErased", record.pseudonym, {"requestId": request_id}, actor=actor)
-
-
-class LocalDataKeys:
-    """``DataKeys`` with a local wrapping key (tests; AWS wraps with KMS)."""
-
-    def __init__(self) -> None:
-        self._kek = AESGCM(AESGCM.generate_key(bit_length=256))
-
-    def generate(self) -> tuple[bytes, bytes]:
-        key = AESGCM.generate_key(bit_length=256)
-        nonce = os.urandom(12)
-        return key, nonce + self._kek.encrypt(nonce, key, b"hallmark/privacy/dek")
-
-    def unwrap(self, wrapped: bytes) -> bytes:
-        return self._kek.decrypt(wrapped[:12], wrapped[12:], b"hallmark/privacy/dek")
+        self._store.delete(record)
+        self._plain.pop(record.pseudonym, None)
+        return record.pseudonym
