@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=20)
     args = ap.parse_args()
     with LocalCloud(env={"MULTISIG_THRESHOLD": "5"}) as cloud:
-        from hallmark.adapters.audit_runtime import audit_log
+        from hallmark.adapters.runtime import audit_log
 
         driver = Driver(cloud)
         approvers = Approvers(driver)
