@@ -15,13 +15,11 @@ import pytest
 from gpu_batch import entrypoint
 from gpu_batch.evi_model import build_model
 from gpu_batch.sample_events import BASE_TS_MS, make_event
-from hallmark.docstore import InMemoryDocStore
 from hallmark.scoring.batching import BATCH, Limits
-from hallmark.scoring.briefs import InMemoryBriefStore, route
+from hallmark.scoring.briefs import route
 from hallmark.scoring.job import summary_key, weights_key
 from hallmark.scoring.models import ActiveModel
 from hallmark.scoring.pipeline import ScoringPipeline
-from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.scoring.schema import EnrichedEvent, EVIEnvelope
 from hallmark.scoring.weights import (
     CURRENT,
@@ -37,8 +35,10 @@ from hallmark.scoring.weights import (
     default_version,
     is_canary_batch,
 )
-from hallmark.signing import LocalSigner
+from tests.fakes.docstore import InMemoryDocStore
 from tests.fakes.release import RecordingAudit
+from tests.fakes.scoring import InMemoryBlobStore, InMemoryBriefStore
+from tests.fakes.signing import LocalSigner
 
 IMPACT_ONLY = (0.0, 0.0, 1.0, 0.0, 0.0)
 
