@@ -87,8 +87,10 @@ def _deliver_batch(cloud: LocalCloud, sqs: Any, fn: Function, queue: str, batch_
                 sqs.change_message_visibility(
                     QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=cloud.retry_delay_s
                 )
-            else:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
+                if m["MessageId"] not in failed]
+        if done:  # one call for the batch, as the event-source mapping deletes
+            sqs.delete_message_batch(QueueUrl=url, Entries=done)
     finally:
         with cloud._inflight_lock:
             cloud._inflight -= 1
