@@ -66,7 +66,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "WitnessRegistered", "WitnessRemoved",
         ),
         "market": ("OrderPlaced", "LedgerPosted", "DeliveryIssued", "SettlementPlanned", "PayoutPosted"),
-        "scoring": ("EventsIngested", "BatchScored", "BriefCreated", "WebhookDelivered"),
+        "scoring": ("EventsIngested", "BatchScored", "BriefCreated", "WebhookDelivered", "FeedbackRecorded",
+                    "WeightsProposed", "WeightsPromoted", "WeightsRolledBack"),
     }
 )  # fmt: skip
 ALL_EVENT_TYPES: Final = frozenset(t for types in EVENT_TYPES.values() for t in types)
