@@ -145,7 +145,8 @@ def _terminal(cloud: LocalCloud) -> Check:
 
 
 def _audit(cloud: LocalCloud, audit_pem: bytes) -> tuple[Check, Check]:
-    from hallmark.adapters.audit_runtime import audit_log, chains
+    from hallmark.adapters.runtime import audit_chains as chains
+    from hallmark.adapters.runtime import audit_log
     from hallmark.audit.replay import verify_export
 
     log = audit_log()
@@ -210,7 +211,8 @@ def check_invariants(cloud: LocalCloud) -> list[Check]:
 def fingerprint(cloud: LocalCloud) -> dict[str, Any]:
     """What a fault-free run and a chaos run of the same scenario must share: per chain the count
     of each audit event type, and the statuses of the packages (by name and version)."""
-    from hallmark.adapters.audit_runtime import audit_log, chains
+    from hallmark.adapters.runtime import audit_chains as chains
+    from hallmark.adapters.runtime import audit_log
 
     log = audit_log()
     types = {c: dict(Counter(json.loads(line)["type"] for line in log.export(c)[0])) for c in chains()}
