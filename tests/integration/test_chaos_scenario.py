@@ -1,7 +1,8 @@
 """Chaos without loss over the whole demo scenario (issue 25, item 4): every flow (release,
 governance, ceremony, market, scoring, audit; ``chaos_run.CHAOS_STEPS``) on a local cloud that
 fails handlers, reports them timed out after they ran, delivers SQS messages and EventBridge events
-twice, throttles Step Functions tasks and DynamoDB/KMS calls, at rate 0.1, with three seeds.
+twice, sends poison copies of SQS messages that end in a dead-letter queue, throttles Step Functions
+tasks and DynamoDB/KMS calls, at rate 0.1, with three seeds.
 
 Each run must pass every step, inject something of every kind it can, redrive whatever was
 dead-lettered, and hold every invariant (``chaos_run.check_invariants``: everything terminal, every
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from hallmark_tools.localcloud.chaos import Chaos
 RATE = 0.1
 SEEDS = (11, 12, 13)
 FINGERPRINTS: dict[int, dict[str, Any]] = {}
+INJECTED: Counter[str] = Counter()
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -56,6 +59,11 @@ def test_the_whole_scenario_under_chaos_loses_nothing(seed: int, tmp_path: Path,
         "every package, ceremony and batch terminal", "the ledger balances (sum zero per currency, balances = postings)"}
     assert sum(chaos.counts.values()) >= 10, chaos.counts
     assert {"queue_error", "queue_duplicate", "aws_throttle"} <= set(chaos.counts), chaos.counts
+    if chaos.counts["queue_dead_letter"]:  # poisoned copies went to a dead-letter queue, and back
+        assert report_["redriven"] > 0, report_
+    INJECTED.update(chaos.counts)
+    if seed == SEEDS[-1]:
+        assert INJECTED["queue_dead_letter"] > 0, INJECTED  # the redrive path ran in at least one seed
     FINGERPRINTS[seed] = captured["fingerprint"]
     for other, print_ in FINGERPRINTS.items():
         assert print_ == FINGERPRINTS[seed], (other, seed)
