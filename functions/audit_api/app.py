@@ -45,35 +45,14 @@ def keys() -> dict[str, Any]:
 def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]) -> dict[str, Any]:
     """The release bundle: manifest, approvals with the registry keys, audit events with proofs."""
     from hallmark.access import require_package_reader
-    from hallmark.adapters.dynamo_governance import DynamoApproverRepository
-    from hallmark.bundle import collect_bundle
+    from hallmark.adapters.bundle_runtime import release_bundle
     from hallmark.http import caller_of
 
     package = runtime.docs().get("package", packageId)
     if package is None:
         raise NotFound("package", packageId)
     require_package_reader(caller_of(app), package)
-    ref = (package.get("manifest") or {}).get("repository")
-    if not ref:
-        raise NotFound("published manifest of package", packageId, code="not_published")
-    envelope = json.loads(runtime.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read())
-    governance = runtime.governance()
-    upgrade = governance.load("upgrade", package["upgradeId"]) if package.get("upgradeId") else None
-    approver_keys: dict[str, list[dict[str, str]]] = {}
-    if upgrade is not None:
-        repo = DynamoApproverRepository(runtime.client("dynamodb"), runtime.require("TABLE_STATE"))
-        for approver_id in {r.approver_id for r in upgrade.approvals}:
-            a = repo.get(approver_id)
-            if a is not None:
-                approver_keys[approver_id] = [{"keyFingerprint": a.key_fingerprint, "publicKeyPem": a.public_key_pem},
-                                              *({"keyFingerprint": k.key_fingerprint, "publicKeyPem": k.public_key_pem}
-                                                for k in a.previous_keys)]
-    impact = package.get("impact", package["meta"]["impact"])
-    fingerprints = {k["purpose"]: k["fingerprint"]
-                    for k in describe_keys({p: runtime.signer(p) for p in ("manifest", "audit")})}
-    return collect_bundle(package, envelope, upgrade=upgrade, approver_keys=approver_keys,
-                          threshold=governance.threshold_for(impact), audit_log=audit_log(),
-                          key_fingerprints=fingerprints)
+    return release_bundle(package)
 
 
 @app.get("/audit/<chain>/events")

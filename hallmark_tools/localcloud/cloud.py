@@ -395,6 +395,10 @@ class LocalCloud:
                 MemorySize=fn.memory,
             )["FunctionArn"]
             self.arns[("function", fn.name)] = arn
+        if any(sm.name == "deployment" for sm in t.state_machines):
+            from hallmark_tools.localcloud import deployments
+
+            self.resources.update(deployments.provision(iam, self.client("sns")))
         for sm in t.state_machines:
             self.arns[("state_machine", sm.name)] = (
                 f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:hallmark-{sm.name}"

@@ -1,0 +1,40 @@
+"""The release bundle of one package, assembled from the state table, the manifests bucket and
+the audit log (``GET /packages/{id}/bundle`` serves it; deployment admission verifies it)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hallmark.adapters import runtime
+from hallmark.adapters.audit_runtime import audit_log
+from hallmark.errors import NotFound
+from hallmark.public_keys import describe_keys
+
+
+def release_bundle(package: dict[str, Any]) -> dict[str, Any]:
+    """``hallmark.bundle/v1`` of ``package`` (``not_published`` when it has no manifest yet)."""
+    from hallmark.adapters.dynamo_governance import DynamoApproverRepository
+    from hallmark.bundle import collect_bundle
+
+    ref = (package.get("manifest") or {}).get("repository")
+    if not ref:
+        raise NotFound("published manifest of package", str(package.get("packageId")), code="not_published")
+    envelope = json.loads(runtime.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read())
+    governance = runtime.governance()
+    upgrade = governance.load("upgrade", package["upgradeId"]) if package.get("upgradeId") else None
+    approver_keys: dict[str, list[dict[str, str]]] = {}
+    if upgrade is not None:
+        repo = DynamoApproverRepository(runtime.client("dynamodb"), runtime.require("TABLE_STATE"))
+        for approver_id in {r.approver_id for r in upgrade.approvals}:
+            a = repo.get(approver_id)
+            if a is not None:
+                approver_keys[approver_id] = [{"keyFingerprint": a.key_fingerprint, "publicKeyPem": a.public_key_pem},
+                                              *({"keyFingerprint": k.key_fingerprint, "publicKeyPem": k.public_key_pem}
+                                                for k in a.previous_keys)]
+    impact = package.get("impact", package["meta"]["impact"])
+    fingerprints = {k["purpose"]: k["fingerprint"]
+                    for k in describe_keys({p: runtime.signer(p) for p in ("manifest", "audit")})}
+    return collect_bundle(package, envelope, upgrade=upgrade, approver_keys=approver_keys,
+                          threshold=governance.threshold_for(impact), audit_log=audit_log(),
+                          key_fingerprints=fingerprints)
