@@ -35,8 +35,12 @@ def _code_of(err: ClientError) -> str:
 
 
 class BotoLambdaControl:
-    def __init__(self, lam: Any) -> None:
+    """``code_signing_config_arn``: attached to every function created (the CDK's Enforce-mode
+    config when the operator supplied an AWS Signer profile)."""
+
+    def __init__(self, lam: Any, code_signing_config_arn: str | None = None) -> None:
         self.lam = lam
+        self.code_signing_config_arn = code_signing_config_arn
 
     def _settle(self, name: str) -> None:
         """Wait until the last update finished (Lambda refuses the next change meanwhile)."""
@@ -56,10 +60,12 @@ class BotoLambdaControl:
                           ephemeral_mib=(c.get("EphemeralStorage") or {}).get("Size"))
 
     def create(self, spec: FunctionSpec, code: CodeRef) -> None:
+        signing = {"CodeSigningConfigArn": self.code_signing_config_arn} if self.code_signing_config_arn else {}
         self.lam.create_function(
             FunctionName=_managed(spec.name), Runtime=spec.runtime, Handler=spec.handler, Role=spec.role_arn,
             Code=_code(code), MemorySize=spec.memory_mib, EphemeralStorage={"Size": spec.ephemeral_mib},
-            Environment={"Variables": spec.environment}, Tags=spec.tags, Publish=False, PackageType="Zip")
+            Environment={"Variables": spec.environment}, Tags=spec.tags, Publish=False, PackageType="Zip",
+            **signing)
         self.lam.get_waiter("function_active_v2").wait(FunctionName=spec.name,
                                                        WaiterConfig={"Delay": 1, "MaxAttempts": 120})
 

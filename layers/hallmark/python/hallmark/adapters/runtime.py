@@ -179,7 +179,7 @@ def deployment_steps() -> Any:
                               package_max_bytes())
     arn = os.environ.get("STATE_MACHINE_DEPLOYMENT_ARN")
     return DeploymentSteps(
-        docs=docs(), audit=audit(), evidence=evidence, lam=BotoLambdaControl(client("lambda")),
+        docs=docs(), audit=audit(), evidence=evidence, lam=BotoLambdaControl(client("lambda"), os.environ.get("DEPLOY_CODE_SIGNING_CONFIG_ARN")),
         monitoring=CloudWatchMonitoring(client("logs"), client("cloudwatch"), client("sns"),
                                         require("DEPLOY_ALARM_TOPIC_ARN")),
         policy=Policy.from_json(os.environ.get("DEPLOY_POLICY"), int(os.environ.get("DEPLOY_BAKE_SECONDS", "600"))),

@@ -63,11 +63,12 @@ def _statement(bundle: Mapping[str, Any]) -> dict[str, Any]:
 
 def admission_failure(ev: ReleaseEvidence, environment: str, policy: Policy) -> Admitted | Refusal:
     """Admit or refuse (raises :class:`AwaitingCheckpoint` while the proof cannot exist yet)."""
-    bundle = ev.bundle
+    items = (ev.bundle.get("audit") or {}).get("events") or []
+    signed = [i for i in items if isinstance(i, Mapping) and (i.get("event") or {}).get("type") == "ManifestSigned"]
+    # admission needs the manifest's own audit entry proved, not the package's whole history
+    bundle = {**ev.bundle, "audit": {**(ev.bundle.get("audit") or {}), "events": signed}}
     checks = verify_bundle(bundle, {"manifest": ev.keys["manifest"], "audit": ev.keys["audit"]}, ev.artifact)
     failed = [c for c in checks if not c.ok]
-    items = (bundle.get("audit") or {}).get("events") or []
-    signed = [i for i in items if (i.get("event") or {}).get("type") == "ManifestSigned"]
     if any(c.name == "manifest signature" for c in failed):
         return Refusal("manifest_invalid", next(c.detail for c in failed if c.name == "manifest signature"))
     statement = _statement(bundle)
@@ -76,7 +77,7 @@ def admission_failure(ev: ReleaseEvidence, environment: str, policy: Policy) -> 
     # governance decides about an unratified emergency release (and revokes its deployments)
     failed = [c for c in failed if not (emergency and c.name.startswith("approval"))]
     if not signed:
-        if int((bundle.get("audit") or {}).get("uncoveredEvents") or 0) > 0:
+        if int((ev.bundle.get("audit") or {}).get("uncoveredEvents") or 0) > 0:
             raise AwaitingCheckpoint(str(ev.package.get("packageId")))
         return Refusal("inclusion_proof_missing", "no inclusion proof of the manifest's ManifestSigned audit entry")
     if not all(isinstance(i.get("proof"), Mapping) for i in signed):
