@@ -42,18 +42,33 @@ def keys() -> dict[str, Any]:
 
 @app.get("/packages/<packageId>/bundle")
 @tracer.capture_method
-def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]) -> dict[str, Any]:
-    """The release bundle: manifest, approvals with the registry keys, audit events with proofs."""
-    from hallmark.access import require_package_reader
+def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")],
+           order: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+                                              description="an order of this package: add its ledger and "
+                                              "delivery proofs (the buyer, auditors, superadmins)")] = None,
+           ) -> dict[str, Any]:
+    """The release bundle: manifest, approvals with the registry keys, ceremony provenance and
+    tier, the purchase's proofs (``?order=``), audit events with proofs."""
+    from hallmark.access import require_order_reader, require_package_reader
     from hallmark.adapters.bundle_runtime import release_bundle
     from hallmark.http import caller_of
+    from hallmark.market.store import DocOrderRepository
 
-    package = runtime.docs().get("package", packageId)
+    docs = runtime.docs()
+    package = docs.get("package", packageId)
     if package is None:
         raise NotFound("package", packageId)
-    require_package_reader(caller_of(app), package)
-    return release_bundle(package)
-
+    caller = caller_of(app)
+    bought = DocOrderRepository(docs).get(order) if order else None
+    if order:  # the buyer of a purchase reads the bundle of what they bought
+        if bought is None:
+            raise NotFound("order", order)
+        require_order_reader(caller, bought.buyer, order)
+        if (docs.get("listing", bought.listing_id) or {}).get("packageId") != packageId:
+            raise NotFound("order of package", f"{packageId}/{order}")
+    else:
+        require_package_reader(caller, package)
+    return release_bundle(package, bought)
 
 @app.get("/audit/<chain>/events")
 def events(chain: Chain, after: Annotated[int, Query(ge=0)] = 0,

@@ -38,14 +38,15 @@ class Deployer:
             raise AssertionError(f"{name}@{version} was not published: {doc['reasons']}")
         return doc
 
-    def crown(self, name: str, version: str, tier: str = "bronze") -> dict[str, Any]:
-        done = self.witnesses.run(tier, [f"{name}@{version}"], self.witnesses.ids[:1], blessing=f"{name} {version}")
+    def crown(self, package_id: str, tier: str = "bronze") -> dict[str, Any]:
+        """A ceremony awards the package (by its id) a tier."""
+        done = self.witnesses.run(tier, [package_id], self.witnesses.ids[:1], blessing=f"crowning {package_id}")
         assert done["status"] == "Completed", done
         return done
 
     def release(self, name: str, version: str, tier: str = "bronze", **kw: Any) -> dict[str, Any]:
         doc = self.publish(name, version, **kw)
-        self.crown(name, version, tier)
+        self.crown(doc["packageId"], tier)
         return doc
 
     def request(self, name: str, version: str, environment: str, key: str | None = None,

@@ -176,7 +176,7 @@ class SignedRelease:
         self.provenance: ArtifactProvenance | None = None
         self.attestation = None
         if self.tier:
-            artifact_id = f"{self.name}@{self.version}"
+            artifact_id = self.package_id
             record = {"_type": "hallmark/provenance/v1", "ceremonyId": f"cer-{artifact_id}", "tier": self.tier,
                       "artifacts": [artifact_id], "witnesses": ["wit-a"]}
             self.attestation = attest_dsse(record, self.keys["proof"])
@@ -209,7 +209,7 @@ class FakeEvidence:
     def package_id(self, name: str, version: str) -> str | None:
         return next((r.package_id for r in self.releases.values() if (r.name, r.version) == (name, version)), None)
 
-    def evidence(self, package_id: str, artifact_id: str) -> ReleaseEvidence:
+    def evidence(self, package_id: str) -> ReleaseEvidence:
         return self.override.get(package_id) or self.releases[package_id].evidence()
 
 

@@ -200,7 +200,7 @@ def test_unratified_emergency_release_is_revoked(cloud: LocalCloud, d: Deployer)
     base = d.wait(d.deploy(name, "1.0.0", "staging"))
     assert base["stage"] == "live"
     emergency = d.publish(name, "1.0.1", impact="CRITICAL", emergency=True, role="superadmin")
-    d.crown(name, "1.0.1")
+    d.crown(emergency["packageId"])
     hot = d.wait(d.deploy(name, "1.0.1", "staging"))
     assert hot["stage"] == "live" and d.alias(hot)["version"] == hot["functionVersion"], hot
     # nobody ratifies: governance rolls the release back, and with it the running code

@@ -21,7 +21,7 @@ class StoredEvidence:
         release = (record.get("releases") or {}).get(version)
         return str(release["packageId"]) if release else None
 
-    def evidence(self, package_id: str, artifact_id: str) -> ReleaseEvidence:
+    def evidence(self, package_id: str) -> ReleaseEvidence:
         package = self.docs.get("package", package_id)
         if package is None:
             raise NotFound("package", package_id)
@@ -29,7 +29,7 @@ class StoredEvidence:
         if not pinned:
             raise NotFound("pinned bytes of package", package_id)
         stored = self.artifacts.read(pinned["key"], None, max_bytes=self.max_bytes)
-        held = self.ceremonies.artifact(artifact_id)
+        held = self.ceremonies.artifact(package_id)
         attestation = self.ceremonies.provenance(held.signature_id) if held else None
         return ReleaseEvidence(
             package=package, bundle=self.bundle_of(package),

@@ -27,6 +27,8 @@ from hallmark.release.validators.lambda_package import (
     lambda_spec,
 )
 
+CEREMONY = "ceremony"
+
 
 class AwaitingCheckpoint(DomainError):
     """The manifest's audit entry is not covered by a signed checkpoint yet (transient: the
@@ -62,13 +64,22 @@ def _statement(bundle: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def admission_failure(ev: ReleaseEvidence, environment: str, policy: Policy) -> Admitted | Refusal:
-    """Admit or refuse (raises :class:`AwaitingCheckpoint` while the proof cannot exist yet)."""
-    items = (ev.bundle.get("audit") or {}).get("events") or []
+    """Admit or refuse (raises :class:`AwaitingCheckpoint` while the proofs cannot exist yet).
+
+    The tier is the one a ceremony record names for this package, verified twice: the record's
+    DSSE signature under the proof key (:func:`artifact_provenance_failure`) and, when the bundle
+    carries the ceremony part, the bundle's ceremony checks (witness signatures, proved events)."""
+    package_id = str(ev.package.get("packageId"))
+    audit = ev.bundle.get("audit") or {}
+    items = audit.get("events") or []
     signed = [i for i in items if isinstance(i, Mapping) and (i.get("event") or {}).get("type") == "ManifestSigned"]
-    # admission needs the manifest's own audit entry proved, not the package's whole history
-    bundle = {**ev.bundle, "audit": {**(ev.bundle.get("audit") or {}), "events": signed}}
-    checks = verify_bundle(bundle, {"manifest": ev.keys["manifest"], "audit": ev.keys["audit"]}, ev.artifact)
+    # admission needs the manifest's own audit entry proved and what the tier rests on, not the
+    # package's whole release history
+    kept = [i for i in items if isinstance(i, Mapping) and (i in signed or (i.get("event") or {}).get("chain") == CEREMONY)]
+    bundle = {**ev.bundle, "audit": {**audit, "events": kept}}
+    checks = verify_bundle(bundle, ev.keys, ev.artifact)
     failed = [c for c in checks if not c.ok]
+    uncovered = int(audit.get("uncoveredEvents") or 0) > 0
     if any(c.name == "manifest signature" for c in failed):
         return Refusal("manifest_invalid", next(c.detail for c in failed if c.name == "manifest signature"))
     statement = _statement(bundle)
@@ -76,29 +87,34 @@ def admission_failure(ev: ReleaseEvidence, environment: str, policy: Policy) -> 
     emergency = bool(predicate.get("emergency"))
     # governance decides about an unratified emergency release (and revokes its deployments)
     failed = [c for c in failed if not (emergency and c.name.startswith("approval"))]
+    if any(c.name == "artifact digest" for c in failed):
+        return Refusal("artifact_mismatch", next(c.detail for c in failed if c.name == "artifact digest"))
     if not signed:
-        if int((ev.bundle.get("audit") or {}).get("uncoveredEvents") or 0) > 0:
-            raise AwaitingCheckpoint(str(ev.package.get("packageId")))
+        if uncovered:
+            raise AwaitingCheckpoint(package_id)
         return Refusal("inclusion_proof_missing", "no inclusion proof of the manifest's ManifestSigned audit entry")
     if not all(isinstance(i.get("proof"), Mapping) for i in signed):
         return Refusal("inclusion_proof_missing", "the manifest's ManifestSigned audit entry comes without its proof")
-    if failed:
-        first = failed[0]
-        reason = {"artifact digest": "artifact_mismatch"}.get(first.name, "evidence_invalid")
-        if first.name.startswith("audit"):
-            reason = "inclusion_proof_invalid"
-        return Refusal(reason, f"{first.name}: {first.detail}")
+    audit_failed = [c for c in failed if c.name.startswith("audit release")]
+    if audit_failed:
+        return Refusal("inclusion_proof_invalid", f"{audit_failed[0].name}: {audit_failed[0].detail}")
     if predicate.get("type") != PACKAGE_TYPE:
         return Refusal("not_a_lambda_package", f"the signed manifest declares type {predicate.get('type')!r}")
     try:
         spec = lambda_spec(ev.artifact)
     except LambdaPackageError as exc:
         return Refusal("not_a_lambda_package", str(exc))
-    artifact_id = f"{(predicate.get('package') or {}).get('name')}@{(predicate.get('package') or {}).get('version')}"
-    why = artifact_provenance_failure(artifact_id, ev.provenance, ev.attestation, ev.keys["proof"])
+    why = artifact_provenance_failure(package_id, ev.provenance, ev.attestation, ev.keys["proof"])
     if why is not None or ev.attestation is None:
-        return Refusal("tier_unverified", f"no verified ceremony record for {artifact_id}: {why}")
+        return Refusal("tier_unverified", f"no verified ceremony record for {package_id}: {why}")
+    if failed:  # the bundle's ceremony part (witnesses, proved ceremony events), or anything else
+        if uncovered:
+            raise AwaitingCheckpoint(package_id)
+        return Refusal("tier_unverified" if bundle.get("ceremony") else "evidence_invalid",
+                       f"{failed[0].name}: {failed[0].detail}")
     tier = str(ev.attestation.record["tier"])
+    if bundle.get("ceremony") is not None and bundle["ceremony"].get("tier") != tier:
+        return Refusal("tier_unverified", f"the bundle's tier {bundle['ceremony'].get('tier')} is not the record's {tier}")
     if not policy.tier_allowed(tier, environment):
         return Refusal("tier_below_minimum",
                        f"tier {tier} is below {environment}'s minimum {policy.min_tier.get(environment)}")

@@ -127,7 +127,9 @@ class EvidenceSource(Protocol):
         """The package released as name@version (None: never submitted)."""
         ...
 
-    def evidence(self, package_id: str, artifact_id: str) -> ReleaseEvidence: ...
+    def evidence(self, package_id: str) -> ReleaseEvidence:
+        """What admission verifies; the tier's ceremony record is the one naming ``package_id``."""
+        ...
 
 
 class ExecutionStarter(Protocol):

@@ -132,7 +132,7 @@ class DeploymentSteps:
         doc = self.get(deployment_id)
         artifact_id = f"{doc['package']}@{doc['packageVersion']}"
         try:
-            ev = self.evidence.evidence(doc["packageId"], artifact_id)
+            ev = self.evidence.evidence(doc["packageId"])
         except NotFound as exc:
             return self.refuse(deployment_id, "evidence_missing", exc.message)
         verdict = admission_failure(ev, doc["environment"], self.policy)
