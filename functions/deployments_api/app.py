@@ -16,9 +16,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from hallmark._domain import emit_all, format_rfc3339
+from hallmark._domain import emit_all
 from hallmark.adapters import runtime
 from hallmark.adapters.dynamo_ceremony import ceremony_runtime
+from hallmark.canonical import to_rfc3339
 from hallmark.errors import DomainError, NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
@@ -49,7 +50,7 @@ def request(body: Annotated[DeploymentRequest, Body()]) -> Response[Any]:
     key = app.current_event.headers.get("idempotency-key")
     doc, created = runtime.deployment_steps().request(body.package, body.version, body.environment, caller.sub, key)
     if created:
-        metrics.add_metric(name="idea.deployments_requested_total", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="deploy.requested_total", unit=MetricUnit.Count, value=1)
     url = f"/deployments/{doc['deploymentId']}"
     return Response(202, "application/json", headers={"Location": url, "Idempotency-Replayed": str(not created).lower()},
                     body={"deploymentId": doc["deploymentId"], "statusUrl": url, "stage": doc["stage"],
@@ -93,7 +94,7 @@ def plan(body: Annotated[PlanRequest, Body()]) -> Response[Any]:
         # An audited refusal: DeploymentRefused is recorded, nothing else changes.
         emit_all(runtime.audit(), CHAIN, list(exc.events))
         raise
-    doc = {"deploymentId": plan_id, "plannedBy": caller.sub, "plannedAt": format_rfc3339(runtime.now()),
+    doc = {"deploymentId": plan_id, "plannedBy": caller.sub, "plannedAt": to_rfc3339(runtime.now(), "auto"),
            **planned.plan.to_json_dict()}
     runtime.docs().create(PLAN, plan_id, doc)
     emit_all(runtime.audit(), CHAIN, planned.events)

@@ -51,7 +51,7 @@ def _functions(cloud: LocalCloud, name: str) -> list[str]:
 
 
 def _events(cloud: LocalCloud, subject: str) -> list[dict[str, Any]]:
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     cloud.wait_idle()
     return [e.to_wire() for e in audit_log().store.events("ceremony") if e.subject == subject]

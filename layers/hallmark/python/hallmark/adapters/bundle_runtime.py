@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from hallmark.adapters import runtime
-from hallmark.adapters.audit_runtime import audit_log
 from hallmark.errors import NotFound
 from hallmark.public_keys import describe_keys
 
@@ -40,7 +39,7 @@ def release_bundle(package: dict[str, Any], bought: Any | None = None) -> dict[s
     fingerprints = {k["purpose"]: k["fingerprint"] for k in describe_keys({p: runtime.signer(p) for p in KEY_PURPOSES})}
     state = runtime.table("state")
     return collect_bundle(package, envelope, upgrade=upgrade, approver_keys=approver_keys,
-                          threshold=governance.threshold_for(impact), audit_log=audit_log(),
+                          threshold=governance.threshold_for(impact), audit_log=runtime.audit_log(),
                           key_fingerprints=fingerprints, ceremonies=DynamoCeremonyRepository(state),
                           witnesses=DynamoWitnessRepository(state), order=bought,
                           order_proofs=(proofs.get(bought.ledger_proof_id), proofs.get(bought.delivery_proof_id))

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from hallmark._domain import EventDraft, EventType, emit_all, format_rfc3339
+from hallmark._domain import EventDraft, emit_all
+from hallmark.canonical import to_rfc3339
 from hallmark.deploy.admission import Admitted, admission_failure
 from hallmark.deploy.models import (
     ENVIRONMENTS,
@@ -86,7 +87,7 @@ class DeploymentSteps:
             raise NotFound("package", f"{name}@{version}")
         fn = function_name(name, environment)
         self._lock(fn, environment, name, deployment_id)
-        now = format_rfc3339(self.clock())
+        now = to_rfc3339(self.clock(), "auto")
         doc: dict[str, Any] = {
             "deploymentId": deployment_id, "package": name, "packageVersion": version, "packageId": package_id,
             "environment": environment, "functionName": fn, "alias": environment, "stage": "requested",
@@ -417,7 +418,7 @@ class DeploymentSteps:
     def _stage(self, d: dict[str, Any], stage: str, fields: dict[str, Any] | None = None, **extra: Any) -> None:
         d.update(fields or {})
         d["stage"] = stage
-        d["stages"] = [*d.get("stages", []), {"stage": stage, "at": format_rfc3339(self.clock()),
+        d["stages"] = [*d.get("stages", []), {"stage": stage, "at": to_rfc3339(self.clock(), "auto"),
                                                **{k: v for k, v in extra.items() if v}}]
 
     def _lock(self, fn: str, environment: str, package: str, deployment_id: str) -> None:
@@ -449,5 +450,5 @@ class DeploymentSteps:
 
         update(self.docs, TARGET, fn, change)
 
-    def _emit(self, type_: EventType, subject: str, data: dict[str, Any], actor: str = "system:deploy") -> None:
+    def _emit(self, type_: str, subject: str, data: dict[str, Any], actor: str = "system:deploy") -> None:
         emit_all(self.audit, CHAIN, [EventDraft(type_, subject, data, actor=actor)])
