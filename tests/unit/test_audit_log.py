@@ -33,8 +33,10 @@ from hallmark.audit.events import (
 from hallmark.audit.log import AuditLog
 from hallmark.audit.merkle import merkle_root
 from hallmark.audit.replay import verify_export
-from hallmark.audit.store import CheckpointConflict, CheckpointRecord, HeadMoved, InMemoryAuditStore
-from hallmark.signing import LocalSigner, public_key_fingerprint, verify_signature
+from hallmark.audit.store import CheckpointConflict, CheckpointRecord, HeadMoved
+from hallmark.signing import public_key_fingerprint, verify_signature
+from tests.fakes.audit import InMemoryAuditStore
+from tests.fakes.signing import LocalSigner
 
 TS = "2026-11-22T20:11:00.000Z"
 
