@@ -11,14 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hallmark.audit.log import AuditLog
-from hallmark.audit.store import InMemoryAuditStore
 from hallmark.bundle import collect_bundle
 from hallmark.ceremony.models import ArtifactProvenance
 from hallmark.ceremony.provenance import attest_dsse
 from hallmark.deploy.ports import AliasState, CodeRef, FunctionSpec, LiveConfig, ReleaseEvidence
 from hallmark.dsse import in_toto_statement, manifest_signature_id, sign_envelope
-from hallmark.signing import LocalSigner, public_key_fingerprint
+from hallmark.signing import public_key_fingerprint
 from hallmark_tools import samples
+from tests.fakes.audit import InMemoryAuditStore
+from tests.fakes.signing import LocalSigner
 
 NOW = datetime(2026, 12, 3, 6, 0, tzinfo=UTC)
 

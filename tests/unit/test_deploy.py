@@ -17,11 +17,11 @@ from hallmark.deploy.models import (
     tier_profile,
 )
 from hallmark.deploy.steps import DeploymentSteps
-from hallmark.docstore import InMemoryDocStore
 from hallmark.errors import Conflict
 from hallmark.release.validators.lambda_package import LambdaPackageError, lambda_spec
 from hallmark_tools import samples
 from tests.fakes.deploy import NOW, FakeEvidence, FakeLambda, FakeMonitoring, RecordingAudit, SignedRelease
+from tests.fakes.docstore import InMemoryDocStore
 
 ROLES = {e: f"arn:aws:iam::123456789012:role/hallmark-app-{e}-execution" for e in ("development", "staging",
                                                                                    "production")}
