@@ -22,7 +22,7 @@ PEOPLE = (f"bundle-buyer-{SUFFIX}", *(f"bw{i}-{SUFFIX}" for i in range(3)))
 def test_no_chain_names_the_buyer_or_a_witness(shared_cloud: LocalCloud, driver: Driver,
                                                bought: dict[str, Any],  # noqa: F811
                                                keys: tuple[Path, dict[str, bytes]]) -> None:  # noqa: F811
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     pem = keys[1]["audit"]
     for chain in CHAINS:
