@@ -16,12 +16,12 @@ from hallmark.audit.checkpoints import CheckpointPolicy
 from hallmark.audit.intake import AuditIntake
 from hallmark.audit.log import AuditLog
 from hallmark.audit.replay import verify_export
-from hallmark.audit.store import InMemoryAuditStore
 from hallmark.privacy.names import named, names_of, valid_names
 from hallmark.privacy.personal import persons_named, pseudonymize, reveal
 from hallmark.privacy.vault import PSEUDONYM_RE, Erased, Vault
-from hallmark.signing import LocalSigner
+from tests.fakes.audit import InMemoryAuditStore
 from tests.fakes.privacy import InMemorySubjectStore, LocalDataKeys
+from tests.fakes.signing import LocalSigner
 
 T0 = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
 TS = "2026-12-03T07:00:00Z"
