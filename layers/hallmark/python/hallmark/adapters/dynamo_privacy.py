@@ -71,3 +71,62 @@ class KmsDataKeys:
     def unwrap(self, wrapped: bytes) -> bytes:
         return bytes(self._kms.decrypt(CiphertextBlob=wrapped, KeyId=self._key_id,
                                        EncryptionContext=CONTEXT)["Plaintext"])
+
+
+_TOKEN = "A-Za-z0-9._@-"  # as hallmark.privacy.personal: ':' separates tokens (wallet:<id>:EUR)
+WITHDRAWN_KINDS = frozenset({"proof"})  # the person's signed purchase proofs: rewriting would forge them, so they go
+#: signed records that attest for others (a ceremony's provenance names its witnesses): kept as signed
+RETAINED_PREFIXES = ("provenance#", "ceremony#")
+
+
+class DynamoStateRecords:
+    """``StateRecords`` on the state table: a full scan (an erasure is rare and governed), each item
+    naming the person rewritten with the pseudonym in its place (keys included: a moved item is
+    written anew and the old one deleted), their signed purchase proofs deleted, signed ceremony
+    records (which attest for others) kept."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def scrub(self, subject_id: str, pseudonym: str) -> int:
+        import re
+
+        pattern = re.compile(f"(?<![{_TOKEN}]){re.escape(subject_id)}(?![{_TOKEN}])")
+
+        def sub(value: Any) -> Any:
+            if isinstance(value, str):
+                return pattern.sub(pseudonym, value)
+            if isinstance(value, dict):
+                return {sub(k): sub(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [sub(v) for v in value]
+            return value
+
+        def names(value: Any) -> bool:
+            if isinstance(value, str):
+                return pattern.search(value) is not None
+            if isinstance(value, dict):
+                return any(names(k) or names(v) for k, v in value.items())
+            if isinstance(value, list):
+                return any(names(v) for v in value)
+            return False
+
+        changed = 0
+        kwargs: dict[str, Any] = {"ConsistentRead": True}
+        while True:
+            page = self.table.scan(**kwargs)
+            for item in page.get("Items", []):
+                if item.get("sk") == SK or str(item.get("pk", "")).startswith(RETAINED_PREFIXES) or not names(item):
+                    continue
+                key = {"pk": item["pk"], "sk": item["sk"]}
+                if item.get("kind") in WITHDRAWN_KINDS:
+                    self.table.delete_item(Key=key)
+                else:
+                    new = sub(item)
+                    self.table.put_item(Item=new)
+                    if (new["pk"], new["sk"]) != (key["pk"], key["sk"]):
+                        self.table.delete_item(Key=key)
+                changed += 1
+            if "LastEvaluatedKey" not in page:
+                return changed
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -181,6 +181,14 @@ def privacy() -> Any:
     return Vault(subjects(), KmsDataKeys(client("kms"), require("KEY_PRIVACY_ID")))
 
 
+def erasure_steps() -> Any:
+    """``ErasureSteps``: the vault, the state table, the audit queue and the settlement multisig."""
+    from hallmark.adapters.dynamo_privacy import DynamoStateRecords
+    from hallmark.privacy.steps import ErasureSteps
+
+    return ErasureSteps(privacy(), docs(), audit(), governance(), DynamoStateRecords(table("state")))
+
+
 def pseudonymizer() -> Any:
     """The audit intake's boundary: a queued message with its persons pseudonymized."""
     from hallmark.privacy.personal import pseudonymize

@@ -102,6 +102,11 @@ class Vault:
             return subject_id  # already a pseudonym (an id read back from a chain)
         return self._record(subject_id).pseudonym
 
+    def lookup(self, subject_id: str) -> str | None:
+        """The person's pseudonym if they have one (makes none)."""
+        record = self._store.get(subject_id)
+        return record.pseudonym if record is not None else None
+
     def identity(self, pseudonym: str) -> str | None:
         """The id behind a pseudonym, or None once erased (or never made)."""
         record = self._store.by_pseudonym(pseudonym)
@@ -145,3 +150,10 @@ class Vault:
         self._store.delete(record)
         self._plain.pop(record.pseudonym, None)
         return record.pseudonym
+
+    def erase_pseudonym(self, pseudonym: str) -> None:
+        """``erase`` by pseudonym (idempotent: an erased one stays erased)."""
+        record = self._store.by_pseudonym(pseudonym)
+        if record is not None:
+            self._store.delete(record)
+        self._plain.pop(pseudonym, None)
