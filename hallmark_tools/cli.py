@@ -40,11 +40,13 @@ def local_serve(
     ratification_window: str = typer.Option("48h", "--ratification-window",
                                             help="how long an emergency upgrade waits for ratification (60s, 5m, 48h)"),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="print every request and the handlers' logs"),
+    state: Path = typer.Option(None, "--state", file_okay=False,
+                               help="keep state and KMS keys in DIR across restarts (saved at a clean stop)"),
 ) -> None:
-    """Serve the HTTP API on 127.0.0.1 against the local cloud (state lives in memory until Ctrl-C)."""
+    """Serve the HTTP API on 127.0.0.1 against the local cloud (in memory, or kept in --state DIR)."""
     from hallmark_tools.cli_local import serve
 
-    cli_api.run_cli(lambda: serve(port, aws_port, cli_api.parse_duration(ratification_window), verbose))
+    cli_api.run_cli(lambda: serve(port, aws_port, cli_api.parse_duration(ratification_window), verbose, state))
 
 
 @local_app.command("token")

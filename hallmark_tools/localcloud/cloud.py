@@ -47,6 +47,7 @@ from hallmark_tools.localcloud.environments import (
     Throttled,
     TimedOut,
 )
+from hallmark_tools.localcloud.state import LocalState
 from hallmark_tools.topology import (
     BUS_NAME,
     TOPOLOGY,
@@ -152,7 +153,9 @@ class LocalCloud:
         quiet: bool = True,
         seed_advisories: bool = True,
         chaos: Chaos | None = None,
+        state: LocalState | None = None,
     ) -> None:
+        self.state = state  # saved state and keys to restore at boot (localcloud.state); None: start empty
         self.chaos = chaos  # faults on the asynchronous paths (localcloud.chaos); None: none
         self.schedule_every_s = schedule_every_s  # scheduled rules fire this often locally
         self.topology = topology
@@ -235,6 +238,8 @@ class LocalCloud:
         _ACTIVE = self
         try:
             self._provision()
+            if self.state is not None:
+                self.state.restore(self)
             self._install_chaos_hooks()
             self._set_env(self.resources)
             self._set_env(route_env(self.topology.functions))
@@ -325,6 +330,8 @@ class LocalCloud:
         for key in t.keys:
             spec = {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"} if key.signing else {}
             meta = kms.create_key(Description=f"hallmark {key.name}", **spec)["KeyMetadata"]
+            if self.state is not None:
+                meta = self.state.adopt_key(key.name, meta)  # the saved key's id, ARN and material
             kms.create_alias(AliasName=f"alias/hallmark-{key.name}", TargetKeyId=meta["KeyId"])
             self.resources[env_name("key", key.name)] = meta["Arn"]
             self.arns[("key", key.name)] = meta["Arn"]
