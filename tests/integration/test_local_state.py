@@ -12,8 +12,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from hallmark_tools.localcloud.server import free_port
 from hallmark_tools.localcloud.state import STATE_FILE
 

@@ -8,7 +8,8 @@ The five base scores are in [0, 1]:
                empty corpus);
 - impact     = seed 003's per-source heuristics over ``payload.extracted.metrics``;
 - confidence = seed 003's source reputation, entity and cross-verification rules;
-- gap        = 1 - topic coverage (0.5 when the coverage is unknown).
+- gap        = 1 - topic coverage by recent briefs and the corpus (``coverage``; 0.5 for an
+               event without topics).
 
 ``total_evi`` is their weighted sum and the band is cut from that same total (seed 003's
 evaluator recomputes the band with the default weights whatever the configured ones; we do not).
@@ -25,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hallmark.scoring.coverage import CoverageConfig
 from hallmark.scoring.schema import BANDS, EMBEDDING_DIM, Band, EnrichedEvent, ImpactLevel
 
 MINUTE_MS = 60_000
@@ -130,6 +132,7 @@ class ScoringConfig(BaseModel):
     source_reputation: dict[str, _Unit] = Field(default_factory=lambda: dict(DEFAULT_SOURCE_REPUTATION))
     default_reputation: _Unit = DEFAULT_REPUTATION
     default_coverage: _Unit = DEFAULT_COVERAGE
+    coverage: CoverageConfig = Field(default_factory=CoverageConfig)
     k: Annotated[int, Field(ge=1, le=1024)] = 10
 
     @model_validator(mode="after")
