@@ -165,10 +165,11 @@ from hallmark_tools.cli_witness import ceremony_app, witness_app  # noqa: E402
 app.add_typer(witness_app, name="witness")
 app.add_typer(ceremony_app, name="ceremony")
 
-from hallmark_tools.cli_lists import inbox_command, packages_command  # noqa: E402
+from hallmark_tools.cli_lists import inbox_command, packages_command, report_command  # noqa: E402
 
 app.command("inbox")(inbox_command)
 app.command("packages")(packages_command)
+app.command("report")(report_command)
 
 
 def main() -> None:  # pragma: no cover - console script entry

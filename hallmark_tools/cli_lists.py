@@ -4,11 +4,13 @@ follows it):
 * ``hallmark inbox``: what waits for the calling approver: pending upgrades and settlements it
   has not decided yet, and emergency upgrades waiting for its ratification, each with the
   command that decides it;
-* ``hallmark packages [--name --status --submitter]``: the packages the caller may read.
+* ``hallmark packages [--name --status --submitter]``: the packages the caller may read;
+* ``hallmark report PACKAGE_ID --html FILE``: the one-page release report (hallmark_tools.report).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -82,5 +84,29 @@ def packages_command(
             reasons = f"  ({'; '.join(map(str, p['reasons']))})" if p.get("reasons") else ""
             print(f"{p['packageId']}  {p['name']}@{p['version']}  {p['status']}  {p['impact']}  "
                   f"{p['submittedBy']}  {p['submittedAt']}{reasons}")
+
+    cli_api.run_cli(run)
+
+
+def report_command(
+    package_id: str = typer.Argument(..., metavar="PACKAGE_ID"),
+    html_out: Path = typer.Option(..., "--html", dir_okay=False, help="where to write the one-page HTML report"),
+    api: str = API,
+    token: str = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="a bearer token (a reader of the package)"),
+) -> None:
+    """A one-page release report: validations with reasons, manifest digest, approvals, ceremony
+    tier and the audit proof status (the release bundle checked offline with GET /keys)."""
+    from hallmark_tools.report import gather, render_html
+
+    def run() -> None:
+        report = gather(api, token, package_id)
+        html_out.write_text(render_html(report), encoding="utf-8")
+        checks = report["auditChecks"]
+        failed = "; ".join(f"{c['name']}: {c['detail']}" for c in checks if not c["ok"])
+        audit = (f"audit proofs {f'FAILED ({failed})' if failed else 'verified'}" if checks
+                 else f"audit proofs not checked: {report['auditError']}")
+        print(f"wrote {html_out}: {report['package']['status']}; {audit}")
+        if report.get("auditPending"):
+            print(f"note: {report['auditPending']}")
 
     cli_api.run_cli(run)

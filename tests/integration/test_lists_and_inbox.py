@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +16,9 @@ from cryptography.hazmat.primitives import serialization
 
 from hallmark_tools import samples
 from hallmark_tools.driver import Approvers, Driver
-from hallmark_tools.localcloud.cloud import LocalCloud
-from hallmark_tools.localcloud.server import free_port, make_server
 
 HALLMARK = [sys.executable, "-m", "hallmark_tools.cli"]
 PACKAGE = samples.clean_package()
-
-
-@pytest.fixture(scope="module")
-def api(shared_cloud: LocalCloud) -> Iterator[str]:
-    server = make_server(shared_cloud, free_port())
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +118,7 @@ def _key_file(approvers: Approvers, approver_id: str, where: Path) -> Path:
     return path
 
 
-def test_inbox_and_approve_settlement_through_the_cli(driver: Driver, approvers: Approvers, api: str,
+def test_inbox_and_approve_settlement_through_the_cli(driver: Driver, approvers: Approvers, http_api: str,
                                                       tmp_path: Path) -> None:
     listing = _published(driver, "inbox-x")
     planned = driver.ok("POST", "/settlements", "submitter", {
@@ -145,32 +131,32 @@ def test_inbox_and_approve_settlement_through_the_cli(driver: Driver, approvers:
 
     first = "inbox-approver-1"
     token = approvers.token(first)
-    shown = _cli(["inbox"], api, token)
+    shown = _cli(["inbox"], http_api, token)
     assert shown.returncode == 0, shown.stderr
     assert f"settlement {sid}" in shown.stdout and f"--settlement {sid}" in shown.stdout
     assert "sam-submitter 70%" in shown.stdout
 
     key = _key_file(approvers, first, tmp_path)
-    done = _cli(["approve", "--key", str(key), "--settlement", sid], api, token)
+    done = _cli(["approve", "--key", str(key), "--settlement", sid], http_api, token)
     assert done.returncode == 0, done.stderr
     assert f"recorded approve by {first} on settlement {sid}" in done.stdout
     view = driver.ok("GET", f"/settlements/{sid}", "auditor")["approval"]
     assert view["approvals"] == 1 and view["approvers"] == [first]
     # decided: gone from this approver's inbox, still in the next one's
-    assert f"settlement {sid}" not in _cli(["inbox"], api, token).stdout
-    assert f"settlement {sid}" in _cli(["inbox"], api, approvers.token("inbox-approver-2")).stdout
+    assert f"settlement {sid}" not in _cli(["inbox"], http_api, token).stdout
+    assert f"settlement {sid}" in _cli(["inbox"], http_api, approvers.token("inbox-approver-2")).stdout
     # the same key again is refused (one decision per approver), in one readable line
-    again = _cli(["approve", "--key", str(key), "--settlement", sid], api, token)
+    again = _cli(["approve", "--key", str(key), "--settlement", sid], http_api, token)
     assert again.returncode == 2 and again.stderr.startswith("error: "), again.stderr
     for other in ("inbox-approver-2", "inbox-approver-3"):
-        ok = _cli(["approve", "--key", str(_key_file(approvers, other, tmp_path)), "--settlement", sid], api,
+        ok = _cli(["approve", "--key", str(_key_file(approvers, other, tmp_path)), "--settlement", sid], http_api,
                   approvers.token(other))
         assert ok.returncode == 0, ok.stderr
     assert driver.ok("GET", f"/settlements/{sid}", "auditor")["approval"]["status"] == "Applied"
     assert sid in [s["settlementId"] for s in driver.ok("GET", "/settlements?status=Applied", "auditor")["items"]]
 
 
-def test_inbox_lists_a_pending_upgrade_until_decided(driver: Driver, approvers: Approvers, api: str,
+def test_inbox_lists_a_pending_upgrade_until_decided(driver: Driver, approvers: Approvers, http_api: str,
                                                      tmp_path: Path) -> None:
     _published(driver, "inbox-up", "1.0.0")
     pid = driver.submit(PACKAGE, name="inbox-up", version="2.0.0")  # a major bump: HIGH
@@ -179,10 +165,10 @@ def test_inbox_lists_a_pending_upgrade_until_decided(driver: Driver, approvers: 
     upgrade = doc["upgradeId"]
     assert upgrade in [u["upgradeId"] for u in driver.ok("GET", "/upgrades?status=Pending", "auditor")["items"]]
     token = approvers.token("inbox-approver-3")
-    assert f"upgrade {upgrade}  package {pid}" in _cli(["inbox"], api, token).stdout
+    assert f"upgrade {upgrade}  package {pid}" in _cli(["inbox"], http_api, token).stdout
     done = _cli(["approve", "--key", str(_key_file(approvers, "inbox-approver-3", tmp_path)), "--upgrade", upgrade],
-                api, token)
+                http_api, token)
     assert done.returncode == 0, done.stderr
-    assert f"upgrade {upgrade}" not in _cli(["inbox"], api, token).stdout
-    listed = _cli(["packages", "--name", "inbox-up"], api, driver.tokens["submitter"])
+    assert f"upgrade {upgrade}" not in _cli(["inbox"], http_api, token).stdout
+    listed = _cli(["packages", "--name", "inbox-up"], http_api, driver.tokens["submitter"])
     assert listed.returncode == 0 and f"{pid}  inbox-up@2.0.0  AwaitingApproval" in listed.stdout, listed.stdout
