@@ -153,11 +153,18 @@ from hallmark_tools.cli_submit import sample_app, submit_command  # noqa: E402  
 app.command("submit")(submit_command)
 app.add_typer(sample_app, name="sample")
 
-from hallmark_tools.cli_roles import approve_command, approver_app, status_command, wait_command  # noqa: E402
+from hallmark_tools.cli_roles import (  # noqa: E402
+    approve_command,
+    approver_app,
+    model_app,
+    status_command,
+    wait_command,
+)
 
 app.command("approve")(approve_command)
 app.command("status")(status_command)
 app.add_typer(approver_app, name="approver")
+app.add_typer(model_app, name="model")
 local_app.command("wait")(wait_command)
 
 from hallmark_tools.cli_witness import ceremony_app, witness_app  # noqa: E402

@@ -93,13 +93,20 @@ def report_command(
     html_out: Path = typer.Option(..., "--html", dir_okay=False, help="where to write the one-page HTML report"),
     api: str = API,
     token: str = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="a bearer token (a reader of the package)"),
+    wait: float = typer.Option(0.0, "--wait", help="seconds to wait for the release's audit events to be checkpointed"),
 ) -> None:
     """A one-page release report: validations with reasons, manifest digest, approvals, ceremony
     tier and the audit proof status (the release bundle checked offline with GET /keys)."""
+    import time
+
     from hallmark_tools.report import gather, render_html
 
     def run() -> None:
+        deadline = time.monotonic() + wait
         report = gather(api, token, package_id)
+        while report.get("auditPending") and time.monotonic() < deadline:
+            time.sleep(1.0)
+            report = gather(api, token, package_id)
         html_out.write_text(render_html(report), encoding="utf-8")
         checks = report["auditChecks"]
         failed = "; ".join(f"{c['name']}: {c['detail']}" for c in checks if not c["ok"])

@@ -45,6 +45,10 @@ def serve(port: int, aws_port: int, ratification_s: int, verbose: bool, state_di
         for name in ("werkzeug", "moto", "botocore", "urllib3"):
             logging.getLogger(name).setLevel(logging.ERROR)
     env = {"RATIFICATION_WINDOW_SECONDS": str(ratification_s)}
+    for name in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
+        # a shell that sourced a previous boot's aws.env points at a moto server that is gone; the
+        # local cloud is its own AWS (in-process), and sets AWS_ENDPOINT_URL_S3 to its new endpoint
+        del os.environ[name]
     try:
         state = LocalState(state_dir) if state_dir is not None else None
         _serve(port, aws_port, ratification_s, verbose, state_dir, state, env, banner)

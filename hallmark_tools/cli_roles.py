@@ -162,3 +162,22 @@ def wait_command(api: str = API, timeout: float = typer.Option(120.0, "--timeout
             cli_api.fail("api_unreachable", f"{api} did not answer /health within {timeout:g}s",
                          "is hallmark local serve running (and on this port)?")
         time.sleep(0.3)
+
+
+model_app = typer.Typer(help="The EVI scoring model (superadmin).", no_args_is_help=True)
+
+
+@model_app.command("register")
+def model_register(
+    package_id: str = typer.Argument(..., metavar="PACKAGE_ID", help="a Published model package"),
+    api: str = API,
+    token: str = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="a superadmin's bearer token"),
+) -> None:
+    """Make a released model package the active scoring model (POST /scoring/model): its signed
+    manifest and every declared file's sha256 are checked first."""
+    def run() -> None:
+        model = cli_api.ok("POST", f"{api.rstrip('/')}/scoring/model", token, {"packageId": package_id})
+        print(f"active scoring model: evi.onnx sha256 {model.get('modelDigest')} (package {package_id}, "
+              f"manifest {model.get('manifestSignatureId')})")
+
+    cli_api.run_cli(run)

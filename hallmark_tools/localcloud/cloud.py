@@ -221,6 +221,14 @@ class LocalCloud:
         self._pump = threading.Thread(target=self._pump_loop, name="localcloud-sqs-pump", daemon=True)
         self._pump.start()
 
+    def quiesce(self, timeout: float = 30.0) -> None:
+        """Start no new work (scheduled rules, queue polls, event retries) and wait for the
+        handlers still running: the state is then consistent (``localcloud.state`` saves it)."""
+        self._stop.set()
+        if self._pump is not None:
+            self._pump.join(timeout=timeout)
+        self._wait_handlers_quiet(timeout=timeout)
+
     def stop(self) -> None:
         self._stop.set()
         if self._pump is not None:

@@ -1,7 +1,7 @@
 """``hallmark local serve --state DIR``: the local cloud's state and KMS keys across restarts.
 
-At a clean stop (SIGINT/SIGTERM: the in-flight requests and handlers have finished, the queues
-have drained) :meth:`LocalState.save` writes ``DIR/state.json`` (atomically: a temporary file,
+At a clean stop (SIGINT/SIGTERM: the in-flight requests have finished, the queues have drained,
+then the cloud starts nothing new and the handlers still running finish: ``LocalCloud.quiesce``) :meth:`LocalState.save` writes ``DIR/state.json`` (atomically: a temporary file,
 then a rename):
 
 * every KMS key of the topology: its key id, ARN, symmetric key material and, for a signing key,
@@ -167,7 +167,8 @@ class LocalState:
         deadline = time.monotonic() + drain_timeout_s
         while time.monotonic() < deadline and self._queued(sqs, queues):
             time.sleep(0.2)
-        cloud._wait_handlers_quiet(timeout=max(0.0, deadline - time.monotonic()))
+        # nothing new starts (no scheduled checkpointer run halfway through the snapshot)
+        cloud.quiesce(timeout=max(5.0, deadline - time.monotonic()))
         kms, backend = cloud.client("kms"), _kms_backend()
         keys: dict[str, Any] = {}
         for spec in cloud.topology.keys:
