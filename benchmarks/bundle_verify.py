@@ -49,7 +49,7 @@ from hallmark_tools.scenarios.ceremony import Witnesses
 
 def _release(cloud: LocalCloud) -> tuple[bytes, bytes, dict[str, bytes]]:
     """The bundle (raw JSON), the artifact and the public keys."""
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     driver = Driver(cloud)
     approvers = Approvers(driver)

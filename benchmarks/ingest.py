@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,11 @@ import numpy as np
 import orjson
 
 from gpu_batch.sample_events import make_event
-from hallmark.scoring.ingest import Accepted, Duplicate, EventValidator, Ingestor, InMemoryDedupe
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fakes
+
+from hallmark.scoring.ingest import Accepted, Duplicate, EventValidator, Ingestor
+from tests.fakes.scoring import InMemoryDedupe
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((ROOT / "events" / "schemas" / "EnrichedEvent.json").read_text())

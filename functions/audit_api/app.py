@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark.adapters import runtime
-from hallmark.adapters.audit_runtime import audit_log
+from hallmark.adapters.runtime import audit_log
 from hallmark.audit.replay import verify_export
 from hallmark.errors import InvalidInput, NotFound
 from hallmark.http import make_resolver

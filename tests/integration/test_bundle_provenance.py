@@ -35,7 +35,7 @@ def keys(driver: Driver, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 def bought(shared_cloud: LocalCloud, driver: Driver) -> dict[str, Any]:
     """A published package that climbed to silver (bronze: 1 witness, silver: 3), bought and
     delivered; every chain checkpointed; the buyer's bundle of it."""
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     body = samples.clean_package("bundle-tiered")
     pid = driver.submit(body, name="bundle-tiered", version="1.0.0")

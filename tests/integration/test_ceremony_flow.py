@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hallmark.ceremony import PROVENANCE_PAYLOAD_TYPE
 from hallmark.dsse import sign_envelope
-from hallmark.signing import LocalSigner
 from hallmark_tools.driver import Driver
 from hallmark_tools.export import export_keys
 from hallmark_tools.localcloud.cloud import LocalCloud
 from hallmark_tools.scenarios.ceremony import Witnesses, tamper_provenance
+from tests.fakes.signing import LocalSigner
 
 WITNESS_IDS = [f"wit-{i}" for i in range(1, 7)]
 SHORT_DEADLINE_S = 6  # generous: two witness calls must land before it on a loaded 2-core machine
@@ -85,7 +85,7 @@ def _status(cloud: LocalCloud, ceremony_id: str) -> str:
 
 
 def _audit(cloud: LocalCloud, *subjects: str) -> list[tuple[str, str, dict[str, Any]]]:
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     cloud.wait_idle()
     return [(e.type, e.subject, dict(e.data)) for e in audit_log().store.events("ceremony") if e.subject in subjects]

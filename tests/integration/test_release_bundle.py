@@ -28,7 +28,7 @@ def keys(driver: Driver, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path
 @pytest.fixture(scope="module")
 def high(shared_cloud: LocalCloud, driver: Driver) -> tuple[dict[str, Any], bytes]:
     """A HIGH release approved by three of five registered approvers, its events checkpointed."""
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     approvers = Approvers(driver)
     body = samples.clean_package("bundle-high")

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from hallmark._domain import format_rfc3339
 from hallmark.bundle_parts import _balance_result, registered_before, witness_statement
+from hallmark.canonical import to_rfc3339
 from hallmark.ceremony.models import Ceremony, WitnessSignature
 from hallmark.ceremony.provenance import ceremony_payload, provenance_record
 from hallmark.market.proofs import SignedProof
@@ -30,9 +30,9 @@ def _ceremony() -> Ceremony:
 
 def test_the_rebuilt_witness_statement_is_what_witnesses_sign() -> None:
     c = _ceremony()
-    record = provenance_record(c, format_rfc3339(NOW))
-    assert witness_statement(record, format_rfc3339(c.deadline)) == ceremony_payload(c)
-    assert witness_statement(record, format_rfc3339(c.deadline + timedelta(seconds=1))) != ceremony_payload(c)
+    record = provenance_record(c, to_rfc3339(NOW, "auto"))
+    assert witness_statement(record, to_rfc3339(c.deadline, "auto")) == ceremony_payload(c)
+    assert witness_statement(record, to_rfc3339(c.deadline + timedelta(seconds=1), "auto")) != ceremony_payload(c)
 
 
 def test_the_documented_records_are_the_records() -> None:

@@ -15,8 +15,8 @@ from gpu_batch import entrypoint
 from gpu_batch.evi_model import build_model
 from hallmark.scoring.coverage import HOUR_MS, CoverageConfig, CoverageIndex, coverage_key, event_topics
 from hallmark.scoring.features import ScoringConfig
-from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.scoring.schema import EnrichedEvent, EVIEnvelope
+from tests.fakes.scoring import InMemoryBlobStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "events" / "samples" / "enriched_event.json").read_text())

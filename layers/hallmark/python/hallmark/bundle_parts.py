@@ -24,14 +24,14 @@ from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
 
-from hallmark._crypto import b64decode, canonical
+from hallmark.canonical import canonical_bytes
 from hallmark.ceremony.models import TIER_RULES, TIERS, Ceremony, ProvenanceAttestation, Witness
 from hallmark.ceremony.provenance import WITNESS_PURPOSE, attestation_failure
 from hallmark.dsse import DsseError, manifest_signature_id
 from hallmark.market.ledger import BPS_DENOMINATOR
 from hallmark.market.orders import Order
 from hallmark.market.proofs import SignedProof, verify_proof
-from hallmark.signing import public_key_fingerprint, verify_signature
+from hallmark.signing import b64decode, public_key_fingerprint, verify_signature
 
 __all__ = ["Check", "collect_ceremony", "collect_purchase", "registered_before", "registry_key", "verify_ceremony",
            "verify_purchase", "witness_statement"]
@@ -123,7 +123,7 @@ def registry_key(entries: object, fingerprint: object, who: str, what: str) -> t
 def witness_statement(record: Mapping[str, Any], deadline: object) -> bytes:
     """The bytes every witness of the ceremony signed (``hallmark.ceremony.ceremony_payload``),
     rebuilt from the provenance record and the deadline of its ``CeremonyInitiated`` event."""
-    return canonical({
+    return canonical_bytes({
         "purpose": WITNESS_PURPOSE, "ceremonyId": record.get("ceremonyId"), "initiator": record.get("initiator"),
         "tier": record.get("tier"), "type": record.get("type"), "artifacts": sorted(record.get("artifacts") or []),
         "blessing": record.get("blessing"), "createdAt": record.get("timestamp"), "deadline": deadline,

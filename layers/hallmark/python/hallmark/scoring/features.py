@@ -27,7 +27,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hallmark.scoring.coverage import CoverageConfig
-from hallmark.scoring.schema import BANDS, EMBEDDING_DIM, Band, EnrichedEvent, ImpactLevel
+from hallmark.scoring.schema import EMBEDDING_DIM, Band, EnrichedEvent, ImpactLevel
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -236,10 +236,6 @@ def band_for(total: float, cutoffs: BandCutoffs | None = None) -> Band:
     if total + BAND_EPSILON >= c.weekly:
         return "weekly"
     return "archive"
-
-
-def band_from_index(index: int) -> Band:
-    return BANDS[index]
 
 
 def impact_level(impact_score: float) -> ImpactLevel:

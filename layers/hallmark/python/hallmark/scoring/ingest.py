@@ -429,26 +429,6 @@ class Ingestor:
         return self.dedupe_all([checked], now_s)[0]
 
 
-class InMemoryDedupe:
-    """A ``DedupeStore`` for tests and local runs of the domain."""
-
-    def __init__(self) -> None:
-        self.claims: dict[str, dict[str, Any]] = {}
-
-    def claim(self, content_hash: str, event_id: str, now_s: int, window_s: int) -> Claim:
-        held = self.claims.get(content_hash)
-        if held is None or held["expiresAt"] <= now_s:
-            self.claims[content_hash] = {"eventId": event_id, "expiresAt": now_s + window_s, "support_count": 1}
-            return Claim(True, event_id, 1)
-        if held["eventId"] == event_id:  # a redelivery of the claimant
-            return Claim(True, event_id, held["support_count"])
-        held["support_count"] += 1
-        return Claim(False, held["eventId"], held["support_count"])
-
-    def claim_many(self, items: list[tuple[str, str]], now_s: int, window_s: int) -> list[Claim]:
-        return [self.claim(h, e, now_s, window_s) for h, e in items]
-
-
 def reject_message(body: str, rejected: Rejected, message_id: str, now_s: int,
                    max_event_chars: int = 200_000) -> dict[str, Any]:
     """What the rejects queue gets for one refused record: the reason first, then the event as received."""
