@@ -99,7 +99,7 @@ def test_a_governed_release_with_a_ceremony_reads_in_the_browser(driver: Driver,
     early = _report(http_api, driver.tokens["submitter"], pid, tmp_path / "early.html")
     assert early.returncode == 0 and "audit proofs FAILED" in early.stdout  # not yet checkpointed: never a pass
     assert "not covered by a signed checkpoint yet" in early.stdout, early.stdout
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     driver.cloud.wait_idle(timeout=30)
     for chain in ("release", "governance", "ceremony"):
