@@ -38,11 +38,13 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from cdk.deployment import DeploymentInfra
 from cdk.observability import Observability
 from cdk.scoring_batch import ScoringBatch
 from hallmark.release.steps import PIN_PREFIX
 from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
 from hallmark_tools.topology.api import DEFAULT_THROTTLE, check_throttles
+from hallmark_tools.topology.deployment import DEPLOYERS
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -99,6 +101,8 @@ class HallmarkStack(Stack):
         self._workflows()
         self._rules()
         self._api(oidc_issuer, oidc_audience)
+        self.deployment = DeploymentInfra(self, "Deployment", deployers=[
+            self.functions[n] for n in DEPLOYERS if n in self.functions])
         self.scoring_batch = ScoringBatch(self, "ScoringBatch", bucket=self.buckets["scoring"],
                                           state_machine=self.state_machines["scoring"])
         self.observability = Observability(self, "Observability", http_api=self.http_api,

@@ -144,6 +144,7 @@ class LocalCloud:
         self._module_lock = threading.Lock()
         self._running = 0  # worker threads running a handler (late ones included)
         self.discarded: list[tuple[str, str]] = []  # (function, request id) of late results dropped
+        self.poisoned: set[str] = set()  # SQS message ids chaos makes fail until dead-lettered
         self._stop = threading.Event()
         self._pump: threading.Thread | None = None
         self._inflight = 0

@@ -133,6 +133,10 @@ def provision(cloud: LocalCloud) -> None:
         events.put_targets(Rule=f"hallmark-{rule.name}", EventBusName=bus, Targets=[target])
     if any(sm.name == "scoring" for sm in t.state_machines):
         cloud.resources.update(batch.provision(cloud))
+    if any(sm.name == "deployment" for sm in t.state_machines):
+        from hallmark_tools.localcloud import deployments
+
+        cloud.resources.update(deployments.provision(iam, cloud.client("sns")))
 
 
 def render_asl(cloud: LocalCloud, name: str) -> str:

@@ -7,7 +7,7 @@ expose the same functions, routes, rules and state machines.
 
 from __future__ import annotations
 
-from hallmark_tools.topology import ceremony, core, governance, market, release, scoring
+from hallmark_tools.topology import ceremony, core, deployment, governance, market, release, scoring
 from hallmark_tools.topology.model import *  # noqa: F403
 from hallmark_tools.topology.model import (
     BUS_NAME,
@@ -21,7 +21,8 @@ from hallmark_tools.topology.model import (
     route_env,
 )
 
-TOPOLOGY: Topology = compose(core.PART, release.PART, governance.PART, market.PART, ceremony.PART, scoring.PART)
+TOPOLOGY: Topology = compose(core.PART, release.PART, governance.PART, market.PART, ceremony.PART, scoring.PART,
+                             deployment.PART)
 
 __all__ = [
     "BUS_NAME",

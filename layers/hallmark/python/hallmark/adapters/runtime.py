@@ -192,6 +192,37 @@ def audit_chains() -> tuple[str, ...]:
     return AUDIT_CHAINS + tuple(c for c in extra if c not in AUDIT_CHAINS)
 
 
+@cache
+def deployment_steps() -> Any:
+    """``DeploymentSteps`` over Lambda / CloudWatch / SNS, the state table, the audit queue and the
+    evidence admission verifies. ``DEPLOY_EXECUTION_ROLES``: JSON environment -> execution role
+    ARN; ``DEPLOY_ALARM_TOPIC_ARN``: the operators' topic; ``DEPLOY_POLICY``: JSON policy
+    (``hallmark.deploy.models.Policy.from_json``); ``DEPLOY_BAKE_SECONDS``: the canary's bake."""
+    import json
+
+    from hallmark.adapters.bundle_runtime import release_bundle
+    from hallmark.adapters.deploy_evidence import StoredEvidence
+    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
+    from hallmark.adapters.lambda_control import BotoLambdaControl, CloudWatchMonitoring
+    from hallmark.adapters.sfn_starter import SfnExecutionStarter
+    from hallmark.deploy.models import Policy
+    from hallmark.deploy.steps import DeploymentSteps
+
+    evidence = StoredEvidence(docs(), artifacts(), DynamoCeremonyRepository(table("state")),
+                              {p: signer(p) for p in ("manifest", "audit", "proof")}, release_bundle,
+                              package_max_bytes())
+    arn = os.environ.get("STATE_MACHINE_DEPLOYMENT_ARN")
+    return DeploymentSteps(
+        docs=docs(), audit=audit(), evidence=evidence,
+        lam=BotoLambdaControl(client("lambda"), os.environ.get("DEPLOY_CODE_SIGNING_CONFIG_ARN")),
+        monitoring=CloudWatchMonitoring(client("logs"), client("cloudwatch"), client("sns"),
+                                        require("DEPLOY_ALARM_TOPIC_ARN")),
+        policy=Policy.from_json(os.environ.get("DEPLOY_POLICY"), int(os.environ.get("DEPLOY_BAKE_SECONDS", "600"))),
+        roles=json.loads(require("DEPLOY_EXECUTION_ROLES")), clock=now,
+        starter=SfnExecutionStarter(client("stepfunctions"), arn) if arn else None,
+    )
+
+
 def ratification_seconds() -> int:
     return int(os.environ.get("RATIFICATION_WINDOW_SECONDS", str(48 * 3600)))
 
@@ -206,5 +237,5 @@ def now() -> datetime:
 
 def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
-    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log):
+    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log, deployment_steps):
         f.cache_clear()
