@@ -1,4 +1,4 @@
-"""Approvers' API: GET /upgrades/{id}; POST /upgrades/{id}/approvals and /ratifications carry a
+"""Approvers' API: GET /upgrades (?status=Pending: the inbox; nextToken), GET /upgrades/{id}; POST /upgrades/{id}/approvals and /ratifications carry a
 decision signed by the approver's own key. At the threshold the waiting execution resumes
 (SendTaskSuccess); when the threshold can no longer be reached it ends Rejected.
 
@@ -8,12 +8,13 @@ malformed form is refused like a forged one: with exactly one ``ApprovalRefused`
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
-from hallmark.governance.models import ApprovalSubject
+from hallmark.governance.models import ApprovalSubject, SubjectStatus
+from hallmark.governance.queries import list_subjects
 from hallmark.governance.service import ApprovalResult
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
@@ -33,6 +34,14 @@ def view(subject: ApprovalSubject) -> dict[str, Any]:
 def _settle(result: ApprovalResult) -> None:
     if runtime.governance_steps().settle(result):
         metrics.add_metric(name="governance.multisig_pending_total", unit=MetricUnit.Count, value=-1)
+
+
+@app.get("/upgrades")
+def list_upgrades(status: Annotated[SubjectStatus | None, Query()] = None,
+                  limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                  nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    items, token = list_subjects(runtime.docs(), "upgrade", status=status, limit=limit, next_token=nextToken)
+    return {"items": [view(s) for s in items], "count": len(items), "nextToken": token}
 
 
 @app.get("/upgrades/<upgradeId>")
