@@ -34,17 +34,23 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from cdk.deployment import DeploymentInfra
 from cdk.refs import Registry, export_name, role_arn, role_name, state_machine_arn
 from cdk.scoring_batch import ScoringBatch
 from hallmark.release.steps import PIN_PREFIX
 from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
+from hallmark_tools.topology.deployment import DEPLOYERS
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 
 def acknowledge(scope: Construct, rule: str, reason: str) -> None:
+    """A cdk-nag acknowledgment with its reason; on a function it covers the function's role too
+    (the roles are the stack's own constructs, with fixed names, not the function's children)."""
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+    if isinstance(scope, lambda_.Function) and isinstance(scope.role, Construct) and scope.role.node.scope is not scope:
+        Validations.of(scope.role).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
 @jsii.implements(ILocalBundling)
@@ -105,6 +111,9 @@ class ConcernStack(Stack):
         self._functions()
         self._workflows()
         self._rules()
+        deployers = [self.functions[n] for n in DEPLOYERS if n in self.functions]
+        if deployers:
+            self.deployment = DeploymentInfra(self, "Deployment", deployers=deployers)
         if "scoring" in self.state_machines:
             self.scoring_batch = ScoringBatch(self, "ScoringBatch", bucket=self._construct("bucket", "scoring"),
                                               state_machine=self.state_machines["scoring"])

@@ -24,11 +24,17 @@ console = Console()
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("hallmark-out"), "--out", help="Where to write keys, manifests, audit, summary.")) -> None:
-    """Boot the local cloud and run the full scenario end to end."""
+def demo(
+    out: Path = typer.Option(Path("hallmark-out"), "--out", help="Where to write keys, manifests, audit, summary."),
+    chaos: int | None = typer.Option(None, "--chaos", metavar="SEED",
+                                     help="inject faults driven by this seed; then redrive and check the invariants"),
+    fault_rate: float = typer.Option(0.1, "--fault-rate", min=0.0, max=0.5, help="with --chaos: each fault's rate"),
+) -> None:
+    """Boot the local cloud and run the full scenario end to end (with --chaos: under faults)."""
     from hallmark_tools.demo import run_demo
+    from hallmark_tools.localcloud.chaos import Chaos
 
-    summary = run_demo(out, console)
+    summary = run_demo(out, console, chaos=Chaos(chaos, fault_rate) if chaos is not None else None)
     if not summary.get("ok"):
         raise typer.Exit(1)
 

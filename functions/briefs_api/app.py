@@ -1,17 +1,21 @@
 """GET /briefs (filters: domain, impact_level, since = Unix ms or RFC 3339; newest first) and
-GET /briefs/{briefId}: the BriefPayloads the band router made of same_day and weekly events."""
+GET /briefs/{briefId}: the BriefPayloads the band router made of same_day and weekly events.
+POST /briefs/{briefId}/feedback: the caller's verdict on it (useful, not useful, or the band it
+should have had), one per caller and brief, audited FeedbackRecorded; it feeds the EVI weights."""
 
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import scoring_runtime
 from hallmark.errors import DomainError, NotFound
-from hallmark.http import make_resolver
+from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
 from hallmark.scoring.briefs import since_ms
 from hallmark.scoring.schema import Domain, ImpactLevel
+from hallmark.scoring.weights import FeedbackIn
 
 app = make_resolver()
 
@@ -37,6 +41,13 @@ def get_brief(briefId: str) -> dict[str, Any]:
     if brief is None:
         raise NotFound("brief", briefId)
     return brief.as_dict()
+
+
+@app.post("/briefs/<briefId>/feedback")
+@tracer.capture_method
+def brief_feedback(briefId: str, body: Annotated[FeedbackIn, Body()]) -> Response[Any]:
+    record, changed = scoring_runtime.feedback().record("brief", briefId, caller_of(app).sub, body)
+    return Response(201 if changed else 200, "application/json", body=record)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -9,7 +9,10 @@
   GPU threshold (batch size x corpus rows) of the runner Choice, and ``int8MinBatch`` (the int8
   corpus mode for batches of at least that many events, 0 = off);
 - ``GET /scoring/batches[/{batchId}]``: batches, their runner, bands and, for a failed one, why;
-- ``POST /scoring/batches/flush`` (superadmin): seal the open batch now."""
+- ``POST /scoring/batches/flush`` (superadmin): seal the open batch now;
+- ``POST /scoring/envelopes/{eventId}/feedback {verdict, band?, batchId}``: the caller's verdict on
+  an envelope, one per caller and envelope, audited FeedbackRecorded; it feeds the EVI weights;
+- ``GET /scoring/weights``: the active EVI weights version and the canary, if any."""
 
 import os
 from typing import Annotated, Any
@@ -24,6 +27,7 @@ from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
 from hallmark.scoring.batching import BATCH, ConfigUpdate, update_config
 from hallmark.scoring.models import RegisterModel
+from hallmark.scoring.weights import FeedbackIn
 
 app = make_resolver()
 
@@ -82,6 +86,19 @@ def flush() -> Response[Any]:
     return Response(202, "application/json", body={"sealed": [
         {"batchId": s.batch_id, "size": s.size, "batchDigest": s.batch_digest, "executionArn": s.execution_arn}
         for s in sealed]})
+
+
+@app.post("/scoring/envelopes/<eventId>/feedback")
+@tracer.capture_method
+def envelope_feedback(eventId: str, body: Annotated[FeedbackIn, Body()]) -> Response[Any]:
+    record, changed = scoring_runtime.feedback().record("envelope", eventId, caller_of(app).sub, body)
+    return Response(201 if changed else 200, "application/json", body=record)
+
+
+@app.get("/scoring/weights")
+@tracer.capture_method
+def weights() -> dict[str, Any]:
+    return scoring_runtime.weights().state().as_dict()
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -7,7 +7,7 @@ expose the same functions, routes, rules and state machines.
 
 from __future__ import annotations
 
-from hallmark_tools.topology import ceremony, core, governance, market, release, scoring
+from hallmark_tools.topology import ceremony, core, deployment, governance, market, release, scoring
 from hallmark_tools.topology.model import *  # noqa: F403
 from hallmark_tools.topology.model import (
     BUS_NAME,
@@ -28,6 +28,7 @@ CONCERNS: dict[str, Part] = {
     "market": market.PART,
     "ceremony": ceremony.PART,
     "scoring": scoring.PART,
+    "deployment": deployment.PART,
 }
 """Each concern module's share, by concern name (the CDK app makes one stack per concern, or per
 group of concerns: ``cdk.app.STACK_OF``)."""

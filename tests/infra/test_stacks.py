@@ -57,3 +57,15 @@ def test_cross_stack_references_are_fixed_name_imports(templates: dict[str, Any]
         for chunk in text.split('"Fn::ImportValue": ')[1:]:
             imports.add(json.loads(chunk[:chunk.index('"', 1) + 1]))
         assert imports <= exports, f"{name} imports undeclared exports {sorted(imports - exports)}"
+
+
+@pytest.mark.parametrize("missing", ["oidcIssuer", "oidcAudience"])
+def test_synth_refuses_without_the_identity_provider(missing: str) -> None:
+    from aws_cdk import App
+
+    from cdk.app import build_app
+    from tests.infra.conftest import CONTEXT
+
+    context = {k: v for k, v in CONTEXT.items() if k != missing}
+    with pytest.raises(SystemExit, match="-c oidcIssuer=.* -c oidcAudience="):
+        build_app(App(context={"aws:cdk:bundling-stacks": [], **context}))

@@ -16,14 +16,11 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from hallmark._crypto import public_pem_of, sign_p256
 from hallmark.adapters.dynamo_ledger import DynamoLedgerRepository, ledger_table_definition
 from hallmark.errors import DomainError
 from hallmark.governance import SettlementApproval
 from hallmark.market import (
     Account,
-    InMemoryLedgerRepository,
-    InMemoryOrderRepository,
     LedgerRepository,
     LedgerService,
     OrderService,
@@ -42,6 +39,8 @@ from hallmark.market import (
     split_fee,
     verify_proof,
 )
+from hallmark.signing import public_pem_of, sign_p256
+from tests.fakes.market import InMemoryLedgerRepository, InMemoryOrderRepository
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

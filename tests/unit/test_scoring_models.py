@@ -12,13 +12,13 @@ import pytest
 
 from gpu_batch.evi_model import build_model
 from hallmark.canonical import canonical_bytes
-from hallmark.docstore import InMemoryDocStore
 from hallmark.dsse import IN_TOTO_PAYLOAD_TYPE, manifest_signature_id, sign_envelope
 from hallmark.errors import Conflict, DomainError, NotFound
 from hallmark.scoring.models import ModelProvenanceError, ModelRegistry, extract_model, extract_models
-from hallmark.scoring.ports import InMemoryBlobStore
-from hallmark.signing import LocalSigner
 from hallmark_tools import samples
+from tests.fakes.docstore import InMemoryDocStore
+from tests.fakes.scoring import InMemoryBlobStore
+from tests.fakes.signing import LocalSigner
 
 PACKAGES, MANIFESTS = "hallmark-packages", "hallmark-manifests"
 

@@ -1,25 +1,31 @@
-"""ECDSA P-256 / SHA-256 signing helpers.
+"""ECDSA P-256 / SHA-256 signing helpers (the one place keys are loaded and signatures checked).
 
 Production signatures come from KMS (``hallmark.adapters.kms_signer.KmsSigner``). This module
-holds what needs no AWS: verification with a public key in PEM (SubjectPublicKeyInfo), and
-:class:`LocalSigner`, a signer over a key generated in memory for tests and local
-development. Its private key is never serialized by this module.
+holds what needs no AWS: loading and fingerprinting a public key in PEM (SubjectPublicKeyInfo),
+verification, strict base64, and signing with a local private key (tests, the approver and
+witness CLIs: the key stays on the caller's machine). No private key is serialized here.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
-import hashlib
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from hallmark.canonical import sha256_hex
+
 __all__ = [
-    "LocalSigner",
+    "b64decode",
+    "b64encode",
     "load_public_key",
     "public_key_fingerprint",
     "public_key_pem",
+    "public_pem_of",
+    "sign_p256",
     "verify_signature",
 ]
 
@@ -31,11 +37,25 @@ def public_key_pem(key: ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-@functools.lru_cache(maxsize=64)
-def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
+def public_pem_of(private_key: ec.EllipticCurvePrivateKey) -> str:
+    """The SubjectPublicKeyInfo PEM (text) of a private key's public half."""
+    return public_key_pem(private_key.public_key()).decode("ascii")
+
+
+def load_public_key(pem: str | bytes) -> ec.EllipticCurvePublicKey:
     """Load a P-256 public key from PEM (SubjectPublicKeyInfo); ``ValueError`` for anything else."""
+    if isinstance(pem, str):
+        try:
+            pem = pem.encode("ascii")
+        except UnicodeError as exc:
+            raise ValueError(f"not a PEM public key: {exc}") from exc
+    return _load_public_key(bytes(pem))
+
+
+@functools.lru_cache(maxsize=64)
+def _load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     try:
-        key = serialization.load_pem_public_key(bytes(pem))
+        key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a PEM public key: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
@@ -43,15 +63,15 @@ def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def public_key_fingerprint(pem: bytes) -> str:
+def public_key_fingerprint(pem: str | bytes) -> str:
     """Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (stable across PEM line wrapping)."""
     der = load_public_key(pem).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return hashlib.sha256(der).hexdigest()
+    return sha256_hex(der)
 
 
-def verify_signature(public_key_pem: bytes, message: bytes, der_sig: bytes) -> bool:
+def verify_signature(public_key_pem: str | bytes, message: bytes, der_sig: bytes) -> bool:
     """True if ``der_sig`` is a valid ECDSA P-256/SHA-256 DER signature of ``message``.
 
     Returns False for a wrong or malformed signature; raises ``ValueError`` for an unusable key.
@@ -59,39 +79,28 @@ def verify_signature(public_key_pem: bytes, message: bytes, der_sig: bytes) -> b
     key = load_public_key(public_key_pem)
     try:
         key.verify(der_sig, message, _ECDSA_SHA256)
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):
         return False
     return True
 
 
-class LocalSigner:
-    """A :class:`hallmark.ports.Signer` over an in-memory P-256 key (tests and local dev only).
+def sign_p256(private_key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
+    """DER ECDSA P-256/SHA-256 signature with a local key (tests and the approver/witness CLIs)."""
+    if not isinstance(private_key.curve, ec.SECP256R1):
+        raise ValueError("private key must be on NIST P-256 (secp256r1)")
+    return private_key.sign(message, _ECDSA_SHA256)
 
-    ``key_id`` defaults to ``local:<first 16 hex of the public key fingerprint>``.
-    """
 
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey | None = None, key_id: str | None = None):
-        self._key = private_key if private_key is not None else ec.generate_private_key(ec.SECP256R1())
-        if not isinstance(self._key.curve, ec.SECP256R1):
-            raise ValueError("LocalSigner needs a P-256 (secp256r1) key")
-        self._pem = public_key_pem(self._key.public_key())
-        self._key_id = key_id if key_id is not None else f"local:{public_key_fingerprint(self._pem)[:16]}"
+def b64encode(data: bytes) -> str:
+    """Standard base64 with padding."""
+    return base64.b64encode(data).decode("ascii")
 
-    @classmethod
-    def generate(cls, key_id: str | None = None) -> LocalSigner:
-        """A signer over a freshly generated key."""
-        return cls(ec.generate_private_key(ec.SECP256R1()), key_id)
 
-    @property
-    def key_id(self) -> str:
-        return self._key_id
+def b64decode(text: str) -> bytes:
+    """Strict standard base64; raises ``ValueError`` on anything malformed."""
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeError, AttributeError) as exc:
+        raise ValueError("malformed base64") from exc
 
-    def sign(self, message: bytes) -> bytes:
-        """DER ECDSA P-256/SHA-256 signature of ``message``."""
-        return self._key.sign(message, _ECDSA_SHA256)
 
-    def public_key_pem(self) -> bytes:
-        return self._pem
-
-    def __repr__(self) -> str:  # never show key material
-        return f"LocalSigner(key_id={self._key_id!r})"

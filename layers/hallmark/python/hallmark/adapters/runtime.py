@@ -7,17 +7,22 @@ not configured; with REQUIRE_SIGNING_PROXY / REQUIRE_MTLS, when their inputs are
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from hallmark.adapters.dynamo_docs import DynamoDocStore
 from hallmark.adapters.kms_signer import KmsSigner
+
+if TYPE_CHECKING:
+    from hallmark.audit.checkpoints import CheckpointPolicy
+    from hallmark.audit.log import AuditLog
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -158,6 +163,66 @@ def governance() -> Any:
                              DynamoApproverRepository(client("dynamodb"), name), policy)
 
 
+AUDIT_CHAINS = ("release", "governance", "ceremony", "market", "scoring")
+
+
+def audit_policy() -> CheckpointPolicy:
+    """When a chain's checkpoint is due (AUDIT_CHECKPOINT_EVERY_N / _EVERY_SECONDS; 0 s: never by time)."""
+    from hallmark.audit.checkpoints import CheckpointPolicy
+
+    every_s = float(os.environ.get("AUDIT_CHECKPOINT_EVERY_SECONDS", "60"))
+    return CheckpointPolicy(every_n=int(os.environ.get("AUDIT_CHECKPOINT_EVERY_N", "100")),
+                            every_seconds=every_s if every_s > 0 else math.inf)
+
+
+@cache
+def audit_log() -> AuditLog:
+    """The audit log wired to AWS: the DynamoDB store, the audit KMS key, the configured policy."""
+    from hallmark.adapters.dynamo_audit_store import DynamoAuditStore
+    from hallmark.audit.log import AuditLog
+    from hallmark.audit.notes import DEFAULT_ORIGIN_PREFIX
+
+    return AuditLog(DynamoAuditStore(table("audit")), signer("audit"), audit_policy(),
+                    note_origin_prefix=os.environ.get("AUDIT_NOTE_ORIGIN", DEFAULT_ORIGIN_PREFIX))
+
+
+def audit_chains() -> tuple[str, ...]:
+    """The chains the checkpointer and the exporter walk: the five flows plus AUDIT_CHAINS extras."""
+    extra = tuple(c for c in os.environ.get("AUDIT_CHAINS", "").split(",") if c)
+    return AUDIT_CHAINS + tuple(c for c in extra if c not in AUDIT_CHAINS)
+
+
+@cache
+def deployment_steps() -> Any:
+    """``DeploymentSteps`` over Lambda / CloudWatch / SNS, the state table, the audit queue and the
+    evidence admission verifies. ``DEPLOY_EXECUTION_ROLES``: JSON environment -> execution role
+    ARN; ``DEPLOY_ALARM_TOPIC_ARN``: the operators' topic; ``DEPLOY_POLICY``: JSON policy
+    (``hallmark.deploy.models.Policy.from_json``); ``DEPLOY_BAKE_SECONDS``: the canary's bake."""
+    import json
+
+    from hallmark.adapters.bundle_runtime import release_bundle
+    from hallmark.adapters.deploy_evidence import StoredEvidence
+    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
+    from hallmark.adapters.lambda_control import BotoLambdaControl, CloudWatchMonitoring
+    from hallmark.adapters.sfn_starter import SfnExecutionStarter
+    from hallmark.deploy.models import Policy
+    from hallmark.deploy.steps import DeploymentSteps
+
+    evidence = StoredEvidence(docs(), artifacts(), DynamoCeremonyRepository(table("state")),
+                              {p: signer(p) for p in ("manifest", "audit", "proof")}, release_bundle,
+                              package_max_bytes())
+    arn = os.environ.get("STATE_MACHINE_DEPLOYMENT_ARN")
+    return DeploymentSteps(
+        docs=docs(), audit=audit(), evidence=evidence,
+        lam=BotoLambdaControl(client("lambda"), os.environ.get("DEPLOY_CODE_SIGNING_CONFIG_ARN")),
+        monitoring=CloudWatchMonitoring(client("logs"), client("cloudwatch"), client("sns"),
+                                        require("DEPLOY_ALARM_TOPIC_ARN")),
+        policy=Policy.from_json(os.environ.get("DEPLOY_POLICY"), int(os.environ.get("DEPLOY_BAKE_SECONDS", "600"))),
+        roles=json.loads(require("DEPLOY_EXECUTION_ROLES")), clock=now,
+        starter=SfnExecutionStarter(client("stepfunctions"), arn) if arn else None,
+    )
+
+
 def ratification_seconds() -> int:
     return int(os.environ.get("RATIFICATION_WINDOW_SECONDS", str(48 * 3600)))
 
@@ -172,7 +237,5 @@ def now() -> datetime:
 
 def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
-    from hallmark.adapters import audit_runtime
-
-    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_runtime.audit_log):
+    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log, deployment_steps):
         f.cache_clear()

@@ -18,6 +18,7 @@ from hallmark.scoring.batching import Intake, Limits, limits
 from hallmark.scoring.models import ModelRegistry
 from hallmark.scoring.pipeline import ScoringPipeline
 from hallmark.scoring.webhooks import WebhookService
+from hallmark.scoring.weights import FeedbackService, StoredItems, WeightsRollout
 
 
 def blobs() -> S3BlobStore:
@@ -41,6 +42,19 @@ def registry() -> ModelRegistry:
 def pipeline() -> ScoringPipeline:
     return ScoringPipeline(runtime.docs(), runtime.audit(), blobs(),
                            lease_seconds=int(os.environ.get("SCORING_LEASE_SECONDS", "4200")))
+
+
+def weights(*, sign: bool = False) -> WeightsRollout:
+    """The EVI weights rollout; ``sign``: with the weights signing key (the scheduled updater)."""
+    return WeightsRollout(runtime.docs(), runtime.audit(), runtime.signer("weights") if sign else None)
+
+
+def weights_public_key() -> bytes:
+    return runtime.signer("weights").public_key_pem()
+
+
+def feedback() -> FeedbackService:
+    return FeedbackService(runtime.docs(), runtime.audit(), StoredItems(briefs(), blobs()))
 
 
 def dedupe() -> DynamoDedupe:

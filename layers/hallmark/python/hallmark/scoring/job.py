@@ -5,8 +5,9 @@ The AWS Batch job (``gpu_batch.entrypoint``, CUDA provider on GPU instances) and
 interchangeable for the state machine: read the batch (JSON Lines of EnrichedEvents) and the
 corpus from the blob store, refuse a model whose sha256 is not the signed digest (``EviRunner``,
 before anything else is read), write the envelopes to ``output_key``, then append the batch's
-embeddings (normalised) to the corpus, keep the most recent ``corpus_max`` rows and write it back.
-The corpus is scored as it was before the batch.
+embeddings (normalised) to the corpus, keep the most recent ``corpus_max`` rows and write it back,
+and add the batch's briefs and corpus events to the corpus's topic coverage index (the gap score,
+see ``hallmark.scoring.coverage``). The corpus and the index are scored as they were before the batch.
 
 Which signed model a run loads depends on the device it finds: on the CUDA provider the float16
 ``gpu_model`` when the release carries one (fp16 corpus on the GPU), else the float32 model; on the
@@ -23,7 +24,7 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,13 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from hallmark.scoring.features import ScoringConfig, compute_features, embedding_matrix, topic_coverage
+from hallmark.scoring.briefs import route
+from hallmark.scoring.coverage import CoverageIndex, coverage_key, event_topics
+from hallmark.scoring.features import EviWeights, ScoringConfig, compute_features, embedding_matrix
 from hallmark.scoring.ports import BlobStore
 from hallmark.scoring.runner import CUDA, EviRunner, default_providers, normalise_corpus
-from hallmark.scoring.schema import EMBEDDING_DIM, EnrichedEvent
+from hallmark.scoring.schema import EMBEDDING_DIM, EnrichedEvent, EVIEnvelope
+from hallmark.scoring.weights import DEFAULT_VERSION, Assignment, reweigh
 
 log = logging.getLogger("hallmark.scoring.job")
 
@@ -65,6 +69,7 @@ class JobResult:
     seconds: float = 0.0
     mode: str = "exact"  # or "int8": int8 candidates re-ranked exactly in float32
     candidate_model_digest: str = ""
+    weights: dict[str, Any] = field(default_factory=dict)  # version, canary, shadow bands
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -72,7 +77,7 @@ class JobResult:
             "mode": self.mode, "candidateModelDigest": self.candidate_model_digest,
             "provider": self.provider, "events": self.events, "scored": self.scored,
             "rejected": len(self.rejected), "bands": self.bands, "corpusRowsBefore": self.corpus_rows_before,
-            "corpusRowsAfter": self.corpus_rows_after, "seconds": round(self.seconds, 3),
+            "corpusRowsAfter": self.corpus_rows_after, "seconds": round(self.seconds, 3), "weights": self.weights,
         }
 
 
@@ -112,6 +117,26 @@ def update_corpus(corpus: npt.NDArray[np.float32], new_embeddings: npt.NDArray[n
     return np.ascontiguousarray(merged[max(0, merged.shape[0] - max_rows):])
 
 
+def load_coverage(store: BlobStore, corpus_key: str, config: ScoringConfig) -> CoverageIndex:
+    """The corpus's coverage index (``coverage_key``), or an empty one when there is none yet."""
+    try:
+        raw = store.get(coverage_key(corpus_key))
+    except KeyError:
+        return CoverageIndex(config=config.coverage)
+    return CoverageIndex.loads(raw, config.coverage)
+
+
+def update_coverage(index: CoverageIndex, batch_key: str, events: Sequence[EnrichedEvent],
+                    envelopes: Sequence[EVIEnvelope], now_ms: int, in_corpus: Sequence[bool]) -> None:
+    """Add the batch to the index: the briefs the band router makes of it (each covering its
+    events' topics) and the events entering the corpus (those with an embedding)."""
+    topics = {e.event_id: event_topics(e) for e in events}
+    briefs = route(batch_key, envelopes, events, now_ms).briefs
+    index.add(now_ms,
+              briefs=[(b.domain, [t for eid in b.brief.event_ids for t in topics.get(eid, ())]) for b in briefs],
+              corpus=[(e.domain, topics[e.event_id]) for e, kept in zip(events, in_corpus, strict=True) if kept])
+
+
 def dump_npy(arr: npt.NDArray[Any]) -> bytes:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
@@ -140,6 +165,41 @@ def summary_key(output_key: str) -> str:
     return f"{output_key}.summary.json"
 
 
+def weights_key(output_key: str) -> str:
+    """Where the plan step puts the batch's weights assignment (JSON): next to its envelopes."""
+    return f"{output_key}.weights.json"
+
+
+def load_assignment(store: BlobStore, output_key: str) -> Assignment | None:
+    try:
+        raw = store.get(weights_key(output_key))
+    except KeyError:
+        return None
+    return Assignment.from_dict(json.loads(raw))
+
+
+def apply_weights(envelopes: Sequence[EVIEnvelope], events: Sequence[EnrichedEvent], assignment: Assignment | None,
+                  config: ScoringConfig) -> tuple[list[EVIEnvelope], dict[str, Any]]:
+    """Envelopes re-weighed with the assignment's per-domain weights, each naming its weights
+    version; the shadow weights' bands of the same events for the summary. Without an assignment
+    the model's weights stand (``w-0`` when they are the defaults, ``config`` otherwise)."""
+    if assignment is None:
+        version = DEFAULT_VERSION if config.weights == EviWeights() else "config"
+        return [e.model_copy(update={"weights_version": version}) for e in envelopes], {"weightsVersion": version}
+    domains = [e.domain for e in events]
+    scores = [e.scores for e in envelopes]
+    matrix = [[s.freshness, s.novelty, s.impact, s.confidence, s.gap] for s in scores]
+    totals, bands = reweigh(matrix, domains, assignment.scoring, config.cutoffs)
+    out = [e.model_copy(update={"total_evi": float(t), "band": b, "weights_version": assignment.scoring.version})
+           for e, t, b in zip(envelopes, totals.tolist(), bands, strict=True)]
+    info: dict[str, Any] = {"weightsVersion": assignment.scoring.version, "canary": assignment.canary}
+    if assignment.shadow is not None:
+        _, shadow = reweigh(matrix, domains, assignment.shadow, config.cutoffs)
+        info.update(shadowWeightsVersion=assignment.shadow.version, shadowBands=dict(Counter(shadow)),
+                    shadowChanged=sum(1 for a, b in zip(bands, shadow, strict=True) if a != b))
+    return out, info
+
+
 def run_job(
     *,
     store: BlobStore,
@@ -153,7 +213,6 @@ def run_job(
     output_key: str | None = None,
     corpus_max: int = DEFAULT_CORPUS_MAX,
     config: ScoringConfig | None = None,
-    coverage_by_topic: Mapping[str, float] | None = None,
     now_ms: int | None = None,
     providers: Sequence[str] | None = None,
     chunk_rows: int | None = None,
@@ -182,12 +241,13 @@ def run_job(
     events, rejected = parse_batch(store.get(batch_key))
     corpus = load_corpus(store, corpus_key)
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    coverage = coverage_by_topic or {}
-    feats = [compute_features(e, now, cfg, topic_coverage(e.topic_hints, coverage)) for e in events]
+    coverage = load_coverage(store, corpus_key, cfg)
+    feats = [compute_features(e, now, cfg, coverage.event_coverage(e, now)) for e in events]
     queries = embedding_matrix(events)
     int8 = runner.candidate_session is not None and len(events) >= int8_min_batch and corpus.shape[0] > 0
     prepared = runner.prepare_corpus(corpus, normalized=True, int8=int8)
-    envelopes = runner.score(feats, queries, prepared)
+    envelopes, weights_info = apply_weights(runner.score(feats, queries, prepared), events,
+                                            load_assignment(store, output_key or default_output_key(batch_key)), cfg)
 
     out_key = output_key or default_output_key(batch_key)
     store.put(out_key, "".join(env.model_dump_json() + "\n" for env in envelopes).encode("utf-8"))
@@ -197,12 +257,14 @@ def run_job(
         new_corpus = update_corpus(corpus, with_embedding, corpus_max)
         store.put(corpus_key, dump_npy(new_corpus))
         rows_after = new_corpus.shape[0]
+        update_coverage(coverage, batch_key, events, envelopes, now, [f.has_embedding for f in feats])
+        store.put(coverage_key(corpus_key), coverage.dumps())
     result = JobResult(
         runner=runner_name, batch_key=batch_key, output_key=out_key, model_digest=runner.digest, provider=runner.providers[0],
         events=len(events) + len(rejected), scored=len(envelopes), rejected=rejected,
         bands=dict(Counter(env.band for env in envelopes)), corpus_rows_before=corpus.shape[0],
         corpus_rows_after=rows_after, seconds=time.perf_counter() - started, mode="int8" if int8 else "exact",
-        candidate_model_digest=runner.candidate_digest if int8 else "",
+        candidate_model_digest=runner.candidate_digest if int8 else "", weights=weights_info,
     )
     summary = json.dumps(result.summary(), sort_keys=True)
     store.put(summary_key(out_key), summary.encode("utf-8"))
