@@ -67,5 +67,5 @@ def test_synth_refuses_without_the_identity_provider(missing: str) -> None:
     from tests.infra.conftest import CONTEXT
 
     context = {k: v for k, v in CONTEXT.items() if k != missing}
-    with pytest.raises(SystemExit, match="-c oidcIssuer=.* -c oidcAudience="):
+    with pytest.raises(SystemExit, match=r"-c oidcIssuer=.* -c oidcAudience="):
         build_app(App(context={"aws:cdk:bundling-stacks": [], **context}))
