@@ -40,14 +40,20 @@ ONCE_PER_SUBJECT = {"market": ("OrderPlaced", "DeliveryIssued", "LedgerPosted", 
                     "release": ("PackagePublished", "PackageRejected", "ManifestSigned")}
 
 
-def step_small_ingest(ctx: DemoContext) -> dict[str, Any]:
-    """The scoring ingest, small: 40 events (three instant), one duplicate, one invalid, one batch."""
+def _scoring_events(ctx: DemoContext, count: int, *, batch_max: int) -> tuple[scoring.Synth, list[dict[str, Any]]]:
+    """The corpus seeded, batches sealed at ``batch_max`` events; ``count`` events, three instant."""
     synth = scoring.Synth()
     scoring.seed_corpus(ctx.cloud, synth.corpus())
     ctx.driver.ok("PUT", "/scoring/config", "superadmin",
-                  {"batchMaxEvents": 500, "batchMaxAgeSeconds": 3600, "gpuThreshold": 1_000_000})
-    events = synth.mix(40)
+                  {"batchMaxEvents": batch_max, "batchMaxAgeSeconds": 3600, "gpuThreshold": 1_000_000})
+    events = synth.mix(count)
     events[:3] = [synth.event("instant") for _ in range(3)]
+    return synth, events
+
+
+def step_small_ingest(ctx: DemoContext) -> dict[str, Any]:
+    """The scoring ingest, small: 40 events (three instant), one duplicate, one invalid, one batch."""
+    synth, events = _scoring_events(ctx, 40, batch_max=500)
     dup = dict(events[5], event_id="1b0e0c4e-6f1a-4c55-9d39-25c2a5d4e111")
     bad = scoring.invalid_events(synth)["domain"]
     scoring.put_events(ctx.cloud, [*events, dup, bad])
@@ -62,12 +68,7 @@ def step_ingest_at_least_once(ctx: DemoContext) -> dict[str, Any]:
     """The bulk ingest (``scoring.step_ingest``) without its exact batch sizes, which hold only
     when every SQS message is delivered once: a redelivered event is accepted again (it claimed
     its own content hash) and may be in a batch twice; the router dedupes on ``event_id``."""
-    synth = scoring.Synth()
-    scoring.seed_corpus(ctx.cloud, synth.corpus())
-    ctx.driver.ok("PUT", "/scoring/config", "superadmin",
-                  {"batchMaxEvents": 250, "batchMaxAgeSeconds": 3600, "gpuThreshold": 1_000_000})
-    events = synth.mix(500)
-    events[:3] = [synth.event("instant") for _ in range(3)]
+    _, events = _scoring_events(ctx, 500, batch_max=250)
     scoring.put_events(ctx.cloud, events)
     scoring.wait_ingested(ctx.cloud)
     scoring.flush(ctx.driver)
