@@ -34,8 +34,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from cdk.deployment import DeploymentInfra
 from cdk.alarms import AlarmTopic
+from cdk.deployment import DeploymentInfra
 from cdk.refs import (
     Registry,
     dlq_alarm_name,
