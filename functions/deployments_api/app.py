@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark._domain import emit_all
 from hallmark.adapters import runtime
-from hallmark.adapters.dynamo_ceremony import ceremony_runtime
 from hallmark.canonical import to_rfc3339
 from hallmark.errors import DomainError, NotFound
 from hallmark.http import caller_of, make_resolver
@@ -86,7 +85,7 @@ def rollback(deploymentId: str) -> dict[str, Any]:
 @tracer.capture_method
 def plan(body: Annotated[PlanRequest, Body()]) -> Response[Any]:
     caller = caller_of(app)
-    svc, _repo, _registry = ceremony_runtime()
+    svc, _repo, _registry = runtime.ceremony()
     plan_id = f"plan-{uuid.uuid4()}"
     try:
         planned = svc.plan_deployment(body.artifactId, body.environment, actor=caller.sub, deployment_id=plan_id)

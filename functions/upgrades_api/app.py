@@ -5,7 +5,6 @@ decision signed by the approver's own key. At the threshold the waiting executio
 The form is parsed by the domain (``GovernanceService``), not by the resolver, so that a
 malformed form is refused like a forged one: with exactly one ``ApprovalRefused`` audit entry."""
 
-import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -13,7 +12,6 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark._domain import emit_by_flow
 from hallmark.adapters import runtime
 from hallmark.governance.models import ApprovalSubject, SubjectStatus
 from hallmark.governance.queries import list_subjects
@@ -34,16 +32,7 @@ def view(subject: ApprovalSubject) -> dict[str, Any]:
 
 
 def _settle(result: ApprovalResult) -> None:
-    # The release state machine records the package's rejection itself (Record governance rejection).
-    emit_by_flow(runtime.audit(), [e for e in result.events if e.type != "PackageRejected"])
-    token = result.task_token
-    if token and result.outcome == "resume":
-        runtime.client("stepfunctions").send_task_success(
-            taskToken=token, output=json.dumps({"decision": "approved", "subjectId": result.subject.subject_id}))
-        metrics.add_metric(name="governance.multisig_pending_total", unit=MetricUnit.Count, value=-1)
-    elif token and result.outcome == "reject":
-        runtime.client("stepfunctions").send_task_failure(
-            taskToken=token, error="Rejected", cause="enough approvers rejected the upgrade that the threshold is unreachable")
+    if runtime.governance_steps().settle(result):
         metrics.add_metric(name="governance.multisig_pending_total", unit=MetricUnit.Count, value=-1)
 
 
