@@ -53,14 +53,15 @@ def create_listing(store: DocStore, audit: AuditEmitter, package: dict[str, Any]
 
 
 def list_for_sale(service: ReleaseService, bus: EventPublisher, package_id: str, manifest: dict[str, Any],
-                  repository: dict[str, Any], now: datetime) -> dict[str, Any]:
+                  repository: dict[str, Any], now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
     """The "Create listing" step: the listing carrying the manifest's signature id
-    (ListingCreated), the package Published (PackagePublished), both announced on the bus."""
+    (ListingCreated), the package Published (PackagePublished), both announced on the bus.
+    Returns the announced detail and the published package record."""
     package = service.get(package_id)
     listing = create_listing(service.store, service.audit, package, manifest, repository, now)
-    service.mark_published(package["packageId"], repository, listing["listingId"])
+    published = service.mark_published(package["packageId"], repository, listing["listingId"])
     detail = {"packageId": package["packageId"], "listingId": listing["listingId"],
               "manifestSignatureId": listing["manifestSignatureId"]}
     bus.publish("ListingCreated", detail)
     bus.publish("PackagePublished", detail)
-    return detail
+    return detail, published
