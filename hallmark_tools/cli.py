@@ -169,6 +169,11 @@ from hallmark_tools.cli_witness import ceremony_app, witness_app  # noqa: E402
 app.add_typer(witness_app, name="witness")
 app.add_typer(ceremony_app, name="ceremony")
 
+from hallmark_tools.cli_deploy import deploy_command, deployments_app  # noqa: E402  (deployments, issue 24)
+
+app.command("deploy")(deploy_command)
+app.add_typer(deployments_app, name="deployments")
+
 
 def main() -> None:  # pragma: no cover - console script entry
     sys.exit(app())
