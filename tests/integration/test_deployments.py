@@ -94,7 +94,7 @@ def test_canary_lifecycle_and_drift(cloud: LocalCloud, d: Deployer) -> None:
     assert "DeploymentRolledBack" in [e["type"] for e in _events(cloud, canary["deploymentId"])]
 
     # v3: canary, alarms quiet -> promoted to 100 %; a second request meanwhile is refused 409
-    d.release(name, "1.2.0", "bronze")
+    d.release(name, "1.2.0", "bronze", greeting="hello again")
     key = uuid.uuid4().hex
     resp = d.request(name, "1.2.0", "staging", key=key)
     assert resp.status == 202 and resp.json()["statusUrl"] == f"/deployments/{resp.json()['deploymentId']}"
