@@ -89,20 +89,11 @@ def list_command(
 
     def run() -> int:
         table = Table("deployment", "package", "env", "tier", "version", "stage", "canary")
-        cursor: str | None = None
-        rows = 0
-        while rows < limit:
-            query = {k: v for k, v in (("package", package), ("environment", env), ("cursor", cursor),
-                                       ("limit", str(min(100, limit - rows)))) if v}
-            page = cli_api.ok("GET", f"{api.rstrip('/')}/deployments?{urlencode(query)}", token)
-            for d in page["deployments"]:
-                table.add_row(d["deploymentId"], f"{d['package']}@{d['packageVersion']}", d["environment"],
-                              d.get("tier") or "-", d.get("functionVersion") or "-", d["stage"],
-                              f"{int(100 * float(d.get('canaryWeight') or 0))} %")
-                rows += 1
-            cursor = page["nextCursor"]
-            if not cursor:
-                break
+        query = urlencode({k: v for k, v in (("package", package), ("environment", env)) if v})
+        for d in cli_api.pages(f"{api.rstrip('/')}/deployments?{query}", token, limit):
+            table.add_row(d["deploymentId"], f"{d['package']}@{d['packageVersion']}", d["environment"],
+                          d.get("tier") or "-", d.get("functionVersion") or "-", d["stage"],
+                          f"{int(100 * float(d.get('canaryWeight') or 0))} %")
         console.print(table)
         return 0
 

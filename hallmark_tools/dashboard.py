@@ -74,16 +74,16 @@ def render(deployments: list[dict[str, Any]]) -> bytes:
 def deployments_page(cloud: Any) -> tuple[int, bytes]:
     """Read every deployment through the API (auditor) and render the page."""
     token = cloud.token("auditor", "dashboard")
+    from urllib.parse import quote
+
     out: list[dict[str, Any]] = []
-    cursor = ""
+    after = ""
     while True:
-        resp = cloud.api("GET", f"/deployments?limit=100{cursor}", token=token)
+        resp = cloud.api("GET", f"/deployments?limit=100{after}", token=token)
         if resp.status != 200:
             return resp.status, resp.body
         page = resp.json()
-        out += page["deployments"]
-        if not page["nextCursor"]:
+        out += page["items"]
+        if not page["nextToken"]:
             return 200, render(out)
-        from urllib.parse import quote
-
-        cursor = f"&cursor={quote(page['nextCursor'])}"
+        after = f"&nextToken={quote(page['nextToken'], safe='')}"

@@ -13,6 +13,7 @@ from hallmark.adapters import scoring_runtime
 from hallmark.errors import DomainError, NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
+from hallmark.pagination import MAX_SCAN, paginate
 from hallmark.scoring.briefs import since_ms
 from hallmark.scoring.schema import Domain, ImpactLevel
 from hallmark.scoring.weights import FeedbackIn
@@ -25,13 +26,18 @@ app = make_resolver()
 def list_briefs(domain: Annotated[Domain | None, Query()] = None,
                 impact_level: Annotated[ImpactLevel | None, Query()] = None,
                 since: Annotated[str | None, Query(max_length=40)] = None,
-                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+                limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
     try:
         since_value = since_ms(since)
     except ValueError as exc:
         raise DomainError("invalid_request", str(exc), 400, {"since": since}) from None
-    items = scoring_runtime.briefs().list(domain=domain, impact_level=impact_level, since_ms=since_value, limit=limit)
-    return {"items": [b.as_dict() for b in items], "count": len(items)}
+    stored = scoring_runtime.briefs().list(domain=domain, impact_level=impact_level, since_ms=since_value,
+                                           limit=MAX_SCAN)
+    items, token = paginate(stored, key=lambda b: (b.brief.created_at, b.brief.brief_id), limit=limit,
+                            next_token=nextToken, route="GET /briefs", newest_first=True,
+                            filters={"domain": domain, "impact_level": impact_level, "since": since_value})
+    return {"items": [b.as_dict() for b in items], "count": len(items), "nextToken": token}
 
 
 @app.get("/briefs/<briefId>")

@@ -18,7 +18,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark._domain import emit_all
 from hallmark.adapters import runtime
-from hallmark.adapters.dynamo_ceremony import ceremony_runtime
 from hallmark.canonical import to_rfc3339
 from hallmark.errors import DomainError, NotFound
 from hallmark.http import caller_of, make_resolver
@@ -62,9 +61,9 @@ def request(body: Annotated[DeploymentRequest, Body()]) -> Response[Any]:
 def list_deployments(package: Annotated[str | None, Query(max_length=128)] = None,
                      environment: Annotated[Environment | None, Query()] = None,
                      limit: Annotated[int, Query(ge=1, le=100)] = 50,
-                     cursor: Annotated[str | None, Query(max_length=300)] = None) -> dict[str, Any]:
+                     nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
     result: dict[str, Any] = runtime.deployment_steps().list_deployments(
-        package=package, environment=environment, limit=limit, cursor=cursor)
+        package=package, environment=environment, limit=limit, next_token=nextToken)
     return result
 
 
@@ -86,7 +85,7 @@ def rollback(deploymentId: str) -> dict[str, Any]:
 @tracer.capture_method
 def plan(body: Annotated[PlanRequest, Body()]) -> Response[Any]:
     caller = caller_of(app)
-    svc, _repo, _registry = ceremony_runtime()
+    svc, _repo, _registry = runtime.ceremony()
     plan_id = f"plan-{uuid.uuid4()}"
     try:
         planned = svc.plan_deployment(body.artifactId, body.environment, actor=caller.sub, deployment_id=plan_id)

@@ -1,5 +1,6 @@
 """POST /listings/{listingId}/checkout (any authenticated buyer; the buyer is the token's sub)
-and GET /orders/{orderId} (the buyer, or an auditor/superadmin).
+GET /orders (the caller's own orders; auditors and superadmins: all; nextToken) and GET
+/orders/{orderId} (the buyer, or an auditor/superadmin).
 
 Checkout is idempotent on the ``Idempotency-Key`` header and the caller's sub (Powertools
 Idempotency on the ``idempotency`` table): a retry with the same key returns the first answer
@@ -11,9 +12,10 @@ ids from the order, so even a retry after the idempotency record expired charges
 import re
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -31,6 +33,7 @@ from hallmark.adapters import runtime
 from hallmark.adapters.market_aws import delivery_queue, delivery_store, market_service
 from hallmark.errors import DomainError
 from hallmark.http import caller_of, error_response, make_resolver
+from hallmark.market.orders import OrderStatus
 from hallmark.observability import SERVICE, logger, tracer
 
 app = make_resolver()
@@ -86,6 +89,15 @@ def checkout(listingId: str) -> Response[Any]:
             pass
     return Response(201, "application/json", body=body,
                     headers={"Idempotency-Replayed": "true" if replayed else "false", "Location": f"/orders/{body['orderId']}"})
+
+
+@app.get("/orders")
+@tracer.capture_method
+def list_orders(status: Annotated[OrderStatus | None, Query()] = None,
+                limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    items, token = market_service().list_orders(caller_of(app), status=status, limit=limit, next_token=nextToken)
+    return {"items": items, "count": len(items), "nextToken": token}
 
 
 @app.get("/orders/<orderId>")

@@ -25,6 +25,7 @@ from hallmark.adapters import runtime, scoring_runtime
 from hallmark.errors import NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
+from hallmark.pagination import paginate, scan_kind
 from hallmark.scoring.batching import BATCH, ConfigUpdate, update_config
 from hallmark.scoring.models import RegisterModel
 from hallmark.scoring.weights import FeedbackIn
@@ -64,10 +65,12 @@ def _view(doc: dict[str, Any]) -> dict[str, Any]:
 
 @app.get("/scoring/batches")
 @tracer.capture_method
-def list_batches(limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
-    items = sorted((_view(d) for d in runtime.docs().query(BATCH, 10_000)), key=lambda d: d["sealedAt"],
-                   reverse=True)[:limit]
-    return {"items": items, "count": len(items)}
+def list_batches(limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                 nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    items, token = paginate((_view(d) for d in scan_kind(runtime.docs(), BATCH)),
+                            key=lambda d: (str(d["sealedAt"]), str(d["batchId"])), limit=limit, next_token=nextToken,
+                            route="GET /scoring/batches", newest_first=True)
+    return {"items": items, "count": len(items), "nextToken": token}
 
 
 @app.get("/scoring/batches/<batchId>")

@@ -39,6 +39,8 @@ def provision(cloud: LocalCloud) -> None:
     for key in t.keys:
         spec = {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"} if key.signing else {}
         meta = kms.create_key(Description=f"hallmark {key.name}", **spec)["KeyMetadata"]
+        if cloud.state is not None:
+            meta = cloud.state.adopt_key(key.name, meta)  # the saved key's id, ARN and material
         kms.create_alias(AliasName=f"alias/hallmark-{key.name}", TargetKeyId=meta["KeyId"])
         cloud.resources[env_name("key", key.name)] = meta["Arn"]
         cloud.arns[("key", key.name)] = meta["Arn"]

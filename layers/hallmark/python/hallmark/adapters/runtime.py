@@ -1,5 +1,8 @@
 """The composition root for Lambda handlers: builds adapters from the environment the
-topology declares (TABLE_*, BUCKET_*, QUEUE_*_URL, KEY_*_ID, STATE_MACHINE_*_ARN).
+topology declares (TABLE_*, BUCKET_*, QUEUE_*_URL, KEY_*_ID, STATE_MACHINE_*_ARN), and the
+domain's services and steps over them. :func:`ports` is the typed set of ports every step
+takes (docs, audit, bus, blobs, signer(purpose), executions, clock). Everything is cached per
+container and forgotten by :func:`reset` (the local cloud calls it between boots).
 
 Startup guards: with REQUIRE_KMS set, a function that signs fails at init when its key is
 not configured; with REQUIRE_SIGNING_PROXY / REQUIRE_MTLS, when their inputs are missing.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -21,8 +25,25 @@ from hallmark.adapters.dynamo_docs import DynamoDocStore
 from hallmark.adapters.kms_signer import KmsSigner
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hallmark.adapters.bus import EventBusPublisher
+    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
+    from hallmark.adapters.s3 import S3BlobStore
+    from hallmark.adapters.s3_artifacts import S3ArtifactStore
+    from hallmark.adapters.sfn import SfnExecutions
+    from hallmark.adapters.sqs_audit_emitter import SqsAuditEmitter
     from hallmark.audit.checkpoints import CheckpointPolicy
     from hallmark.audit.log import AuditLog
+    from hallmark.ceremony.service import CeremonyService, WitnessRegistry
+    from hallmark.ceremony.steps import CeremonySteps
+    from hallmark.deploy.steps import DeploymentSteps
+    from hallmark.governance.service import GovernanceService
+    from hallmark.governance.steps import GovernanceSteps
+    from hallmark.ports import Signer
+    from hallmark.release.current import ManifestRepository
+    from hallmark.release.service import ReleaseService
+    from hallmark.release.steps import ReleaseSteps
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -107,19 +128,41 @@ def package_max_bytes() -> int:
 
 
 @cache
-def artifacts() -> Any:
+def artifacts() -> S3ArtifactStore:
     """The packages bucket as the release flow's ``ArtifactStore`` (uploads and pinned bytes)."""
     from hallmark.adapters.s3_artifacts import S3ArtifactStore
 
     return S3ArtifactStore(client("s3"), bucket("packages"))
 
 
-def release_steps() -> Any:
-    """``ReleaseSteps`` over the state table, the audit queue and the packages bucket."""
+def releases() -> ReleaseService:
+    """The release flow's records on the state table (approver capacity from governance)."""
     from hallmark.release.service import ReleaseService
+
+    return ReleaseService(docs(), audit(), governance=governance())
+
+
+def release_steps() -> ReleaseSteps:
+    """``ReleaseSteps`` over the state table, the audit queue and the packages bucket."""
     from hallmark.release.steps import ReleaseSteps
 
-    return ReleaseSteps(ReleaseService(docs(), audit(), governance=governance()), artifacts(), package_max_bytes())
+    return ReleaseSteps(releases(), artifacts(), package_max_bytes())
+
+
+def manifest_repository() -> ManifestRepository:
+    """The manifest repository bucket (envelopes and the "current" pointers)."""
+    from hallmark.release.current import ManifestRepository
+
+    return ManifestRepository(blobs("manifests"))
+
+
+def governance_steps() -> GovernanceSteps:
+    """The governance steps of the release state machine and the approvers' API."""
+    from hallmark.governance.steps import GovernanceSteps
+
+    p = ports()
+    return GovernanceSteps(governance(), releases(), manifest_repository(), p.docs, p.audit, p.bus(),
+                           p.executions(None), p.clock)
 
 
 @cache
@@ -128,21 +171,21 @@ def signer(purpose: str) -> KmsSigner:
 
 
 @cache
-def audit() -> Any:
+def audit() -> SqsAuditEmitter:
     from hallmark.adapters.sqs_audit_emitter import SqsAuditEmitter
 
     return SqsAuditEmitter(client("sqs"), require("QUEUE_AUDIT_URL"))
 
 
 @cache
-def bus() -> Any:
+def bus() -> EventBusPublisher:
     from hallmark.adapters.bus import EventBusPublisher
 
     return EventBusPublisher(client("events"), require("EVENT_BUS_NAME"))
 
 
 @cache
-def governance() -> Any:
+def governance() -> GovernanceService:
     """GovernanceService on the state table; thresholds and windows from the environment."""
     from datetime import timedelta
 
@@ -161,6 +204,85 @@ def governance() -> Any:
     )
     return GovernanceService(DynamoApprovalRepository(client("dynamodb"), name),
                              DynamoApproverRepository(client("dynamodb"), name), policy)
+
+
+@cache
+def blobs(name: str) -> S3BlobStore:
+    """Bucket ``name`` (BUCKET_<NAME>) as a flat key -> bytes store."""
+    from hallmark.adapters.s3 import S3BlobStore
+
+    return S3BlobStore(bucket(name), client("s3"))
+
+
+@cache
+def executions(state_machine: str | None = None) -> SfnExecutions:
+    """``ExecutionControl`` over Step Functions: settles task tokens; with ``state_machine``
+    (STATE_MACHINE_<NAME>_ARN) it also starts that machine's executions."""
+    from hallmark.adapters.sfn import SfnExecutions
+
+    arn = require(f"STATE_MACHINE_{state_machine.upper()}_ARN") if state_machine else None
+    return SfnExecutions(client("stepfunctions"), arn)
+
+
+class _DeferredSigner:
+    """A ``Signer`` for a KMS key that is resolved on first use, so that functions which never
+    sign or verify (the ceremony API) need no key in their environment."""
+
+    def __init__(self, purpose: str) -> None:
+        self.purpose = purpose
+
+    @property
+    def key_id(self) -> str:
+        return signer(self.purpose).key_id
+
+    def sign(self, message: bytes) -> bytes:
+        return signer(self.purpose).sign(message)
+
+    def public_key_pem(self) -> bytes:
+        return signer(self.purpose).public_key_pem()
+
+
+def ceremony(purpose: str = "proof") -> tuple[CeremonyService, DynamoCeremonyRepository, WitnessRegistry]:
+    """The ceremony service as the state machine runs it (``staged``, DSSE-signed provenance
+    with the ``purpose`` KMS key, resolved on first use), its repository and the witness
+    registry, on the state table."""
+    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository, DynamoWitnessRepository
+    from hallmark.ceremony.provenance import PROVENANCE_PAYLOAD_TYPE
+    from hallmark.ceremony.service import CeremonyService, WitnessRegistry
+
+    repo = DynamoCeremonyRepository(table("state"))
+    registry = WitnessRegistry(DynamoWitnessRepository(table("state")))
+    service = CeremonyService(repo, registry, _DeferredSigner(purpose), staged=True,
+                              payload_type=PROVENANCE_PAYLOAD_TYPE)
+    return service, repo, registry
+
+
+def ceremony_steps() -> CeremonySteps:
+    """The ceremony API's and the "Wait for witnesses" step's flow (records its own events)."""
+    from hallmark.ceremony.steps import CeremonySteps
+
+    service, repo, registry = ceremony()
+    p = ports()
+    return CeremonySteps(service, repo, registry, p.audit, p.executions("ceremony"))
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports a domain step takes, typed; built once per container by :func:`ports`."""
+
+    docs: DynamoDocStore
+    audit: SqsAuditEmitter
+    bus: Callable[[], EventBusPublisher]
+    blobs: Callable[[str], S3BlobStore]
+    signer: Callable[[str], Signer]
+    executions: Callable[[str | None], SfnExecutions]
+    clock: Callable[[], datetime]
+
+
+@cache
+def ports() -> Ports:
+    return Ports(docs=docs(), audit=audit(), bus=bus, blobs=blobs, signer=signer, executions=executions,
+                 clock=now)
 
 
 AUDIT_CHAINS = ("release", "governance", "ceremony", "market", "scoring")
@@ -193,7 +315,7 @@ def audit_chains() -> tuple[str, ...]:
 
 
 @cache
-def deployment_steps() -> Any:
+def deployment_steps() -> DeploymentSteps:
     """``DeploymentSteps`` over Lambda / CloudWatch / SNS, the state table, the audit queue and the
     evidence admission verifies. ``DEPLOY_EXECUTION_ROLES``: JSON environment -> execution role
     ARN; ``DEPLOY_ALARM_TOPIC_ARN``: the operators' topic; ``DEPLOY_POLICY``: JSON policy
@@ -204,7 +326,6 @@ def deployment_steps() -> Any:
     from hallmark.adapters.deploy_evidence import StoredEvidence
     from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
     from hallmark.adapters.lambda_control import BotoLambdaControl, CloudWatchMonitoring
-    from hallmark.adapters.sfn_starter import SfnExecutionStarter
     from hallmark.deploy.models import Policy
     from hallmark.deploy.steps import DeploymentSteps
 
@@ -219,7 +340,7 @@ def deployment_steps() -> Any:
                                         require("DEPLOY_ALARM_TOPIC_ARN")),
         policy=Policy.from_json(os.environ.get("DEPLOY_POLICY"), int(os.environ.get("DEPLOY_BAKE_SECONDS", "600"))),
         roles=json.loads(require("DEPLOY_EXECUTION_ROLES")), clock=now,
-        starter=SfnExecutionStarter(client("stepfunctions"), arn) if arn else None,
+        starter=executions("deployment") if arn else None,
     )
 
 
@@ -237,5 +358,6 @@ def now() -> datetime:
 
 def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
-    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log, deployment_steps):
+    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log, blobs, executions, ports,
+              deployment_steps):
         f.cache_clear()

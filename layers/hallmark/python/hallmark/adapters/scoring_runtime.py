@@ -12,7 +12,7 @@ from typing import Any
 from hallmark.adapters import runtime
 from hallmark.adapters.dynamo_scoring import DynamoBriefStore, DynamoDedupe, DynamoSubscriberStore
 from hallmark.adapters.s3 import S3BlobStore, S3Objects
-from hallmark.adapters.sfn_starter import SfnExecutionStarter
+from hallmark.adapters.sfn import SfnExecutions
 from hallmark.adapters.webhook_sender import KmsSecretCipher, WebhookPoster, system_resolver
 from hallmark.scoring.batching import Intake, Limits, limits
 from hallmark.scoring.models import ModelRegistry
@@ -30,7 +30,7 @@ def current_limits() -> Limits:
 
 
 def intake() -> Intake:
-    starter = SfnExecutionStarter(runtime.client("stepfunctions"), runtime.require("STATE_MACHINE_SCORING_ARN"))
+    starter = SfnExecutions(runtime.client("stepfunctions"), runtime.require("STATE_MACHINE_SCORING_ARN"))
     return Intake(runtime.docs(), blobs(), starter, current_limits())
 
 

@@ -211,7 +211,7 @@ class ScoringPipeline:
         except KeyError:
             raise OutputInvalid(f"the runner wrote no envelopes at {plan['outputKey']}") from None
         envelopes: list[EVIEnvelope] = []
-        for n, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        for n, line in enumerate(raw.decode("utf-8").split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -286,7 +286,7 @@ class ScoringPipeline:
         batch_id = plan["batchId"]
         envelopes, _ = self.read_envelopes(plan)
         events: list[EnrichedEvent] = []
-        for line in self.blobs.get(plan["batchKey"]).decode("utf-8").splitlines():
+        for line in self.blobs.get(plan["batchKey"]).decode("utf-8").split("\n"):
             if line.strip():
                 try:
                     events.append(EnrichedEvent.model_validate_json(line))

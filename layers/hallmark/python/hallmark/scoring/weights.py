@@ -486,10 +486,10 @@ class StoredItems:
             scored, events = self.blobs.get(output_key(batch_id)), self.blobs.get(batch_key(batch_id))
         except KeyError:
             return {}, {}
-        envelopes = {e.event_id: e for e in (EVIEnvelope.model_validate_json(x) for x in scored.decode().splitlines()
-                                             if x.strip())}
+        lines = [x for x in scored.decode("utf-8").split("\n") if x.strip()]
+        envelopes = {e.event_id: e for e in map(EVIEnvelope.model_validate_json, lines)}
         domains: dict[str, str] = {}
-        for line in events.decode("utf-8").splitlines():
+        for line in events.decode("utf-8").split("\n"):
             try:
                 doc = json.loads(line)
                 domains[str(doc["event_id"])] = str(doc["domain"])
