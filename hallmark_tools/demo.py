@@ -30,6 +30,10 @@ def run_demo(out: Path, console: Console, steps: list[tuple[str, Step]] | None =
     """Run ``steps`` (the whole scenario by default); with ``chaos``, on a local cloud that injects
     faults (``localcloud.chaos``), then redrive what was dead-lettered and check the invariants of
     ``hallmark_tools.chaos_run`` (reported in the summary; one that fails fails the demo)."""
+    if chaos is not None and steps is None:
+        from hallmark_tools.chaos_run import DEMO_STEPS
+
+        steps = DEMO_STEPS
     out.mkdir(parents=True, exist_ok=True)
     (out / "logs").mkdir(exist_ok=True)
     # The console keeps the real stdout: handler output is redirected to logs/functions.log below.

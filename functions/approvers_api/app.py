@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark._domain import Caller, emit_by_flow
 from hallmark.adapters import runtime
-from hallmark.adapters.dynamo_governance import DynamoApproverRepository
 from hallmark.governance.registry import ApproverRegistry
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
@@ -30,9 +29,7 @@ class NewKey(BaseModel):
 
 
 def registry() -> ApproverRegistry:
-    gov = runtime.governance()
-    return ApproverRegistry(DynamoApproverRepository(runtime.client("dynamodb"), runtime.require("TABLE_STATE")),
-                            gov.policy)
+    return runtime.approver_registry()
 
 
 def _caller() -> Caller:

@@ -18,7 +18,6 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
@@ -30,7 +29,6 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
-from hallmark.adapters.market_aws import delivery_queue, delivery_store, market_service
 from hallmark.errors import DomainError
 from hallmark.http import caller_of, error_response, make_resolver
 from hallmark.market.orders import OrderStatus
@@ -56,15 +54,14 @@ CONFIG = IdempotencyConfig(
 
 
 def _checkout(request: dict[str, str]) -> dict[str, Any]:
-    return market_service().checkout(listing_id=request["listingId"], buyer=request["buyer"],
+    return runtime.market_service().checkout(listing_id=request["listingId"], buyer=request["buyer"],
                                      idempotency_key=request["idempotencyKey"], now=runtime.now(),
-                                     queue=delivery_queue())
+                                     queue=runtime.delivery_queue())
 
 
 @cache
 def idempotent_checkout() -> Callable[..., dict[str, Any]]:
-    store = DynamoDBPersistenceLayer(table_name=runtime.require("TABLE_IDEMPOTENCY"), key_attr="id",
-                                     expiry_attr="expiration", boto3_client=runtime.client("dynamodb"))
+    store = runtime.idempotency_store()
     checkout: Callable[..., dict[str, Any]] = idempotent_function(
         _checkout, data_keyword_argument="request", persistence_store=store, config=CONFIG)
     return checkout
@@ -96,7 +93,7 @@ def checkout(listingId: str) -> Response[Any]:
 def list_orders(status: Annotated[OrderStatus | None, Query()] = None,
                 limit: Annotated[int, Query(ge=1, le=100)] = 50,
                 nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
-    items, token = market_service().list_orders(caller_of(app), status=status, limit=limit, next_token=nextToken)
+    items, token = runtime.market_service().list_orders(caller_of(app), status=status, limit=limit, next_token=nextToken)
     return {"items": items, "count": len(items), "nextToken": token}
 
 
@@ -104,7 +101,7 @@ def list_orders(status: Annotated[OrderStatus | None, Query()] = None,
 @tracer.capture_method
 def get_order(orderId: str) -> dict[str, Any]:
     caller = caller_of(app)
-    return market_service().order_view(orderId, caller, delivery_store(), runtime.require("KEY_DELIVERY_ID"),
+    return runtime.market_service().order_view(orderId, caller, runtime.delivery_store(), runtime.require("KEY_DELIVERY_ID"),
                                        runtime.now())
 
 

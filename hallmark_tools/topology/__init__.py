@@ -21,11 +21,23 @@ from hallmark_tools.topology.model import (
     route_env,
 )
 
-TOPOLOGY: Topology = compose(core.PART, release.PART, governance.PART, market.PART, ceremony.PART, scoring.PART,
-                             deployment.PART)
+CONCERNS: dict[str, Part] = {
+    "core": core.PART,
+    "release": release.PART,
+    "governance": governance.PART,
+    "market": market.PART,
+    "ceremony": ceremony.PART,
+    "scoring": scoring.PART,
+    "deployment": deployment.PART,
+}
+"""Each concern module's share, by concern name (the CDK app makes one stack per concern, or per
+group of concerns: ``cdk.app.STACK_OF``)."""
+
+TOPOLOGY: Topology = compose(*CONCERNS.values())
 
 __all__ = [
     "BUS_NAME",
+    "CONCERNS",
     "TOPOLOGY",
     "Access",
     "Function",

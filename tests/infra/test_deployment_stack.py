@@ -47,15 +47,15 @@ def test_the_operators_topic_is_encrypted_and_tls_only(template: Any) -> None:
 
 
 def test_a_signer_profile_adds_an_enforcing_code_signing_config() -> None:
-    from aws_cdk import App
     from aws_cdk.assertions import Template
 
-    from cdk.app import build_app
+    from cdk.app import stack_of
+    from tests.infra.conftest import synth_app
 
     profile = "arn:aws:signer:us-east-1:123456789012:/signing-profiles/hallmark/abcdef"
-    app = build_app(App(context={"aws:cdk:bundling-stacks": [], "signerProfileVersionArn": profile,
-                                 "deployExecutionRoles": {"production": "arn:aws:iam::123456789012:role/prod"}}))
-    t = Template.from_stack(app.node.find_child("Hallmark"))  # type: ignore[arg-type]
+    app = synth_app(signerProfileVersionArn=profile,
+                    deployExecutionRoles={"production": "arn:aws:iam::123456789012:role/prod"})
+    t = Template.from_stack(app.node.find_child(stack_of("deployment")))  # type: ignore[arg-type]
     [csc] = t.find_resources("AWS::Lambda::CodeSigningConfig").values()
     assert csc["Properties"]["CodeSigningPolicies"] == {"UntrustedArtifactOnDeployment": "Enforce"}
     assert csc["Properties"]["AllowedPublishers"]["SigningProfileVersionArns"] == [profile]

@@ -27,20 +27,28 @@ from hallmark.adapters.kms_signer import KmsSigner
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
     from hallmark.adapters.bus import EventBusPublisher
     from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
-    from hallmark.adapters.s3 import S3BlobStore
+    from hallmark.adapters.encryption import EnvelopeEncryptor
+    from hallmark.adapters.market_aws import S3DeliveryStore, SqsDeliveryQueue
+    from hallmark.adapters.s3 import S3BlobStore, S3Objects
     from hallmark.adapters.s3_artifacts import S3ArtifactStore
     from hallmark.adapters.sfn import SfnExecutions
     from hallmark.adapters.sqs_audit_emitter import SqsAuditEmitter
+    from hallmark.adapters.sqs_quarantine import SqsQuarantine
     from hallmark.audit.checkpoints import CheckpointPolicy
     from hallmark.audit.log import AuditLog
     from hallmark.ceremony.service import CeremonyService, WitnessRegistry
     from hallmark.ceremony.steps import CeremonySteps
     from hallmark.deploy.steps import DeploymentSteps
+    from hallmark.governance.registry import ApproverRegistry
     from hallmark.governance.service import GovernanceService
     from hallmark.governance.steps import GovernanceSteps
+    from hallmark.market.service import MarketService
     from hallmark.ports import Signer
+    from hallmark.release.advisories import AdvisorySync, CurrentAdvisorySet
     from hallmark.release.current import ManifestRepository
     from hallmark.release.service import ReleaseService
     from hallmark.release.steps import ReleaseSteps
@@ -342,6 +350,126 @@ def deployment_steps() -> DeploymentSteps:
         roles=json.loads(require("DEPLOY_EXECUTION_ROLES")), clock=now,
         starter=executions("deployment") if arn else None,
     )
+
+
+
+# --------------------------------------------------------------------------- market
+
+
+def market_service() -> MarketService:
+    """The marketplace on the state and ledger tables, proofs signed with the proof key
+    (MARKET_FEE_BPS, DELIVERY_TTL_SECONDS, DELIVERY_URL_TTL_SECONDS)."""
+    from datetime import timedelta
+
+    from hallmark.adapters.dynamo_ledger import DynamoLedgerRepository
+    from hallmark.market.service import MarketService
+
+    return MarketService(
+        docs(), DynamoLedgerRepository(client("dynamodb"), require("TABLE_LEDGER")), signer("proof"), audit(),
+        fee_bps=int(os.environ.get("MARKET_FEE_BPS", "500")),
+        delivery_ttl=timedelta(seconds=int(os.environ.get("DELIVERY_TTL_SECONDS", "900"))),
+        url_ttl=timedelta(seconds=int(os.environ.get("DELIVERY_URL_TTL_SECONDS", "300"))),
+    )
+
+
+def objects() -> S3Objects:
+    """Objects of any bucket the function may read, at a pinned version (released artifacts)."""
+    from hallmark.adapters.s3 import S3Objects
+
+    return S3Objects(client("s3"))
+
+
+def delivery_store() -> S3DeliveryStore:
+    from hallmark.adapters.market_aws import S3DeliveryStore
+
+    return S3DeliveryStore(client("s3"), bucket("deliveries"))
+
+
+def delivery_queue() -> SqsDeliveryQueue:
+    from hallmark.adapters.market_aws import SqsDeliveryQueue
+
+    return SqsDeliveryQueue(client("sqs"), require("QUEUE_DELIVERIES_URL"))
+
+
+def delivery_encryptor() -> EnvelopeEncryptor:
+    from hallmark.adapters.encryption import EnvelopeEncryptor
+
+    return EnvelopeEncryptor(require("KEY_DELIVERY_ID"))
+
+
+# --------------------------------------------------------------------------- approvers, audit intake
+
+
+def approver_registry() -> ApproverRegistry:
+    """The approver registry on the state table, with the governance policy."""
+    from hallmark.adapters.dynamo_governance import DynamoApproverRepository
+    from hallmark.governance.registry import ApproverRegistry
+
+    return ApproverRegistry(DynamoApproverRepository(client("dynamodb"), require("TABLE_STATE")),
+                            governance().policy)
+
+
+def idempotency_store() -> DynamoDBPersistenceLayer:
+    """Powertools' idempotency records on TABLE_IDEMPOTENCY (the checkout's Idempotency-Key)."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(table_name=require("TABLE_IDEMPOTENCY"), key_attr="id",
+                                    expiry_attr="expiration", boto3_client=client("dynamodb"))
+
+
+def audit_quarantine() -> SqsQuarantine:
+    """Where the audit writer parks a message it cannot append (QUEUE_AUDIT_DLQ_URL)."""
+    from hallmark.adapters.sqs_quarantine import SqsQuarantine
+
+    return SqsQuarantine(client("sqs"), require("QUEUE_AUDIT_DLQ_URL"))
+
+
+# --------------------------------------------------------------------------- OSV advisories
+
+
+def _number(name: str, default: float, *, zero_ok: bool = False) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from exc
+    if not (value > 0 or (zero_ok and value == 0)):
+        raise ConfigurationError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def advisory_source() -> CurrentAdvisorySet:
+    """The security validator's advisory set (build once per container: it caches the parsed
+    set). ADVISORY_SET_MAX_AGE_HOURS: an older set fails validation (48);
+    ADVISORY_SET_CACHE_SECONDS: how long the pointer read is trusted (300; 0: every time)."""
+    from datetime import timedelta
+
+    from hallmark.release.advisories import CurrentAdvisorySet
+
+    return CurrentAdvisorySet(
+        blobs("packages"),
+        max_age=timedelta(hours=_number("ADVISORY_SET_MAX_AGE_HOURS", 48)),
+        ttl=timedelta(seconds=_number("ADVISORY_SET_CACHE_SECONDS", 300, zero_ok=True)),
+        clock=lambda: now(),
+    )
+
+
+def advisory_sync() -> AdvisorySync:
+    """The OSV sync: ``<Ecosystem>/all.zip`` from ADVISORY_OSV_BASE_URL (OSV's bucket by default;
+    ``file://`` only with HALLMARK_ENV=local), ADVISORY_FETCH_MAX_BYTES and
+    ADVISORY_FETCH_TIMEOUT_SECONDS per archive."""
+    from hallmark.adapters import http_fetch
+    from hallmark.release.advisories import DEFAULT_BASE_URL, AdvisorySync
+
+    fetcher = http_fetch.UrlFetcher(
+        timeout_s=_number("ADVISORY_FETCH_TIMEOUT_SECONDS", 30),
+        max_bytes=int(_number("ADVISORY_FETCH_MAX_BYTES", 1024**3)),
+        allow_file=os.environ.get("HALLMARK_ENV") == "local",
+    )
+    return AdvisorySync(fetcher, blobs("packages"), audit(),
+                        base_url=os.environ.get("ADVISORY_OSV_BASE_URL") or DEFAULT_BASE_URL)
 
 
 def ratification_seconds() -> int:
