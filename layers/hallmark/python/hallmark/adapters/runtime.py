@@ -262,8 +262,8 @@ def executions(state_machine: str | None = None) -> SfnExecutions:
     (STATE_MACHINE_<NAME>_ARN) it also starts that machine's executions."""
     from hallmark.adapters.sfn import SfnExecutions
 
-    arn = require(f"STATE_MACHINE_{state_machine.upper()}_ARN") if state_machine else None
-    return SfnExecutions(client("stepfunctions"), arn)
+    name = f"STATE_MACHINE_{state_machine.upper()}_ARN" if state_machine else None
+    return SfnExecutions(client("stepfunctions"), (lambda: require(name)) if name else None)
 
 
 class _DeferredSigner:
@@ -305,7 +305,7 @@ def ceremony_steps() -> CeremonySteps:
 
     service, repo, registry = ceremony()
     p = ports()
-    return CeremonySteps(service, repo, registry, p.audit, p.executions("ceremony"))
+    return CeremonySteps(service, repo, registry, p.audit, p.executions("ceremony"), p.bus())
 
 
 @dataclass(frozen=True)
