@@ -23,7 +23,6 @@ from hallmark.observability import logger, metrics
 from hallmark.scoring.ingest import Accepted, Duplicate, EventValidator, Ingestor, Rejected, reject_message
 
 
-
 @functools.cache
 def validator() -> EventValidator:
     """The producers' schema, compiled on the first batch (jsonschema is not loaded at import)."""

@@ -41,11 +41,11 @@ class LazyTracer:
             self._tracer = Tracer(**self._options)
         return self._tracer
 
-    def _deferred(self, decorate: Callable[[F], F], func: F) -> F:
+    def _deferred(self, decorate: Callable[[Callable[..., Any]], Callable[..., Any]], func: F) -> F:
         if inspect.iscoroutinefunction(func) or inspect.isgeneratorfunction(func) \
                 or inspect.isasyncgenfunction(func):
-            return decorate(func)  # Powertools picks a wrapper by kind; let it see the function now
-        wrapped: F | None = None
+            return cast(F, decorate(func))  # Powertools picks a wrapper by kind; let it see the function now
+        wrapped: Callable[..., Any] | None = None
 
         @functools.wraps(func)
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -62,7 +62,7 @@ class LazyTracer:
             return functools.partial(self.capture_method, capture_response=capture_response,
                                      capture_error=capture_error)
         return self._deferred(lambda f: self.real().capture_method(
-            f, capture_response=capture_response, capture_error=capture_error), method)
+            capture_response=capture_response, capture_error=capture_error)(f), method)
 
     def capture_lambda_handler(self, lambda_handler: F | None = None, capture_response: bool | None = None,
                                capture_error: bool | None = None) -> Any:
@@ -70,7 +70,7 @@ class LazyTracer:
             return functools.partial(self.capture_lambda_handler, capture_response=capture_response,
                                      capture_error=capture_error)
         return self._deferred(lambda f: self.real().capture_lambda_handler(
-            f, capture_response=capture_response, capture_error=capture_error), lambda_handler)
+            capture_response=capture_response, capture_error=capture_error)(f), lambda_handler)
 
     def __getattr__(self, name: str) -> Any:
         # put_annotation, put_metadata, provider, patch, ...: the real Tracer's
