@@ -30,7 +30,7 @@ class Observability(Construct):
         super().__init__(scope, cid)
         period = Duration.minutes(5)
         validation: dict[str, cw.IMetric] = {
-            v: cw.Metric(namespace=NAMESPACE, metric_name="idea.validation_duration_seconds", statistic="p95",
+            v: cw.Metric(namespace=NAMESPACE, metric_name="release.validation_duration_seconds", statistic="p95",
                          period=period, dimensions_map={"service": f"validate_{v}", "validator": v})
             for v in VALIDATORS
         }
@@ -40,7 +40,7 @@ class Observability(Construct):
             validation["smoke"] = cw.MathExpression(
                 expression="duration / 1000", period=period, label="smoke p95 (s)",
                 using_metrics={"duration": sealed_smoke.metric_duration(statistic="p95", period=period)})
-        sign = cw.Metric(namespace=NAMESPACE, metric_name="idea.manifest_sign_latency_seconds", statistic="p95",
+        sign = cw.Metric(namespace=NAMESPACE, metric_name="release.manifest_sign_latency_seconds", statistic="p95",
                          period=period, dimensions_map={"service": "release_sign"})
         api_p99 = http_api.metric_latency(statistic="p99", period=period)
         self.alarms = [
@@ -65,7 +65,7 @@ class Observability(Construct):
             widgets.append(cw.GraphWidget(title="Releases failed / succeeded",
                                           left=[release.metric_failed(period=period), release.metric_succeeded(period=period)],
                                           width=12))
-        pending = cw.Metric(namespace=NAMESPACE, metric_name="idea.multisig_pending_total", statistic="Sum",
+        pending = cw.Metric(namespace=NAMESPACE, metric_name="governance.multisig_pending_total", statistic="Sum",
                             period=period, dimensions_map={"service": "governance_request"})
         widgets.append(cw.GraphWidget(title="Multisig requests opened", left=[pending], width=12))
         widgets.append(cw.AlarmStatusWidget(title="SLO and DLQ alarms", alarms=[*self.alarms, *dlq_alarms], width=24))

@@ -12,7 +12,8 @@
     CANDIDATE_MODEL_KEY, CANDIDATE_MODEL_DIGEST
                    the release's int8 candidate model for the int8 corpus mode on the CPU (empty: none)
     INT8_MIN_BATCH batches of at least this many events use the int8 mode on the CPU (0, default: never)
-    CORPUS_KEY     reference corpus, .npy float32 [N, 768], unit rows (default corpus/current.npy)
+    CORPUS_KEY     reference corpus, .npy float32 [N, 768], unit rows (default corpus/current.npy);
+                   its topic coverage index (the gap score) is <corpus>.coverage.json beside it
     OUTPUT_KEY     where the envelopes go (default: scored/<batch file name>)
     CORPUS_MAX     rows kept in the corpus after the update (default 1,000,000)
     CHUNK_ROWS     corpus rows per model call (default: the runner's choice)

@@ -1,5 +1,6 @@
-"""`hallmark bundle PACKAGE_ID --out FILE` (download a release bundle) and
-`hallmark bundle verify FILE --keys DIR [--artifact FILE]` (check it offline)."""
+"""`hallmark bundle PACKAGE_ID [--order ORDER_ID] --out FILE` (download a release bundle, with a
+purchase's ledger and delivery proofs) and `hallmark bundle verify FILE --keys DIR [--artifact FILE]
+[--ciphertext FILE]` (check it offline)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ def bundle_command(
     out: Path = typer.Option(Path("bundle.json"), "--out", help="where the downloaded bundle goes"),
     api: str = typer.Option("http://127.0.0.1:8080", "--api", help="the Hallmark API base URL"),
     token: str = typer.Option("", "--token", envvar="HALLMARK_TOKEN", help="a bearer token (a reader of the package)"),
-    keys: Path = typer.Option(None, "--keys", help="verify: directory holding manifest.pem and audit.pem"),
+    order: str = typer.Option("", "--order", help="download: add this order's ledger and delivery proofs"),
+    keys: Path = typer.Option(None, "--keys", help="verify: directory holding manifest.pem, audit.pem (and proof.pem "
+                                                   "for a ceremony or a purchase)"),
     artifact: Path = typer.Option(None, "--artifact", help="verify: the released file (its sha256 must be the subject's)"),
+    ciphertext: Path = typer.Option(None, "--ciphertext", help="verify: the delivered ciphertext of the purchase "
+                                                               "(its sha256 must be the delivery proof's)"),
     threshold: int = typer.Option(3, "--threshold", min=1, help="verify: the fewest distinct approvers a HIGH/CRITICAL "
                                                                 "release needs (the deployment's multisig threshold)"),
 ) -> None:
@@ -26,14 +31,16 @@ def bundle_command(
     if args[0] == "verify":
         if len(args) != 2 or keys is None:
             raise typer.BadParameter("usage: hallmark bundle verify FILE --keys DIR [--artifact FILE]")
-        _verify(Path(args[1]), keys, artifact, threshold)
+        _verify(Path(args[1]), keys, artifact, threshold, ciphertext)
         return
     if len(args) != 1:
         raise typer.BadParameter("usage: hallmark bundle PACKAGE_ID --out FILE")
     import urllib.error
+    import urllib.parse
     import urllib.request
 
-    req = urllib.request.Request(f"{api.rstrip('/')}/packages/{args[0]}/bundle",
+    query = f"?{urllib.parse.urlencode({'order': order})}" if order else ""
+    req = urllib.request.Request(f"{api.rstrip('/')}/packages/{urllib.parse.quote(args[0])}/bundle{query}",
                                  headers={"authorization": f"Bearer {token}"} if token else {})
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
@@ -46,17 +53,17 @@ def bundle_command(
     console.print(f"wrote {out} ({len(body)} bytes)")
 
 
-def _verify(path: Path, keys_dir: Path, artifact: Path | None, threshold: int) -> None:
-    from hallmark.bundle import verify_bundle
+def _verify(path: Path, keys_dir: Path, artifact: Path | None, threshold: int, ciphertext: Path | None) -> None:
+    from hallmark.bundle import KEY_PURPOSES, verify_bundle
 
     try:
         bundle = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         console.print(f"[bold red]FAILED[/] cannot read {path}: {exc}")
         raise typer.Exit(2) from None
-    keys = {p: (keys_dir / f"{p}.pem").read_bytes() for p in ("manifest", "audit") if (keys_dir / f"{p}.pem").is_file()}
+    keys = {p: (keys_dir / f"{p}.pem").read_bytes() for p in KEY_PURPOSES if (keys_dir / f"{p}.pem").is_file()}
     checks = verify_bundle(bundle, keys, artifact.read_bytes() if artifact is not None else None,
-                           min_threshold=threshold)
+                           min_threshold=threshold, ciphertext=ciphertext.read_bytes() if ciphertext else None)
     for c in checks:
         console.print(f"{'[green]PASS[/]' if c.ok else '[bold red]FAIL[/]'} {c.name}: {c.detail}")
     if artifact is None:

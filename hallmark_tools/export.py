@@ -52,12 +52,12 @@ def export_manifests(out: Path, s3: Any = None) -> list[Path]:
 def export_audit(out: Path, checkpoint: bool = True) -> dict[str, tuple[Path, Path]]:
     """audit/<chain>.events.jsonl and .checkpoints.jsonl for every chain with events; with
     ``checkpoint`` the tail is covered by a fresh signed checkpoint first."""
-    from hallmark.adapters.audit_runtime import audit_log, chains
+    from hallmark.adapters.runtime import audit_chains, audit_log
 
     log = audit_log()
     out.mkdir(parents=True, exist_ok=True)
     written = {}
-    for chain in chains():
+    for chain in audit_chains():
         if log.store.head(chain) is None:
             continue
         if checkpoint:

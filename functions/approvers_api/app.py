@@ -35,8 +35,7 @@ def registry() -> ApproverRegistry:
 
 
 def _caller() -> Caller:
-    c = caller_of(app)
-    return Caller(c.sub, c.roles)
+    return caller_of(app)
 
 
 def _public(a: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark.adapters import runtime
-from hallmark.adapters.audit_runtime import audit_log
+from hallmark.adapters.runtime import audit_log
 from hallmark.audit.replay import verify_export
 from hallmark.errors import InvalidInput, NotFound
 from hallmark.http import make_resolver
@@ -42,20 +42,38 @@ def keys() -> dict[str, Any]:
 
 @app.get("/packages/<packageId>/bundle")
 @tracer.capture_method
-def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]) -> dict[str, Any]:
-    """The release bundle: manifest, approvals with the registry keys, audit events with proofs."""
-    from hallmark.access import require_package_reader
+def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")],
+           order: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$",
+                                              description="an order of this package: add its ledger and "
+                                              "delivery proofs (the buyer, auditors, superadmins)")] = None,
+           ) -> dict[str, Any]:
+    """The release bundle: manifest, approvals with the registry keys, ceremony provenance and
+    tier, the purchase's proofs (``?order=``), audit events with proofs."""
+    from hallmark.access import require_order_reader, require_package_reader
+    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository, DynamoWitnessRepository
     from hallmark.adapters.dynamo_governance import DynamoApproverRepository
-    from hallmark.bundle import collect_bundle
+    from hallmark.bundle import KEY_PURPOSES, collect_bundle
     from hallmark.http import caller_of
+    from hallmark.market.store import DocOrderRepository, ProofStore
 
-    package = runtime.docs().get("package", packageId)
+    docs = runtime.docs()
+    package = docs.get("package", packageId)
     if package is None:
         raise NotFound("package", packageId)
-    require_package_reader(caller_of(app), package)
+    caller = caller_of(app)
+    bought = DocOrderRepository(docs).get(order) if order else None
+    if order:  # the buyer of a purchase reads the bundle of what they bought
+        if bought is None:
+            raise NotFound("order", order)
+        require_order_reader(caller, bought.buyer, order)
+        if (docs.get("listing", bought.listing_id) or {}).get("packageId") != packageId:
+            raise NotFound("order of package", f"{packageId}/{order}")
+    else:
+        require_package_reader(caller, package)
     ref = (package.get("manifest") or {}).get("repository")
     if not ref:
         raise NotFound("published manifest of package", packageId, code="not_published")
+    proofs = ProofStore(docs)
     envelope = json.loads(runtime.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read())
     governance = runtime.governance()
     upgrade = governance.load("upgrade", package["upgradeId"]) if package.get("upgradeId") else None
@@ -69,11 +87,14 @@ def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{
                                               *({"keyFingerprint": k.key_fingerprint, "publicKeyPem": k.public_key_pem}
                                                 for k in a.previous_keys)]
     impact = package.get("impact", package["meta"]["impact"])
-    fingerprints = {k["purpose"]: k["fingerprint"]
-                    for k in describe_keys({p: runtime.signer(p) for p in ("manifest", "audit")})}
+    fingerprints = {k["purpose"]: k["fingerprint"] for k in describe_keys({p: runtime.signer(p) for p in KEY_PURPOSES})}
+    state = runtime.table("state")
     return collect_bundle(package, envelope, upgrade=upgrade, approver_keys=approver_keys,
                           threshold=governance.threshold_for(impact), audit_log=audit_log(),
-                          key_fingerprints=fingerprints)
+                          key_fingerprints=fingerprints, ceremonies=DynamoCeremonyRepository(state),
+                          witnesses=DynamoWitnessRepository(state), order=bought,
+                          order_proofs=(proofs.get(bought.ledger_proof_id), proofs.get(bought.delivery_proof_id))
+                          if bought else (None, None))
 
 
 @app.get("/audit/<chain>/events")

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
-from hallmark.adapters.audit_runtime import audit_log
+from hallmark.adapters.runtime import audit_log
 from hallmark.adapters.sqs_quarantine import SqsQuarantine
 from hallmark.audit.intake import AuditIntake
 from hallmark.observability import logger

@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from hallmark._crypto import sha256_hex
 from hallmark._domain import emit_all
 from hallmark.adapters import runtime
 from hallmark.adapters.dynamo_ceremony import ceremony_runtime
+from hallmark.canonical import sha256_hex
 from hallmark.ceremony import Ceremony, CeremonyChange, ceremony_payload
 from hallmark.errors import NotFound
 from hallmark.http import caller_of, make_resolver
@@ -107,7 +107,7 @@ def open_ceremony(body: Annotated[NewCeremony, Body()]) -> Response[Any]:
         stateMachineArn=runtime.require("STATE_MACHINE_CEREMONY_ARN"), name=ceremony.ceremony_id,
         input=json.dumps({"ceremonyId": ceremony.ceremony_id, "tier": ceremony.tier,
                           "deadlineSeconds": body.deadlineSeconds}))
-    metrics.add_metric(name="idea.ceremonies_opened_total", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="ceremony.ceremonies_opened_total", unit=MetricUnit.Count, value=1)
     return Response(201, "application/json", body={**view(ceremony), "executionArn": execution["executionArn"]})
 
 

@@ -13,9 +13,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from hallmark._domain import emit_all, format_rfc3339
+from hallmark._domain import emit_all
 from hallmark.adapters import runtime
 from hallmark.adapters.dynamo_ceremony import ceremony_runtime
+from hallmark.canonical import to_rfc3339
 from hallmark.errors import DomainError, NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
@@ -44,13 +45,13 @@ def plan(body: Annotated[DeploymentRequest, Body()]) -> Response[Any]:
         # An audited refusal: DeploymentRefused is recorded, nothing else changes.
         emit_all(runtime.audit(), CHAIN, list(exc.events))
         if exc.events:
-            metrics.add_metric(name="idea.deployments_refused_total", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="ceremony.deployments_refused_total", unit=MetricUnit.Count, value=1)
         raise
-    doc = {"deploymentId": deployment_id, "plannedBy": caller.sub, "plannedAt": format_rfc3339(runtime.now()),
+    doc = {"deploymentId": deployment_id, "plannedBy": caller.sub, "plannedAt": to_rfc3339(runtime.now(), "auto"),
            **planned.plan.to_json_dict()}
     runtime.docs().create(KIND, deployment_id, doc)
     emit_all(runtime.audit(), CHAIN, planned.events)
-    metrics.add_metric(name="idea.deployments_planned_total", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="ceremony.deployments_planned_total", unit=MetricUnit.Count, value=1)
     return Response(201, "application/json", body=doc)
 
 

@@ -9,12 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark._domain import emit_by_flow
 from hallmark.adapters import runtime
-from hallmark.errors import Conflict
+from hallmark.errors import Conflict, transient_errors
 from hallmark.observability import logger
 from hallmark.release.current import read_pointer
 from hallmark.release.service import ReleaseService
 
 
+@transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     svc = runtime.governance()

@@ -11,11 +11,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark._domain import emit_by_flow
 from hallmark.adapters import runtime
-from hallmark.errors import Conflict
+from hallmark.errors import Conflict, transient_errors
 from hallmark.observability import logger, metrics
 from hallmark.release.service import ReleaseService
 
 
+@transient_errors
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -33,5 +34,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     runtime.bus().publish("ApprovalRequested", {"upgradeId": upgrade_id, "packageId": event["packageId"],
                                                 "manifestDigest": event["manifestDigest"],
                                                 "threshold": opened.subject.threshold})
-    metrics.add_metric(name="idea.multisig_pending_total", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="governance.multisig_pending_total", unit=MetricUnit.Count, value=1)
     return {"upgradeId": upgrade_id}

@@ -11,12 +11,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from hallmark._domain import emit_by_flow
 from hallmark.adapters import runtime
 from hallmark.docstore import update
+from hallmark.errors import transient_errors
 from hallmark.observability import logger
 from hallmark.release.current import pointer_key, write_pointer
 from hallmark.release.publish import LISTING
 from hallmark.release.service import ReleaseService
 
 
+@transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     gov, store = runtime.governance(), runtime.docs()

@@ -29,7 +29,7 @@ def record_handler(record: SQSRecord) -> None:
                                       store=delivery_store(), encryptor=delivery_encryptor(), now=runtime.now())
     logger.info("delivery published", extra=result)
     # single_metric: its own metric set, flushed here (nothing shared with other handlers)
-    with single_metric(name="idea.deliveries_total", unit=MetricUnit.Count, value=1,
+    with single_metric(name="market.deliveries_total", unit=MetricUnit.Count, value=1,
                        default_dimensions={"service": SERVICE}):
         pass
 

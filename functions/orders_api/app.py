@@ -81,7 +81,7 @@ def checkout(listingId: str) -> Response[Any]:
     body = dict(idempotent_checkout()(request={"listingId": listingId, "buyer": caller.sub, "idempotencyKey": key}))
     replayed = bool(body.pop(REPLAYED, False))
     if not replayed:
-        with single_metric(name="idea.checkouts_total", unit=MetricUnit.Count, value=1,
+        with single_metric(name="market.checkouts_total", unit=MetricUnit.Count, value=1,
                            default_dimensions={"service": SERVICE}):
             pass
     return Response(201, "application/json", body=body,

@@ -30,7 +30,7 @@ def submit(body: Annotated[SubmitRequest, Body()]) -> Response[Any]:
     steps.check_size(body.size)
     record = service().submit(body, caller.sub, caller.roles)
     url, headers = steps.upload_url(record)
-    metrics.add_metric(name="idea.submissions_total", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="release.submissions_total", unit=MetricUnit.Count, value=1)
     return Response(201, "application/json", body={
         "packageId": record["packageId"], "uploadUrl": url, "uploadMethod": "PUT", "uploadHeaders": headers,
         "expiresAt": presign_expiry(runtime.now(), UPLOAD_TTL_S), "status": record["status"]})

@@ -40,8 +40,7 @@ class PolicyProposal(BaseModel):
 
 
 def _caller() -> Caller:
-    c = caller_of(app)
-    return Caller(c.sub, c.roles)
+    return caller_of(app)
 
 
 def _names() -> NameRegistry:

@@ -9,10 +9,12 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
+from hallmark.errors import transient_errors
 from hallmark.observability import logger
 from hallmark.release.service import ReleaseService
 
 
+@transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "failure" in event:

@@ -10,12 +10,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
+from hallmark.errors import transient_errors
 from hallmark.observability import logger, metrics
 from hallmark.release.current import write_pointer
 from hallmark.release.publish import repository_key
 from hallmark.release.service import ReleaseService
 
 
+@transient_errors
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -35,5 +37,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "manifestSignatureId": manifest["signatureId"]})
     runtime.bus().publish("ManifestCommitted", {"packageId": package["packageId"], **ref,
                                                 "manifestSignatureId": manifest["signatureId"]})
-    metrics.add_metric(name="idea.publish_latency_seconds", unit=MetricUnit.Seconds, value=time.perf_counter() - started)
+    metrics.add_metric(name="release.publish_latency_seconds", unit=MetricUnit.Seconds, value=time.perf_counter() - started)
     return ref

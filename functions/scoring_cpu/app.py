@@ -11,11 +11,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import scoring_runtime
+from hallmark.errors import transient_errors
 from hallmark.observability import logger, metrics
 from hallmark.scoring.features import ScoringConfig
 from hallmark.scoring.job import DEFAULT_CORPUS_MAX, run_job
 
 
+@transient_errors
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -8,9 +8,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import scoring_runtime
+from hallmark.errors import transient_errors
 from hallmark.observability import logger
 
 
+@transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = scoring_runtime.pipeline().fail(event["batchId"], event.get("error") or {}, event.get("executionArn"))

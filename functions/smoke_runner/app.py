@@ -26,6 +26,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters.http_fetch import FetchError, fetch_capped
+from hallmark.errors import transient_errors
 from hallmark.observability import logger, metrics
 from hallmark.release.validators import ValidatorConfig
 from hallmark.release.validators.model import ValidationResult
@@ -50,13 +51,14 @@ def _invalid(reason: str) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
+@transient_errors
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.perf_counter()
     result = _run(event)
     metrics.add_dimension(name="validator", value="smoke")
-    metrics.add_metric(name="idea.validation_duration_seconds", unit=MetricUnit.Seconds,
+    metrics.add_metric(name="release.validation_duration_seconds", unit=MetricUnit.Seconds,
                        value=time.perf_counter() - started)
     return result
 

@@ -39,11 +39,11 @@ def _settle(result: ApprovalResult) -> None:
     if token and result.outcome == "resume":
         runtime.client("stepfunctions").send_task_success(
             taskToken=token, output=json.dumps({"decision": "approved", "subjectId": result.subject.subject_id}))
-        metrics.add_metric(name="idea.multisig_pending_total", unit=MetricUnit.Count, value=-1)
+        metrics.add_metric(name="governance.multisig_pending_total", unit=MetricUnit.Count, value=-1)
     elif token and result.outcome == "reject":
         runtime.client("stepfunctions").send_task_failure(
             taskToken=token, error="Rejected", cause="enough approvers rejected the upgrade that the threshold is unreachable")
-        metrics.add_metric(name="idea.multisig_pending_total", unit=MetricUnit.Count, value=-1)
+        metrics.add_metric(name="governance.multisig_pending_total", unit=MetricUnit.Count, value=-1)
 
 
 @app.get("/upgrades/<upgradeId>")

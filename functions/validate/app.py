@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import advisories_runtime, runtime
+from hallmark.errors import transient_errors
 from hallmark.observability import logger, metrics
 from hallmark.release.ports import PinnedRef
 from hallmark.release.steps import IntegrityError, load_pinned
@@ -33,6 +34,7 @@ def config(validator: str) -> ValidatorConfig:
     return ValidatorConfig(advisory_source=source, max_size=max_size)
 
 
+@transient_errors
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -47,6 +49,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         result = run_one(event["validator"], body, event["meta"], config(event["validator"]))
     result["subjectSha256"] = pinned.sha256
     metrics.add_dimension(name="validator", value=event["validator"])
-    metrics.add_metric(name="idea.validation_duration_seconds", unit=MetricUnit.Seconds,
+    metrics.add_metric(name="release.validation_duration_seconds", unit=MetricUnit.Seconds,
                        value=time.perf_counter() - started)
     return result

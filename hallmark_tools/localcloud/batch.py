@@ -14,14 +14,10 @@ What moto 5.2.1 lacks, and what this module adds (installed by ``LocalCloud`` wi
   of the scoring job definition, the entrypoint is run instead: the job definition's environment,
   overridden by the submission's, plus ``AWS_BATCH_JOB_ID``; an exception fails the job with its
   message as ``statusReason`` (in AWS: the container's exit code and its log stream).
-- Not Batch, but on the same path (producers -> bus -> rule -> SQS -> ingest): moto compiles eight
-  JSONPath expressions (a fresh yacc parser each) for every event it delivers to an SQS target,
-  ~0.1 s per event; ``_cached_template_parse`` compiles each expression once. And moto's SQS
-  receive computes every queue attribute (counting all messages) once per message it returns, to
-  read the retention period: ``_retention_ok`` reads it directly. Same results, linear time.
 - The topology has no Batch resources (they are not functions, queues, tables ...): the compute
   environment, job queue and job definition that ``cdk/scoring_batch.py`` synthesizes are
-  registered on moto under the same names when the local cloud provisions (``provision``).
+  registered on moto under the same names when the local cloud provisions (``provision``, called by
+  ``localcloud.provision``).
 """
 
 from __future__ import annotations
@@ -176,61 +172,14 @@ def provision(cloud: Any) -> dict[str, str]:
     return {"BATCH_COMPUTE_ENVIRONMENT_ARN": env, "BATCH_JOB_QUEUE_ARN": queue, "BATCH_JOB_DEFINITION_ARN": definition}
 
 
-@cache
-def _jsonpath(expression: str) -> Any:
-    from jsonpath_ng.ext import parse
-
-    return parse(expression)
-
-
-def _cached_template_parse(input_template: str, input_paths_map: dict[str, Any], event: Any) -> dict[str, Any]:
-    """moto's ``EventTemplateParser.parse`` with each JSONPath compiled once."""
-    from moto.events.utils import EventTemplateParser as Parser
-
-    template = input_template or Parser.DEFAULT_EVENT_INPUT_TEMPLATE
-    paths = input_paths_map or Parser.DEFAULT_EVENT_INPUT_PATHS_MAP
-    for name, path in paths.items():
-        matches = _jsonpath(path).find(event)
-        result = Parser._stringify(matches[0].value) if matches else None
-        if result:
-            template = template.replace(f"<{name}>", result)
-    for name, value in (("aws.events.event.json", event), ("aws.events.event.ingestion-time", event["ingestion-time"])):
-        template = template.replace(f"<{name}>", Parser._stringify(value))
-    out: dict[str, Any] = json.loads(template)
-    return out
-
-
-def _retention_ok(self: Any, queue_name: str, message: Any) -> bool:
-    """moto's ``SQSBackend.is_message_valid_based_on_retention_period`` without computing the
-    queue's message counts for every message received."""
-    from moto.core.utils import unix_time
-
-    retention = int(self.get_queue(queue_name).message_retention_period)
-    return bool(retention + message.sent_timestamp / 1000 > unix_time())
-
-
 def install_batch_patches(patch: Patch) -> None:
     """Install the stand-in (``patch`` records each change so that stopping the cloud undoes it)."""
     from moto.batch_simple.models import BatchSimpleBackend
-    from moto.events.utils import EventTemplateParser
-    from moto.sqs.models import SQSBackend
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
         StateTaskServiceBatch,
     )
 
-    from hallmark_tools.localcloud.cloud import LocalCloud
-
-    patch(EventTemplateParser, "parse", staticmethod(_cached_template_parse))
-    patch(SQSBackend, "is_message_valid_based_on_retention_period", _retention_ok)
     patch(StateTaskServiceBatch, "_normalise_parameters", _normalise_parameters)
     patch(StateTaskServiceBatch, "_normalise_response", _normalise_response)
     patch(BatchSimpleBackend, "_mark_job_as_finished",
           _make_mark_job_as_finished(BatchSimpleBackend._mark_job_as_finished))
-    original_provision = LocalCloud._provision
-
-    def _provision(self: Any) -> None:
-        original_provision(self)
-        if any(sm.name == "scoring" for sm in self.topology.state_machines):
-            self.resources.update(provision(self))
-
-    patch(LocalCloud, "_provision", _provision)

@@ -1,15 +1,22 @@
 """The local cloud: the declared topology provisioned on moto, in-process.
 
 moto runs the real ASL files (``execute_state_machine``), real KMS ECDSA keys, DynamoDB, S3,
-SQS and EventBridge. Its Docker-free Lambda only echoes payloads, so this module dispatches
+SQS and EventBridge. Its Docker-free Lambda only echoes payloads, so the local cloud dispatches
 every invocation (Step Functions tasks, EventBridge targets, SQS event-source mappings, API
 calls) to the same handler functions in ``functions/<name>/app.py`` with AWS's event shapes.
+
+This module is the lifecycle, the invocation of a handler in an execution environment
+(``environments``) and the HTTP API; along its seams:
+
+- ``provision``: the topology created on moto (and ``batch``: the GPU runner's Batch stand-in);
+- ``dispatch``: SQS event-source mappings, scheduled rules, EventBridge rule targets;
+- ``faults``: ``inject_error`` and the chaos injector's AWS-call hooks (``chaos``: what to inject);
+- ``patches``: moto and Powertools patched while a cloud runs (moto's Lambda routed here).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
@@ -18,8 +25,7 @@ import threading
 import time
 import traceback
 import uuid
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -29,16 +35,9 @@ from urllib.parse import parse_qsl
 import boto3
 import jwt
 from moto import mock_aws
-from moto.awslambda.exceptions import LambdaClientError
-from moto.awslambda.models import LambdaFunction
-from moto.awslambda_simple.models import LambdaSimpleBackend
-from moto.core.config import default_user_config
-from moto.events.models import Rule as MotoRule
-from moto.utilities.arns import parse_arn
 
-from hallmark_tools.localcloud import shapes
+from hallmark_tools.localcloud import dispatch, faults, patches, provision, shapes
 from hallmark_tools.localcloud.auth import LocalIssuer
-from hallmark_tools.localcloud.batch import install_batch_patches
 from hallmark_tools.localcloud.chaos import Chaos
 from hallmark_tools.localcloud.environments import (
     HandlerError,
@@ -47,28 +46,20 @@ from hallmark_tools.localcloud.environments import (
     Throttled,
     TimedOut,
 )
-from hallmark_tools.topology import (
-    BUS_NAME,
-    TOPOLOGY,
-    Function,
-    Topology,
-    env_name,
-    resolve_pattern,
-    route_env,
-)
+from hallmark_tools.localcloud.faults import InjectedFault
+from hallmark_tools.topology import TOPOLOGY, Function, Topology, env_name, route_env
 
-ROOT = Path(__file__).resolve().parents[2]
-REGION = "us-east-1"
+__all__ = ["REGION", "ROOT", "ApiResponse", "HandlerError", "InjectedFault", "LambdaContext", "LocalCloud"]
+
+ROOT = provision.ROOT
+REGION = provision.REGION
 ACCOUNT = shapes.ACCOUNT
 MOTO_CONFIG: dict[str, Any] = {
     "stepfunctions": {"execute_state_machine": True},
     "lambda": {"use_docker": False},
     "batch": {"use_docker": False},
 }
-_ACTIVE: LocalCloud | None = None
-_CHAOS_CODES = {"dynamodb": "ProvisionedThroughputExceededException", "kms": "ThrottlingException"}
-_INVOCATION = threading.local()  # .source of the invocation the current worker thread runs ("api", ...)
-_RESTORE: list[tuple[Any, str, Any]] = []  # (owner, attribute, original) of every moto patch
+
 
 
 @dataclass
@@ -101,26 +92,6 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-@dataclass
-class InjectedFault:
-    """One fault installed by :meth:`LocalCloud.inject_error`; ``injected`` counts the calls it failed."""
-
-    service: str
-    operation: str
-    code: str
-    times: int | None
-    when: Callable[[dict[str, Any]], bool] | None
-    injected: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def take(self, params: dict[str, Any]) -> bool:
-        with self._lock:
-            if self.times is not None and self.injected >= self.times:
-                return False
-            if self.when is not None and not self.when(params):
-                return False
-            self.injected += 1
-            return True
 
 
 def _route_regex(path: str) -> re.Pattern[str]:
@@ -192,8 +163,7 @@ class LocalCloud:
         self.stop()
 
     def start(self) -> None:
-        global _ACTIVE
-        if _ACTIVE is not None:
+        if patches.active() is not None:
             raise RuntimeError("a LocalCloud is already running in this process")
         self._set_env(
             {
@@ -211,7 +181,7 @@ class LocalCloud:
                 "ADVISORY_SET_CACHE_SECONDS": "0",
             }
         )
-        _install_patches()
+        patches.install_patches()
         if self.quiet:
             # moto's Step Functions engine logs every Fail state (a Rejected package) as an error.
             import logging
@@ -232,7 +202,7 @@ class LocalCloud:
             endpoint = f"http://127.0.0.1:{self.serve_port}"
             # presigned URLs handed to callers must be reachable by another process (curl)
             self._set_env({"AWS_ENDPOINT_URL_S3": endpoint, "MOTO_PORT": str(self.serve_port)})
-        _ACTIVE = self
+        patches.activate(self)
         try:
             self._provision()
             self._install_chaos_hooks()
@@ -247,7 +217,6 @@ class LocalCloud:
         self._pump.start()
 
     def stop(self) -> None:
-        global _ACTIVE
         self._stop.set()
         if self._pump is not None:
             self._pump.join(timeout=10)
@@ -272,8 +241,8 @@ class LocalCloud:
             pool.close()
         self._pools.clear()
         self._inspect.clear()
-        _remove_patches()
-        _ACTIVE = None
+        patches.remove_patches()
+        patches.activate(None)
 
     def _seed_advisories(self) -> None:
         """Serve OSV-style ``<Ecosystem>/all.zip`` archives built from the committed real records
@@ -306,133 +275,12 @@ class LocalCloud:
     def client(self, service: str) -> Any:
         return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
 
-    # ---------------------------------------------------------------- provisioning
+    # ---------------------------------------------------------------- provisioning (localcloud.provision)
     def physical_name(self, kind: str, name: str) -> str:
-        base = f"hallmark-{name}"
-        if kind == "queue" and any(q.fifo and name in (q.name, q.dlq_name) for q in self.topology.queues):
-            return base + ".fifo"
-        return base
+        return provision.physical_name(self.topology, kind, name)
 
-    def _provision(self) -> None:
-        t = self.topology
-        iam, kms, ddb, s3, sqs, events, sfn, lam = (
-            self.client(s) for s in ("iam", "kms", "dynamodb", "s3", "sqs", "events", "stepfunctions", "lambda")
-        )
-        role = iam.create_role(
-            RoleName="hallmark-local",
-            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
-        )["Role"]["Arn"]
-        for key in t.keys:
-            spec = {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"} if key.signing else {}
-            meta = kms.create_key(Description=f"hallmark {key.name}", **spec)["KeyMetadata"]
-            kms.create_alias(AliasName=f"alias/hallmark-{key.name}", TargetKeyId=meta["KeyId"])
-            self.resources[env_name("key", key.name)] = meta["Arn"]
-            self.arns[("key", key.name)] = meta["Arn"]
-        for table in t.tables:
-            attrs = [{"AttributeName": table.partition_key, "AttributeType": "S"}]
-            schema = [{"AttributeName": table.partition_key, "KeyType": "HASH"}]
-            if table.sort_key:
-                attrs.append({"AttributeName": table.sort_key, "AttributeType": "S"})
-                schema.append({"AttributeName": table.sort_key, "KeyType": "RANGE"})
-            name = self.physical_name("table", table.name)
-            desc = ddb.create_table(
-                TableName=name, AttributeDefinitions=attrs, KeySchema=schema, BillingMode="PAY_PER_REQUEST"
-            )["TableDescription"]
-            if table.ttl_attribute:
-                ddb.update_time_to_live(
-                    TableName=name,
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
-                )
-            self.resources[env_name("table", table.name)] = name
-            self.arns[("table", table.name)] = desc["TableArn"]
-        for bucket in t.buckets:
-            name = f"hallmark-{bucket.name}-{ACCOUNT}"
-            s3.create_bucket(Bucket=name, ObjectLockEnabledForBucket=bucket.object_lock)
-            if bucket.versioned or bucket.object_lock:
-                s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-            if bucket.eventbridge:
-                s3.put_bucket_notification_configuration(
-                    Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
-                )
-            self.resources[env_name("bucket", bucket.name)] = name
-            self.arns[("bucket", bucket.name)] = f"arn:aws:s3:::{name}"
-        for queue in t.queues:
-            fifo_attrs: dict[str, str] = {"FifoQueue": "true"} if queue.fifo else {}
-            dlq_url = sqs.create_queue(
-                QueueName=self.physical_name("queue", queue.dlq_name), Attributes=fifo_attrs
-            )["QueueUrl"]
-            dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            queue_attrs: dict[str, str] = {
-                **fifo_attrs,
-                "VisibilityTimeout": str(queue.visibility_timeout),
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": queue.max_receive_count}
-                ),
-            }
-            if queue.fifo and queue.content_based_dedup:
-                queue_attrs["ContentBasedDeduplication"] = "true"
-            url = sqs.create_queue(QueueName=self.physical_name("queue", queue.name), Attributes=queue_attrs)["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            self.resources[env_name("queue", queue.name)] = url
-            self.resources[env_name("queue", queue.dlq_name)] = dlq_url
-            self.arns[("queue", queue.name)] = arn
-            self.arns[("queue", queue.dlq_name)] = dlq_arn
-        events.create_event_bus(Name=BUS_NAME)
-        self.resources[env_name("bus", BUS_NAME)] = BUS_NAME
-        zipped = io.BytesIO()
-        with zipfile.ZipFile(zipped, "w") as zf:
-            zf.writestr("app.py", "def handler(event, context):\n    return event\n")
-        for fn in t.functions:
-            arn = lam.create_function(
-                FunctionName=fn.name,
-                Runtime="python3.12",
-                Role=role,
-                Handler=fn.handler,
-                Code={"ZipFile": zipped.getvalue()},
-                Timeout=fn.timeout,
-                MemorySize=fn.memory,
-            )["FunctionArn"]
-            self.arns[("function", fn.name)] = arn
-        for sm in t.state_machines:
-            self.arns[("state_machine", sm.name)] = (
-                f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:hallmark-{sm.name}"
-            )
-            self.resources[env_name("state_machine", sm.name)] = self.arns[("state_machine", sm.name)]
-        for sm in t.state_machines:
-            sfn.create_state_machine(
-                name=f"hallmark-{sm.name}", definition=self.render_asl(sm.name), roleArn=role, type="STANDARD"
-            )
-        for rule in t.rules:
-            bus = BUS_NAME if rule.bus == "hallmark" else "default"
-            if rule.schedule:
-                events.put_rule(Name=f"hallmark-{rule.name}", EventBusName=bus, ScheduleExpression=rule.schedule)
-            else:
-                pattern = resolve_pattern(rule.pattern, lambda kind, name: self.resources[env_name(kind, name)])
-                events.put_rule(Name=f"hallmark-{rule.name}", EventBusName=bus, EventPattern=json.dumps(pattern))
-            target: dict[str, Any] = {"Id": "1", "Arn": self.arns[(rule.target.kind, rule.target.name)]}
-            if rule.target.message_group:
-                target["SqsParameters"] = {"MessageGroupId": rule.target.message_group}
-            events.put_targets(Rule=f"hallmark-{rule.name}", EventBusName=bus, Targets=[target])
-
-    def render_asl(self, name: str) -> str:
-        sm = next(s for s in self.topology.state_machines if s.name == name)
-        text = (ROOT / "statemachines" / sm.asl).read_text()
-        for placeholder, (kind, value) in sm.substitutions.items():
-            if kind == "literal":
-                resolved = value
-            elif kind == "queue":
-                resolved = self.resources[env_name("queue", value)]
-            elif kind == "table":
-                resolved = self.resources[env_name("table", value)]
-            else:
-                resolved = self.arns[(kind, value)]
-            text = text.replace("${" + placeholder + "}", resolved)
-        leftover = re.findall(r"\$\{(\w+)\}", text)
-        if leftover:
-            raise ValueError(f"{sm.asl}: unresolved substitutions {leftover}")
-        return text
+    _provision = provision.provision
+    render_asl = provision.render_asl
 
     # ---------------------------------------------------------------- invocation
     def pool(self, name: str) -> Pool:
@@ -483,7 +331,7 @@ class LocalCloud:
         def work() -> None:
             result: Any = None
             error: BaseException | None = None
-            _INVOCATION.source = source
+            faults.INVOCATION.source = source
             try:
                 if fault is not None:
                     fault(event)
@@ -584,73 +432,9 @@ class LocalCloud:
     def token(self, role: str, sub: str | None = None, roles: list[str] | None = None) -> str:
         return self.issuer.token(sub or f"{role}-1", roles or [role])
 
-    # ---------------------------------------------------------------- SQS event-source mappings
-    def _pump_loop(self) -> None:
-        sqs = self.client("sqs")
-        mappings = [(fn, fn.queue) for fn in self.topology.functions if fn.queue]
-        scheduled = [r for r in self.topology.rules if r.schedule and r.target.kind == "function"]
-        next_tick = time.monotonic() + self.schedule_every_s
-        while not self._stop.is_set():
-            busy = False
-            if scheduled and time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + self.schedule_every_s
-                for rule in scheduled:
-                    self._tick(rule.name, rule.target.name)
-            for fn, trig in mappings:
-                assert trig is not None
-                try:
-                    busy |= self._deliver_batch(sqs, fn, trig.queue, trig.batch_size)
-                except Exception:  # the pump must survive anything a handler does
-                    if not self.quiet:
-                        traceback.print_exc()
-            if not busy:
-                self._stop.wait(0.02)
-
-    def _tick(self, rule: str, function: str) -> None:
-        event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-                 "account": ACCOUNT, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": REGION,
-                 "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/hallmark-{rule}"], "detail": {}}
-        try:
-            self.invoke(function, event)
-        except HandlerError:
-            if not self.quiet:
-                traceback.print_exc()
-
-    def _deliver_batch(self, sqs: Any, fn: Function, queue: str, batch_size: int) -> bool:
-        url = self.resources[env_name("queue", queue)]
-        msgs = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=min(batch_size, 10), AttributeNames=["All"], WaitTimeSeconds=0
-        ).get("Messages", [])
-        if not msgs:
-            return False
-        with self._inflight_lock:
-            self._inflight += 1
-        try:
-            event = {"Records": [shapes.sqs_record(m, self.arns[("queue", queue)], REGION) for m in msgs]}
-            chaos = self.chaos
-            try:
-                if chaos is not None and chaos.roll("queue_error"):
-                    raise HandlerError("ChaosError", "injected before the handler ran")
-                result = self.invoke(fn.name, event, source="sqs") or {}
-                if chaos is not None and chaos.roll("queue_late"):
-                    raise HandlerError("Sandbox.Timedout", "injected: the handler ran, its result is discarded")
-                failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-                if chaos is not None and chaos.roll("queue_duplicate"):
-                    with contextlib.suppress(HandlerError):  # the same records once more: at least once
-                        self.invoke(fn.name, event, source="sqs")
-            except HandlerError:
-                failed = {m["MessageId"] for m in msgs}
-            for m in msgs:
-                if m["MessageId"] in failed:
-                    sqs.change_message_visibility(
-                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=self.retry_delay_s
-                    )
-                else:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        finally:
-            with self._inflight_lock:
-                self._inflight -= 1
-        return True
+    # ---------------------------------------------------------------- dispatch (localcloud.dispatch)
+    _pump_loop = dispatch.pump_loop
+    deliver_rule_target = dispatch.deliver_rule_target
 
     # ---------------------------------------------------------------- waiting
     def queue_depth(self, queue: str) -> int:
@@ -704,146 +488,10 @@ class LocalCloud:
         while (self._inflight or self._running) and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    # ---------------------------------------------------------------- fault injection
-    def _install_chaos_hooks(self) -> None:
-        """Chaos ``aws_throttle``: DynamoDB and KMS calls made by a handler that is not serving an
-        API request fail throttled (as when botocore's own retries are spent), at a tenth of the
-        chaos rate (a step makes many calls, and each failure costs a whole task or batch)."""
-        chaos = self.chaos
-        if chaos is None or "aws_throttle" not in chaos.kinds:
-            return
-        from botocore.awsrequest import AWSResponse, HTTPHeaders
-
-        if boto3.DEFAULT_SESSION is None:
-            boto3.setup_default_session()
-        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
-
-        def hook(service: str) -> Callable[..., Any]:
-            def before(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-                source = getattr(_INVOCATION, "source", None)
-                if source in (None, "api") or not chaos.roll("aws_throttle", scale=0.1):
-                    return None
-                code = _CHAOS_CODES[service]
-                return (AWSResponse("https://localcloud.invalid/", 400, HTTPHeaders(), None),
-                        {"Error": {"Code": code, "Message": "injected by LocalCloud chaos"},
-                         "ResponseMetadata": {"HTTPStatusCode": 400, "HTTPHeaders": {}}})
-            return before
-
-        for service in _CHAOS_CODES:
-            events.register(f"before-call.{service}", hook(service), unique_id=f"localcloud-chaos-{service}")
-
-    def _remove_chaos_hooks(self) -> None:
-        if self.chaos is None or boto3.DEFAULT_SESSION is None:
-            return
-        for service in _CHAOS_CODES:
-            boto3.DEFAULT_SESSION.events.unregister(  # type: ignore[union-attr]
-                f"before-call.{service}", unique_id=f"localcloud-chaos-{service}")
-
-    @contextlib.contextmanager
-    def inject_error(
-        self,
-        service: str,
-        operation: str,
-        code: str,
-        *,
-        times: int | None = 1,
-        when: Callable[[dict[str, Any]], bool] | None = None,
-        after_call: bool = False,
-        status: int = 400,
-        message: str = "injected by LocalCloud.inject_error",
-    ) -> Iterator[InjectedFault]:
-        """Make boto3 calls ``service.operation`` (e.g. "kms", "Sign") fail with the AWS error ``code``.
-
-        The next ``times`` matching calls (every one with ``times=None``) raise the ``ClientError``
-        botocore raises for that code, as if its own retries were spent; ``when(params)`` narrows
-        the calls (the operation's API parameters). With ``after_call`` the call is made first and
-        the error raised after it succeeded: a write that committed, then a crash or a lost response.
-
-        Installed on the default boto3 session (``before-call`` / ``after-call`` events), which the
-        handlers' clients are made from; the handlers' cached clients are rebuilt on the way in and
-        out (``runtime.reset()``) so that they see it, and only they.
-        """
-        import boto3
-        from botocore.awsrequest import AWSResponse, HTTPHeaders
-        from botocore.exceptions import ClientError
-
-        from hallmark.adapters import runtime
-
-        fault = InjectedFault(service, operation, code, times, when)
-        error = {"Error": {"Code": code, "Message": message},
-                 "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": {}}}
-        key = "localcloud_fault_params"
-
-        def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-            context[key] = params
-
-        def before(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
-            if after_call or not fault.take(context.get(key) or {}):
-                return None
-            return AWSResponse("https://localcloud.invalid/", status, HTTPHeaders(), None), json.loads(json.dumps(error))
-
-        def after(http_response: Any, context: dict[str, Any], **_: Any) -> None:
-            if after_call and http_response.status_code < 300 and fault.take(context.get(key) or {}):
-                raise ClientError(json.loads(json.dumps(error)), operation)  # type: ignore[arg-type]
-
-        if boto3.DEFAULT_SESSION is None:
-            boto3.setup_default_session()
-        events = boto3.DEFAULT_SESSION.events  # type: ignore[union-attr]
-        uid = f"localcloud-fault-{id(fault)}"
-        hooks: tuple[tuple[str, Callable[..., Any]], ...] = (
-            ("before-parameter-build", remember), ("before-call", before), ("after-call", after))
-        for event, handler in hooks:
-            events.register(f"{event}.{service}.{operation}", handler, unique_id=f"{uid}-{event}")  # type: ignore[arg-type]
-        # A handler already running may be building the cached clients from the session as it was
-        # (without the hooks) and would store them after the reset: let those finish first.
-        self._wait_handlers_quiet(timeout=30)
-        runtime.reset()
-        try:
-            yield fault
-        finally:
-            for event, _handler in hooks:
-                events.unregister(f"{event}.{service}.{operation}", unique_id=f"{uid}-{event}")
-            fault.times = fault.injected  # clients made meanwhile keep the hooks: exhaust them
-            runtime.reset()
-
-    # ---------------------------------------------------------------- EventBridge targets
-    def deliver_rule_target(self, target: dict[str, Any], event: dict[str, Any]) -> None:
-        arn = parse_arn(target["Arn"])
-        payload = shapes.normalize_eventbridge(event)
-        if arn.service == "lambda":
-            name = arn.resource_id
-
-            def run() -> None:
-                attempt = throttles = 0
-                chaos = self.chaos
-                while attempt < 3 and not self._stop.is_set():  # async invoke: Lambda retries twice
-                    try:
-                        if chaos is not None and chaos.roll("event_error"):
-                            raise HandlerError("ChaosError", "injected before the handler ran")
-                        self.invoke(name, payload, source="events")
-                        if chaos is not None and chaos.roll("event_duplicate"):
-                            with contextlib.suppress(HandlerError):  # EventBridge is at least once
-                                self.invoke(name, payload, source="events")
-                        return
-                    except Throttled:
-                        # Lambda keeps a throttled async event queued and retries it (up to 6 h):
-                        # a throttle is no attempt
-                        throttles += 1
-                        time.sleep(min(1.0, 0.02 * throttles))
-                    except HandlerError:
-                        attempt += 1
-                        time.sleep(0.05 * attempt)
-
-            threading.Thread(target=run, daemon=True).start()
-        elif arn.service == "states":
-            # A name derived from the event keeps a redelivered event from starting a second
-            # execution (moto reuses one event id for every S3 notification, so hash it all).
-            name = str(uuid.uuid5(uuid.NAMESPACE_URL, json.dumps(payload, sort_keys=True)))
-            sfn = self.client("stepfunctions")
-            sfn.start_execution(stateMachineArn=target["Arn"], name=name, input=json.dumps(payload))
-            if self.chaos is not None and self.chaos.roll("event_duplicate"):
-                with contextlib.suppress(Exception):  # the same name: ExecutionAlreadyExists or a no-op
-                    sfn.start_execution(stateMachineArn=target["Arn"], name=name, input=json.dumps(payload))
+    # ---------------------------------------------------------------- faults (localcloud.faults)
+    _install_chaos_hooks = faults.install_chaos_hooks
+    _remove_chaos_hooks = faults.remove_chaos_hooks
+    inject_error = faults.inject_error
 
 
 def _json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> ApiResponse:
@@ -858,200 +506,3 @@ def _from_lambda_proxy(result: Any) -> ApiResponse:
     headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
     return ApiResponse(int(result["statusCode"]), headers, raw)
 
-
-class _TooManyRequests(LambdaClientError):
-    """What the Lambda Invoke API answers a throttled call: HTTP 429, TooManyRequestsException
-    (Step Functions reports it as Lambda.TooManyRequestsException, which the ASL retries)."""
-
-    code = 429
-
-    def __init__(self, exc: Throttled) -> None:
-        super().__init__("TooManyRequestsException", exc.message)
-        self.description = json.dumps({"__type": "TooManyRequestsException", "message": exc.message,
-                                       "Reason": exc.reason, "Type": "User"})
-
-
-def _patch(owner: Any, attribute: str, replacement: Any) -> None:
-    _RESTORE.append((owner, attribute, owner.__dict__.get(attribute)))
-    setattr(owner, attribute, replacement)
-
-
-def _remove_patches() -> None:
-    while _RESTORE:
-        owner, attribute, original = _RESTORE.pop()
-        if original is None:
-            delattr(owner, attribute)
-        else:
-            setattr(owner, attribute, original)
-
-
-def _install_patches() -> None:
-    """Route moto's Lambda invocations and EventBridge lambda/states targets to the active cloud
-    and close moto's fidelity gaps; undone when the cloud stops."""
-    original_invoke = LambdaFunction.invoke
-    original_send = MotoRule.send_to_targets
-
-    def invoke(self: LambdaFunction, body: str, request_headers: Any, response_headers: Any) -> str | bytes:
-        cloud = _ACTIVE
-        if cloud is None or self.function_name not in {f.name for f in cloud.topology.functions}:
-            return original_invoke(self, body, request_headers, response_headers)
-        event = json.loads(body) if body else {}
-        if cloud.chaos is not None and cloud.chaos.roll("task_throttle"):
-            raise _TooManyRequests(Throttled(self.function_name, 0))
-        try:
-            result = cloud.invoke(self.function_name, event, source="lambda-api")
-        except Throttled as exc:
-            raise _TooManyRequests(exc) from exc
-        except HandlerError as exc:
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": exc.error_type, "errorMessage": exc.message, "stackTrace": []})
-        return json.dumps(result)
-
-    def send_to_targets(self: MotoRule, original_event: Any, transform_input: bool = True) -> None:
-        cloud = _ACTIVE
-        if cloud is not None and self.scheduled_expression:
-            return None  # a schedule rule has no pattern: moto would match every event
-        if cloud is None or not self.event_pattern.matches_event(original_event):
-            return original_send(self, original_event, transform_input)
-        ours = [t for t in self.targets if parse_arn(t["Arn"]).service in ("lambda", "states")]
-        for target in ours:
-            cloud.deliver_rule_target(target, original_event)
-        rest = [t for t in self.targets if t not in ours]
-        if rest:
-            saved = self.targets
-            self.targets = rest
-            try:
-                original_send(self, original_event, transform_input)
-            finally:
-                self.targets = saved
-
-    _patch_kms_digest()
-    _patch_state_machine_copy()
-    _patch_metrics_lock()
-    _patch_resolver_event()
-    _patch_dynamodb_atomic()
-    install_batch_patches(_patch)
-    def simple_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
-                      response_headers: Any) -> str | bytes | None:
-        name = function_name.split(":function:")[-1].split(":")[0]
-        cloud = _ACTIVE
-        if cloud is None or name not in {f.name for f in cloud.topology.functions}:
-            return original_simple(self, function_name, qualifier, body, headers, response_headers)
-        event = json.loads(body) if body else {}
-        if cloud.chaos is not None and cloud.chaos.roll("task_throttle"):
-            raise _TooManyRequests(Throttled(name, 0))
-        try:
-            result = cloud.invoke(name, event, source="lambda-api")
-        except Throttled as exc:
-            raise _TooManyRequests(exc) from exc
-        except HandlerError as exc:
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps({"errorType": exc.error_type, "errorMessage": exc.message, "stackTrace": []}).encode()
-        return json.dumps(result).encode()
-
-    original_simple = LambdaSimpleBackend.invoke
-    _patch(LambdaSimpleBackend, "invoke", simple_invoke)
-    _patch(LambdaFunction, "invoke", invoke)
-    _patch(MotoRule, "send_to_targets", send_to_targets)
-    default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
-
-
-def _patch_resolver_event() -> None:
-    """Powertools keeps the event being resolved on the class (``BaseRouter.current_event`` and
-    ``lambda_context``), one per process: right on Lambda, where a process is one execution
-    environment, but here every environment shares the process, so a route could read another
-    environment's request (a caller's identity, a body). Each resolver also keeps its own event on
-    the instance, which ``app.current_event`` reads first: per environment, as on Lambda."""
-    from aws_lambda_powertools.event_handler.api_gateway import ApiGatewayResolver
-    from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
-
-    original = ApiGatewayResolver.resolve
-
-    def resolve(self: ApiGatewayResolver, event: Any, context: Any) -> dict[str, Any]:
-        raw = event.raw_event if isinstance(event, BaseProxyEvent) else event
-        self.__dict__["current_event"] = self._to_proxy_event(raw)
-        self.__dict__["lambda_context"] = context
-        return original(self, event, context)
-
-    _patch(ApiGatewayResolver, "resolve", resolve)
-
-
-def _patch_metrics_lock() -> None:
-    """Powertools keeps one metric set per process (shared by every Metrics instance), which is
-    right on Lambda (one request per container) but not here, where handlers run in threads: a
-    flush could iterate the set while another handler adds to it. Every operation on it takes one
-    lock (EMF lines may still carry another handler's metrics: local output only)."""
-    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
-
-    # re-entrant: flush_metrics serialises the set through serialize_metric_set
-    _serialise(AmazonCloudWatchEMFProvider, ("add_metric", "add_dimension", "add_metadata", "serialize_metric_set",
-                                             "flush_metrics", "clear_metrics"), threading.RLock())
-
-
-def _patch_dynamodb_atomic() -> None:
-    """DynamoDB applies each request to an item atomically; moto 5.2.1 does not lock at all, so
-    under concurrent handler threads an UpdateItem deep-copies an item while another request
-    mutates it ("dictionary changed size during iteration", seen as a 500 on a witness call) and
-    two conditional writes can both pass their check. One lock around each DynamoDB request gives
-    the atomicity the adapters rely on. DynamoDB requests never call back into other services, so
-    the lock cannot be held across a handler."""
-    from moto.dynamodb.responses import DynamoHandler
-
-    _serialise(DynamoHandler, ("call_action",), threading.Lock())
-
-
-def _serialise(cls: type, names: tuple[str, ...], lock: threading.Lock | threading.RLock) -> None:
-    """Patch (undoably) each of ``cls``'s methods ``names`` to run under ``lock``."""
-    for name in names:
-        original = getattr(cls, name)
-
-        def locked(*args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(*args, **kwargs)
-
-        _patch(cls, name, locked)
-
-
-def _patch_kms_digest() -> None:
-    """moto 5.2.1 ignores Sign's MessageType and always hashes the message; AWS signs a DIGEST
-    as given. Make moto honour DIGEST for ECDSA keys so adapters behave as they do in AWS."""
-    import base64
-
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, utils
-    from moto.kms.responses import KmsResponse
-
-    original_sign = KmsResponse.sign
-
-    def sign(self: KmsResponse) -> str:
-        if self._get_param("MessageType") != "DIGEST":
-            return original_sign(self)
-        key = self.kms_backend.describe_key(self._get_param("KeyId"))
-        private = getattr(key.private_key, "private_key", None)
-        algorithm = self._get_param("SigningAlgorithm")
-        if not isinstance(private, ec.EllipticCurvePrivateKey) or algorithm != "ECDSA_SHA_256":
-            return original_sign(self)
-        digest = self._get_param("Message")
-        digest = base64.b64decode(digest) if isinstance(digest, str) else digest
-        signature = private.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
-        return json.dumps({"KeyId": key.arn, "Signature": base64.b64encode(signature).decode(),
-                           "SigningAlgorithm": algorithm})
-
-    _patch(KmsResponse, "sign", sign)
-
-
-def _patch_state_machine_copy() -> None:
-    """moto deep-copies a state machine on every StartExecution, past executions included; once
-    one has run, its worker holds a lock and the copy fails. Copy without the executions."""
-    import copy
-
-    from moto.stepfunctions.models import StateMachine
-
-    def __deepcopy__(self: Any, memo: dict[int, Any]) -> Any:
-        clone = StateMachine.__new__(StateMachine)
-        memo[id(self)] = clone
-        for key, value in self.__dict__.items():
-            setattr(clone, key, [] if key == "executions" else copy.deepcopy(value, memo))
-        return clone
-
-    _patch(StateMachine, "__deepcopy__", __deepcopy__)

@@ -22,7 +22,7 @@ variables, ``sys.modules`` of the layer, so ``hallmark.adapters.runtime``'s clie
 Powertools logger/metrics/tracer singletons of ``hallmark.observability``), and Powertools'
 own class-level state. Of that, one piece is request input a handler reads back: the resolver's
 current event, kept on the class (``BaseRouter.current_event``); the local cloud patches each
-resolver to keep its own (``cloud._patch_resolver_event``). What remains is output only: the
+resolver to keep its own (``patches._patch_resolver_event``). What remains is output only: the
 shared Logger's appended keys (request id, correlation id: a log line may carry another
 concurrent invocation's) and the shared EMF metric set (a flush may carry another's metrics).
 """

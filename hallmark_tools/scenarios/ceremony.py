@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hallmark._crypto import sign_p256
+from hallmark.signing import sign_p256
 from hallmark_tools.driver import Driver
 from hallmark_tools.localcloud.cloud import ApiResponse
 from hallmark_tools.scenarios.base import DemoContext, Step

@@ -55,7 +55,7 @@ def step_swap_is_ignored(ctx: DemoContext) -> dict[str, Any]:
     put(samples.variant("secret", "swapper"))
     doc = ctx.driver.wait_package(pid)
     assert doc["status"] == "Published", doc
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     deadline = time.monotonic() + 30  # the swap starts its own execution: let it reach the log
     while True:

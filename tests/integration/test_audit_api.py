@@ -22,7 +22,7 @@ from hallmark_tools.localcloud.cloud import LocalCloud
 @pytest.fixture(scope="module")
 def released(shared_cloud: LocalCloud, driver: Driver, tmp_path_factory: pytest.TempPathFactory) -> bytes:
     """One published package, its events checkpointed; returns the audit public key (PEM)."""
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     pid = driver.submit(samples.clean_package("audit-api"), name="audit-api")
     assert driver.wait_package(pid, timeout=60)["status"] == "Published"

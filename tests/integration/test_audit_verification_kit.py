@@ -28,7 +28,7 @@ CHAIN = "verifykit"
 @pytest.fixture(scope="module")
 def chain(shared_cloud: LocalCloud) -> list[int]:
     """A chain with checkpoints at 3, 7 and 12 (written through the log the API reads)."""
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     log = audit_log()
     sizes = []
@@ -123,7 +123,7 @@ def test_keys_export_from_the_api_without_credentials(api_url: str, chain: list[
     r = CliRunner().invoke(app, ["keys", "export", "--api", api_url, "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == ["audit.pem", "keys.json", "manifest.pem", "proof.pem"]
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     latest = audit_log().store.latest_checkpoint(CHAIN)
     assert latest is not None

@@ -85,7 +85,7 @@ def _status(cloud: LocalCloud, ceremony_id: str) -> str:
 
 
 def _audit(cloud: LocalCloud, *subjects: str) -> list[tuple[str, str, dict[str, Any]]]:
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     cloud.wait_idle()
     return [(e.type, e.subject, dict(e.data)) for e in audit_log().store.events("ceremony") if e.subject in subjects]

@@ -28,7 +28,7 @@ CASES = (("clean", "Published"), ("secret", "Rejected"))
 
 
 def _events(subject: str) -> list[dict[str, Any]]:
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     lines, _ = audit_log().export("release")
     return [e for e in map(json.loads, lines) if e["subject"] == subject]
@@ -57,7 +57,7 @@ def test_the_release_flow_under_chaos_loses_nothing_and_doubles_nothing(seed: in
             cloud.wait_idle(timeout=60)
         for kind, status in CASES:
             assert driver.package(ids[kind])["status"] == status
-        from hallmark.adapters.audit_runtime import audit_log
+        from hallmark.adapters.runtime import audit_log
 
         log = audit_log()
         log.checkpoint_now("release")

@@ -62,14 +62,14 @@ def _submit(driver: Driver, name: str, needles: Needles | None = None) -> str:
 
 
 def _events(subject: str) -> list[dict[str, Any]]:
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     lines, _ = audit_log().export("release")
     return [e for e in map(json.loads, lines) if e["subject"] == subject]
 
 
 def _assert_chain_verifies(cloud: LocalCloud, tmp_path: Path) -> None:
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     log = audit_log()
     log.checkpoint_now("release")

@@ -40,7 +40,7 @@ def _awaiting(gd: Driver, name: str, **kw: Any) -> dict[str, Any]:
 
 
 def _audit_types(cloud: LocalCloud, chain: str) -> list[str]:
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     cloud.wait_idle()
     return [e.type for e in audit_log().store.events(chain)]

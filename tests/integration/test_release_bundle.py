@@ -13,26 +13,22 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from hallmark.bundle import verify_bundle
 from hallmark_tools import samples
 from hallmark_tools.cli import app
 from hallmark_tools.driver import Approvers, Driver
 from hallmark_tools.localcloud.cloud import LocalCloud
+from tests.integration.bundle_support import failed_checks, flip_b64, public_keys, serving
 
 
 @pytest.fixture(scope="module")
 def keys(driver: Driver, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
-    out = tmp_path_factory.mktemp("keys")
-    pems = {k["purpose"]: k["pem"].encode() for k in driver.ok("GET", "/keys")["keys"]}
-    for purpose, pem in pems.items():
-        (out / f"{purpose}.pem").write_bytes(pem)
-    return out, pems
+    return public_keys(driver, tmp_path_factory.mktemp("keys"))
 
 
 @pytest.fixture(scope="module")
 def high(shared_cloud: LocalCloud, driver: Driver) -> tuple[dict[str, Any], bytes]:
     """A HIGH release approved by three of five registered approvers, its events checkpointed."""
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     approvers = Approvers(driver)
     body = samples.clean_package("bundle-high")
@@ -49,9 +45,6 @@ def high(shared_cloud: LocalCloud, driver: Driver) -> tuple[dict[str, Any], byte
     return driver.ok("GET", f"/packages/{pid}/bundle", "auditor"), body
 
 
-def _failures(bundle: dict[str, Any], pems: dict[str, bytes], artifact: bytes) -> list[str]:
-    return [f"{c.name}: {c.detail}" for c in verify_bundle(bundle, pems, artifact) if not c.ok]
-
 
 def test_a_high_release_bundle_verifies(high: tuple[dict[str, Any], bytes], keys: tuple[Path, dict[str, bytes]],
                                         tmp_path: Path) -> None:
@@ -59,7 +52,7 @@ def test_a_high_release_bundle_verifies(high: tuple[dict[str, Any], bytes], keys
     assert bundle["impact"] == "HIGH" and len(bundle["approvals"]["records"]) == 3
     types = {i["event"]["type"] for i in bundle["audit"]["events"]}
     assert {"PackageSubmitted", "ManifestSigned", "PackagePublished", "ApprovalRecorded"} <= types
-    assert _failures(bundle, keys[1], body) == []
+    assert failed_checks(bundle, keys[1], body) == []
     path = tmp_path / "bundle.json"
     path.write_text(json.dumps(bundle))
     (tmp_path / "pkg.tgz").write_bytes(body)
@@ -71,11 +64,6 @@ def test_a_high_release_bundle_verifies(high: tuple[dict[str, Any], bytes], keys
                                  "--artifact", str(tmp_path / "other.tgz")])
     assert r.exit_code == 2 and "FAIL artifact digest" in r.output, r.output
 
-
-def _flip_b64(text: str) -> str:
-    raw = bytearray(base64.b64decode(text))
-    raw[len(raw) // 2] ^= 1
-    return base64.b64encode(bytes(raw)).decode()
 
 
 def test_every_single_field_tampering_fails_with_its_reason(high: tuple[dict[str, Any], bytes],
@@ -93,7 +81,7 @@ def test_every_single_field_tampering_fails_with_its_reason(high: tuple[dict[str
         env["payload"] = base64.b64encode(base64.b64decode(env["payload"]).replace(b"HIGH", b"LOW", 1)).decode()
 
     def signature(b: dict[str, Any]) -> None:
-        b["manifest"]["envelope"]["signatures"][0]["sig"] = _flip_b64(b["manifest"]["envelope"]["signatures"][0]["sig"])
+        b["manifest"]["envelope"]["signatures"][0]["sig"] = flip_b64(b["manifest"]["envelope"]["signatures"][0]["sig"])
 
     def proof_node(b: dict[str, Any]) -> None:
         item = next(i for i in b["audit"]["events"] if i["proof"]["path"])
@@ -103,7 +91,7 @@ def test_every_single_field_tampering_fails_with_its_reason(high: tuple[dict[str
         b["audit"]["events"][0]["proof"]["checkpoint"]["merkleRoot"] = "1" * 64
 
     def approval(b: dict[str, Any]) -> None:
-        b["approvals"]["records"][0]["signature"] = _flip_b64(b["approvals"]["records"][0]["signature"])
+        b["approvals"]["records"][0]["signature"] = flip_b64(b["approvals"]["records"][0]["signature"])
 
     def missing_approver(b: dict[str, Any]) -> None:
         del b["approvals"]["registry"][b["approvals"]["records"][1]["approverId"]]
@@ -121,18 +109,18 @@ def test_every_single_field_tampering_fails_with_its_reason(high: tuple[dict[str
         "event": (event, "event altered"),
     }
     for name, (change, reason) in cases.items():
-        failures = _failures(tampered(change), pems, body)
+        failures = failed_checks(tampered(change), pems, body)
         assert failures and any(reason in f for f in failures), (name, failures)
     # a bundle cannot lower the threshold, nor bring a key the log never registered
     lowered = tampered(lambda b: b["approvals"].__setitem__("threshold", 1))
     lowered["approvals"]["records"] = lowered["approvals"]["records"][:1]
-    assert any("1 distinct registered approvers approved, 3 needed" in f for f in _failures(lowered, pems, body))
+    assert any("1 distinct registered approvers approved, 3 needed" in f for f in failed_checks(lowered, pems, body))
     unlogged = tampered(lambda b: b["audit"].__setitem__("events", [
         i for i in b["audit"]["events"] if i["event"]["type"] not in ("ApproverAdded", "ApproverKeyRotated")]))
-    assert any("no proved audit event registers key" in f for f in _failures(unlogged, pems, body))
+    assert any("no proved audit event registers key" in f for f in failed_checks(unlogged, pems, body))
     # one approval fewer than the threshold is refused even though every signature holds
     short = tampered(lambda b: b["approvals"].__setitem__("records", b["approvals"]["records"][:2]))
-    assert any("2 distinct registered approvers approved, 3 needed" in f for f in _failures(short, pems, body))
+    assert any("2 distinct registered approvers approved, 3 needed" in f for f in failed_checks(short, pems, body))
 
 
 def test_bundle_route_refuses_strangers_and_unknown_packages(driver: Driver, high: tuple[dict[str, Any], bytes]) -> None:
@@ -182,28 +170,18 @@ def test_the_sigstore_bundle_is_accepted_by_the_sigstore_js_verifier(high: tuple
     # and the bundle's own check ties it to the manifest
     tampered = copy.deepcopy(bundle)
     tampered["sigstore"]["dsseEnvelope"] = bad["dsseEnvelope"]
-    assert any("sigstore bundle" in f for f in _failures(tampered, keys[1], high[1]))
+    assert any("sigstore bundle" in f for f in failed_checks(tampered, keys[1], high[1]))
 
 
 def test_hallmark_bundle_downloads_then_verifies(shared_cloud: LocalCloud, high: tuple[dict[str, Any], bytes],
                                                  keys: tuple[Path, dict[str, bytes]], tmp_path: Path) -> None:
-    import threading
-
-    from hallmark_tools.localcloud.server import free_port, make_server
-
-    server = make_server(shared_cloud, free_port())
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        api = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(shared_cloud) as api:
         out = tmp_path / "b.json"
         token = shared_cloud.token("auditor")
         r = CliRunner().invoke(app, ["bundle", high[0]["packageId"], "--out", str(out), "--api", api, "--token", token])
         assert r.exit_code == 0, r.output
         r = CliRunner().invoke(app, ["bundle", "nope", "--out", str(out), "--api", api, "--token", token])
         assert r.exit_code == 2 and "404" in r.output, r.output
-    finally:
-        server.shutdown()
-        server.server_close()
     (tmp_path / "pkg").write_bytes(high[1])
     r = CliRunner().invoke(app, ["bundle", "verify", str(out), "--keys", str(keys[0]), "--artifact", str(tmp_path / "pkg")])
     assert r.exit_code == 0 and "PASS approvals threshold" in r.output, r.output

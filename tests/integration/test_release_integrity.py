@@ -32,7 +32,7 @@ VALIDATORS = ("static", "archive_safety", "security", "compliance", "attribution
 
 
 def _events(subject: str) -> list[dict[str, Any]]:
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     lines, _ = audit_log().export("release")
     return [e for e in map(json.loads, lines) if e["subject"] == subject]

@@ -39,7 +39,7 @@ def mallory(cloud: LocalCloud) -> str:
 
 
 def _audit(cloud: LocalCloud, chain: str) -> list[Any]:
-    from hallmark.adapters.audit_runtime import audit_log
+    from hallmark.adapters.runtime import audit_log
 
     cloud.wait_idle()
     return list(audit_log().store.events(chain))

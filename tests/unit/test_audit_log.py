@@ -67,7 +67,7 @@ def test_vocabulary() -> None:
     assert set(EVENT_TYPES) == {"release", "governance", "ceremony", "market", "scoring"}
     assert EVENT_TYPES["release"][0] == "PackageSubmitted"
     # DESIGN.md's 32 types, plus registry maintenance (approvers, witnesses) and settlement expiry
-    assert len(ALL_EVENT_TYPES) == 8 + 7 + 8 + 5 + 4 + 6 + 2 + 5  # + PackageUploadIgnored, AdvisorySetPublished, names (4), ImpactPolicyChanged
+    assert len(ALL_EVENT_TYPES) == 8 + 7 + 8 + 5 + 4 + 6 + 2 + 5 + 4  # + PackageUploadIgnored, AdvisorySetPublished, names (4), ImpactPolicyChanged; FeedbackRecorded, WeightsProposed/Promoted/RolledBack
     assert {"ApproverAdded", "WitnessRegistered", "SettlementExpired"} <= ALL_EVENT_TYPES
     assert flow_of("TierAwarded") == "ceremony"
     assert validate_event_type("WebhookDelivered") == "WebhookDelivered"

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hallmark._crypto import b64encode, public_pem_of, sign_p256
 from hallmark._domain import Caller
 from hallmark.ceremony import (
     ArtifactProvenance,
@@ -23,6 +22,7 @@ from hallmark.ceremony import (
     verify_attestation,
 )
 from hallmark.errors import DomainError
+from hallmark.signing import b64encode, public_pem_of, sign_p256
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ROOT = Caller("root", frozenset({"superadmin"}))

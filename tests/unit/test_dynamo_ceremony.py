@@ -22,7 +22,6 @@ from moto import mock_aws
 from securesystemslib.dsse import Envelope
 from securesystemslib.signer import SSlibKey
 
-from hallmark._crypto import b64encode, public_pem_of, sign_p256
 from hallmark._domain import Caller
 from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository, DynamoWitnessRepository
 from hallmark.adapters.kms_signer import KmsSigner
@@ -40,7 +39,7 @@ from hallmark.ceremony import (
     ceremony_payload,
 )
 from hallmark.errors import DomainError
-from hallmark.signing import LocalSigner, load_public_key
+from hallmark.signing import LocalSigner, b64encode, load_public_key, public_pem_of, sign_p256
 
 REGION = "us-east-1"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

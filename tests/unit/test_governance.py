@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hallmark._crypto import public_pem_of
-from hallmark._domain import Caller, format_rfc3339
+from hallmark._domain import Caller
+from hallmark.canonical import to_rfc3339
 from hallmark.errors import DomainError
 from hallmark.governance import (
     ApprovalSubject,
@@ -25,6 +25,7 @@ from hallmark.governance import (
     new_nonce,
     sign_approval,
 )
+from hallmark.signing import public_pem_of
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
@@ -575,7 +576,7 @@ def test_every_refusal_is_exactly_one_approval_refused_with_its_reason(world: Wo
         assert data["code"] == code and data["reason"] == err.value.message and data["kind"] == subject.kind
     # a signed form whose expiry was edited afterwards is a forgery (bad signature), audited once
     forged = world.form("approver-2", subject)
-    forged["expiresAt"] = format_rfc3339(NOW + timedelta(minutes=30))
+    forged["expiresAt"] = to_rfc3339(NOW + timedelta(minutes=30), "auto")
     with pytest.raises(DomainError) as err:
         world.service.record_approval(world.fresh(subject), forged, "approver-2", NOW)
     assert err.value.code == "bad_signature" and len(err.value.events) == 1

@@ -16,7 +16,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from hallmark._crypto import public_pem_of, sign_p256
 from hallmark.adapters.dynamo_ledger import DynamoLedgerRepository, ledger_table_definition
 from hallmark.errors import DomainError
 from hallmark.governance import SettlementApproval
@@ -42,6 +41,7 @@ from hallmark.market import (
     split_fee,
     verify_proof,
 )
+from hallmark.signing import public_pem_of, sign_p256
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

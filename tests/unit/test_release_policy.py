@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hallmark._crypto import public_pem_of
 from hallmark._domain import Caller
 from hallmark.docstore import InMemoryDocStore, update
 from hallmark.errors import DomainError
@@ -25,6 +24,7 @@ from hallmark.governance import (
 from hallmark.release import names
 from hallmark.release.impact_policy import DEFAULT_POLICY, ImpactPolicyStore
 from hallmark.release.service import KIND, ReleaseService, SubmitRequest
+from hallmark.signing import public_pem_of
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ROOT = Caller("root", frozenset({"superadmin"}))

@@ -1,87 +1,43 @@
-"""Small shared pieces of the domain: audit event drafts, callers, RFC 3339 time, the model base.
+"""Small shared pieces of the domain: audit event drafts, the caller, the UTC datetime field, the model base.
 
-Private module (to be merged by the lead with the other shared helpers).
+Canonical JSON, hashing and RFC 3339 time live in :mod:`hallmark.canonical`; keys and
+signatures in :mod:`hallmark.signing`; the event vocabulary in :mod:`hallmark.audit.events`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Protocol
+from datetime import datetime
+from typing import Annotated, Any, Protocol
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
-from hallmark._crypto import canonical, sha256_hex
+from hallmark.audit.events import derive_event_id, flow_of, validate_event_type
+from hallmark.canonical import as_utc, canonical_bytes, digest_of, to_rfc3339
 
 # --------------------------------------------------------------------------- events
-
-#: The audit vocabulary used by the governance, ceremony and market flows (DESIGN.md), plus
-#: the registry-maintenance types this package adds (``Approver*``, ``Witness*``).
-EventType = Literal[
-    # governance
-    "ApprovalRequested",
-    "ApprovalRecorded",
-    "ApprovalRefused",
-    "UpgradeApplied",
-    "UpgradeRatified",
-    "UpgradeRolledBack",
-    "UpgradeExpired",
-    "PackageRejected",
-    "SettlementExpired",
-    "ImpactPolicyChanged",
-    # release policy: names owned and delegated
-    "NameClaimed",
-    "NameOwnerAssigned",
-    "NameDelegated",
-    "DelegationRevoked",
-    # registry maintenance (not yet in DESIGN.md's table)
-    "ApproverAdded",
-    "ApproverRemoved",
-    "ApproverKeyRotated",
-    "WitnessRegistered",
-    "WitnessRemoved",
-    # ceremony
-    "CeremonyInitiated",
-    "WitnessAdded",
-    "BlessingGiven",
-    "CeremonyCompleted",
-    "TierAwarded",
-    "CeremonyLapsed",
-    "DeploymentPlanned",
-    "DeploymentRefused",
-    # market
-    "OrderPlaced",
-    "LedgerPosted",
-    "DeliveryIssued",
-    "SettlementPlanned",
-    "PayoutPosted",
-    # release: a new OSV advisory-set version (hallmark.release.advisories)
-    "AdvisorySetPublished",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class EventDraft:
     """An audit event to record: the caller hands it to ``AuditEmitter.emit``.
 
-    ``event_id`` is deterministic (type, subject, actor and data), so a retried step that
+    ``event_id`` is deterministic (type, subject, actor and the digest of data), so a retried step that
     produces the same draft is deduplicated by the audit log's idempotency on event ids.
     """
 
-    type: EventType
+    type: str
     subject: str
     data: dict[str, Any] = field(default_factory=dict)
     actor: str = "system"
 
     def __post_init__(self) -> None:
-        canonical(self.data)  # fail fast: event data must be plain JSON (no datetimes, floats ok)
+        validate_event_type(self.type)  # fail fast: one vocabulary, hallmark.audit.events.EVENT_TYPES
+        canonical_bytes(self.data)  # fail fast: event data must be plain JSON (no datetimes, floats ok)
 
     @property
     def event_id(self) -> str:
-        body = {"type": self.type, "subject": self.subject, "actor": self.actor, "data": self.data}
-        return sha256_hex(canonical(body))[:32]
+        return derive_event_id(self.type, self.subject, self.actor, digest_of(self.data))
 
     def as_dict(self) -> dict[str, Any]:
         return {"type": self.type, "subject": self.subject, "actor": self.actor, "data": self.data}
@@ -104,8 +60,6 @@ def emit_all(emitter: _Emitter, chain: str, events: list[EventDraft] | tuple[Eve
 def emit_by_flow(emitter: _Emitter, events: list[EventDraft] | tuple[EventDraft, ...]) -> list[str]:
     """Record drafts on the chain of their flow (DESIGN.md's vocabulary decides: an
     ``UpgradeApplied`` lands on ``governance``, a ``PackageRejected`` on ``release``)."""
-    from hallmark.audit.events import flow_of
-
     return [
         emitter.emit(chain=flow_of(e.type), type=e.type, actor=e.actor, subject=e.subject, data=e.data,
                      event_id=e.event_id)
@@ -139,41 +93,14 @@ class Caller:
 
 # --------------------------------------------------------------------------- time
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$"
-)
-
-
-def parse_rfc3339(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp (offset required) into an aware UTC datetime.
-
-    Raises ``ValueError`` for anything else (a naive time, a date only, junk).
-    """
-    if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError(f"not an RFC 3339 timestamp with offset: {value!r}")
-    text = value.upper()
-    frac = re.search(r"\.(\d+)", text)
-    if frac and len(frac.group(1)) > 6:  # Python keeps microseconds: truncate nanoseconds
-        text = text.replace(frac.group(0), "." + frac.group(1)[:6])
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def format_rfc3339(moment: datetime) -> str:
-    """``2026-11-22T20:11:00Z`` (UTC, ``Z``, microseconds only when non-zero)."""
-    return as_utc(moment).isoformat().replace("+00:00", "Z")
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Refuse naive datetimes; convert aware ones to UTC."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("naive datetime: domain times must be timezone-aware")
-    return moment.astimezone(UTC)
+def _to_rfc3339_auto(moment: datetime) -> str:
+    return to_rfc3339(moment, "auto")
 
 
 UtcDatetime = Annotated[
     AwareDatetime,
     AfterValidator(as_utc),
-    PlainSerializer(format_rfc3339, return_type=str, when_used="json"),
+    PlainSerializer(_to_rfc3339_auto, return_type=str, when_used="json"),
 ]
 
 

@@ -8,13 +8,16 @@ Format ``hallmark.bundle/v1`` (``docs/wire-format.md`` section 9)::
                           "records": [{"approverId", "decision", "expiresAt", "nonce", "signature",
                                        "keyFingerprint", "recordedAt"}],
                           "registry": {<approverId>: [{"keyFingerprint", "publicKeyPem"}, ...]}},
+     "ceremony": null | {"artifactId", "tier", "ceremonies": [{"ceremonyId", "attestation"}], "witnesses"},
+     "purchase": null | {"orderId", "order", "ledgerProof", "deliveryProof"},
      "audit": {"events": [{"event": <wire event>, "proof": <inclusion proof document>}]},
      "keys": {<purpose>: <fingerprint>}}
 
-What this version holds: the manifest, the governance approvals with the registry keys that
-signed them, and the release's audit events with inclusion proofs. Ceremony provenance, purchase
-proofs are not in it (yet); a verifier says so rather than passing them. ``sigstore`` is the
-manifest again as a Sigstore bundle v0.3 (:func:`sigstore_bundle`).
+It holds the manifest, the governance approvals with the registry keys that signed them, the
+release's audit events with inclusion proofs, the ceremony provenance and tier when the package
+holds one (``ceremony``), and for a purchase the ledger and delivery proofs (``purchase``; see
+:mod:`hallmark.bundle_parts`); the events those parts rest on are in ``audit.events`` with the
+release's. ``sigstore`` is the manifest again as a Sigstore bundle v0.3 (:func:`sigstore_bundle`).
 """
 
 from __future__ import annotations
@@ -23,29 +26,37 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from hallmark.audit.events import event_hash
 from hallmark.audit.proofs import check_inclusion_document
+from hallmark.bundle_parts import (
+    CeremonySource,
+    Check,
+    WitnessSource,
+    collect_ceremony,
+    collect_purchase,
+    registered_before,
+    registry_key,
+    verify_ceremony,
+    verify_purchase,
+)
 from hallmark.dsse import DsseError, verify_envelope
 from hallmark.governance.messages import approval_message
+from hallmark.market.orders import Order
+from hallmark.market.proofs import SignedProof
 from hallmark.signing import public_key_fingerprint, verify_signature
 
-__all__ = ["BUNDLE_VERSION", "SIGSTORE_MEDIA_TYPE", "Check", "collect_bundle", "sigstore_bundle", "verify_bundle"]
+__all__ = ["BUNDLE_VERSION", "KEY_PURPOSES", "SIGSTORE_MEDIA_TYPE", "Check", "collect_bundle", "prove_events",
+           "sigstore_bundle", "verify_bundle"]
 
 BUNDLE_VERSION: Final = "hallmark.bundle/v1"
 GOVERNED: Final = frozenset({"HIGH", "CRITICAL"})
 SIGSTORE_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
 REGISTRY_EVENTS: Final = frozenset({"ApproverAdded", "ApproverKeyRotated", "ApproverRemoved"})
 
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    detail: str
+KEY_PURPOSES: Final = ("manifest", "audit", "proof")
 
 
 def _manifest(bundle: Mapping[str, Any], pem: bytes | None) -> tuple[list[Check], dict[str, Any] | None, str | None]:
@@ -120,14 +131,10 @@ def _approvals(bundle: Mapping[str, Any], statement: Mapping[str, Any], digest: 
 
 def _approval_reason(r: Mapping[str, Any], ap: Mapping[str, Any], registry: Mapping[str, Any]) -> str | None:
     who, fp = r.get("approverId"), r.get("keyFingerprint")
-    entries = registry.get(who) if isinstance(who, str) else None
-    key = next((e for e in entries or [] if isinstance(e, Mapping) and e.get("keyFingerprint") == fp), None)
-    if key is None:
-        return f"no registry entry for approver {who!r} with key {fp}"
-    pem = str(key.get("publicKeyPem", "")).encode()
+    pem, reason = registry_key(registry.get(who) if isinstance(who, str) else None, fp, str(who), "approver")
+    if pem is None:
+        return reason
     try:
-        if public_key_fingerprint(pem) != fp:
-            return "the registry entry's key does not have the stated fingerprint"
         der = base64.b64decode(str(r.get("signature")), validate=True)
         message = approval_message(str(ap.get("upgradeId")), str(ap.get("manifestDigest")), str(r.get("decision")),
                                    str(r.get("expiresAt")), str(r.get("nonce")))
@@ -147,20 +154,8 @@ def _registered_in_log(r: Mapping[str, Any], logged: list[Mapping[str, Any]]) ->
                      and (e.get("data") or {}).get("nonce") == r.get("nonce")), None)
     if recorded is None:
         return f"the approval by {who!r} is not among the proved audit events"
-    state: str | None = None
-    for e in gov:
-        if e.get("seq", 0) >= recorded["seq"]:
-            break
-        if e.get("subject") == who and (e.get("data") or {}).get("keyFingerprint") == fp:
-            if e.get("type") in ("ApproverAdded", "ApproverKeyRotated"):
-                state = "registered"
-            elif e.get("type") == "ApproverRemoved":
-                state = "removed"
-    if state is None:
-        return f"no proved audit event registers key {fp} for {who!r} before the approval"
-    if state == "removed":
-        return f"{who!r} was removed before the approval"
-    return None
+    return registered_before(gov, "governance", str(who), fp, int(recorded["seq"]),
+                             frozenset({"ApproverAdded", "ApproverKeyRotated"}), frozenset({"ApproverRemoved"}))
 
 
 def _audit(bundle: Mapping[str, Any], pem: bytes | None, package_id: str,
@@ -172,6 +167,7 @@ def _audit(bundle: Mapping[str, Any], pem: bytes | None, package_id: str,
     if not isinstance(items, list) or not items:
         return [Check("audit", False, "the bundle has no audit events")]
     checks = []
+    seen: dict[str, str] = {}  # checkpoints whose signature verified (many events share one)
     for item in items:
         ev = item.get("event") if isinstance(item, Mapping) else None
         proof = item.get("proof") if isinstance(item, Mapping) else None
@@ -187,7 +183,7 @@ def _audit(bundle: Mapping[str, Any], pem: bytes | None, package_id: str,
         if recomputed != ev.get("hash") or proof.get("eventHash") != recomputed or proof.get("seq") != ev.get("seq"):
             checks.append(Check(label, False, "the event's hash is not the one its proof includes (event altered)"))
             continue
-        res = check_inclusion_document(proof, {"audit.pem": pem})
+        res = check_inclusion_document(proof, {"audit.pem": pem}, seen=seen)
         if res.ok:
             logged.append(ev)
         checks.append(Check(label, res.ok, "included in signed checkpoint "
@@ -227,26 +223,29 @@ def _sigstore(bundle: Mapping[str, Any]) -> list[Check]:
 
 
 def verify_bundle(bundle: Any, keys: Mapping[str, bytes], artifact: bytes | None = None, *,
-                  min_threshold: int = 3) -> list[Check]:
+                  min_threshold: int = 3, ciphertext: bytes | None = None) -> list[Check]:
     """Every check of a bundle; the release verifies when each one is ``ok``.
 
-    ``keys`` maps purpose (``manifest``, ``audit``) to PEM; ``artifact`` the released file, whose
-    sha256 must be the manifest subject's digest; ``min_threshold`` the fewest distinct approvers
-    a HIGH/CRITICAL release needs whatever the bundle says (the deployment's multisig threshold).
-    An approval counts only if its signature verifies with the registry key it names and that
-    key's registration (and the approval) are audit events proved against a signed checkpoint.
+    ``keys`` maps purpose (``manifest``, ``audit``, ``proof``) to PEM; ``artifact`` the released
+    file, whose sha256 must be the manifest subject's digest; ``min_threshold`` the fewest
+    distinct approvers a HIGH/CRITICAL release needs whatever the bundle says (the deployment's
+    multisig threshold); ``ciphertext`` the delivered file of a purchase (its sha256 must be the
+    delivery proof's). An approval (a witness signature) counts only if its signature verifies
+    with the registry key it names and that key's registration (and the approval, the witnessing)
+    are audit events proved against a signed checkpoint.
     """
     if not isinstance(bundle, Mapping) or bundle.get("bundleVersion") != BUNDLE_VERSION:
         return [Check("bundle", False, f"not a {BUNDLE_VERSION} document")]
     checks: list[Check] = []
-    for purpose in ("manifest", "audit"):
+    for purpose in KEY_PURPOSES:
         listed = (bundle.get("keys") or {}).get(purpose) if isinstance(bundle.get("keys"), Mapping) else None
         if purpose in keys and listed is not None and listed != public_key_fingerprint(keys[purpose]):
             checks.append(Check(f"{purpose} key", False, f"the bundle names key {listed}, not the given {purpose}.pem"))
     mchecks, statement, digest = _manifest(bundle, keys.get("manifest"))
     checks += mchecks
     logged: list[Mapping[str, Any]] = []
-    audit_checks = _audit(bundle, keys.get("audit"), str(bundle.get("packageId")), logged)
+    pid = str(bundle.get("packageId"))
+    audit_checks = _audit(bundle, keys.get("audit"), pid, logged)
     if statement is not None and digest is not None:
         subject = _subject_digest(statement)
         if artifact is not None:
@@ -255,7 +254,27 @@ def verify_bundle(bundle: Any, keys: Mapping[str, bytes], artifact: bytes | None
                                 f"sha256 {actual} " + ("matches the manifest subject" if subject == actual
                                                        else f"is not the manifest subject {subject}")))
         checks += _approvals(bundle, statement, digest, min_threshold, logged)
+    checks += verify_ceremony(bundle, keys.get("proof"), pid, logged)
+    envelope = bundle["manifest"].get("envelope") if isinstance(bundle.get("manifest"), Mapping) else None
+    checks += verify_purchase(bundle, keys.get("proof"), envelope if isinstance(envelope, Mapping) else None,
+                              digest, logged, ciphertext)
     return checks + _sigstore(bundle) + audit_checks
+
+
+def prove_events(audit_log: Any, chain: str, keep: Callable[[Any], bool]) -> tuple[list[dict[str, Any]], int]:
+    """The events of ``chain`` that ``keep`` selects, each with an inclusion proof against the
+    chain's latest checkpoint, and how many selected events no checkpoint covers yet (left out)."""
+    latest = audit_log.store.latest_checkpoint(chain)
+    items: list[dict[str, Any]] = []
+    uncovered = 0
+    for ev in audit_log.store.events(chain):
+        if not keep(ev):
+            continue
+        if latest is None or ev.seq > latest.seq:
+            uncovered += 1
+            continue
+        items.append({"event": ev.to_wire(), "proof": audit_log.inclusion_proof(chain, ev.seq, latest.seq).to_dict()})
+    return items, uncovered
 
 
 def collect_bundle(
@@ -267,32 +286,45 @@ def collect_bundle(
     threshold: int,
     audit_log: Any,
     key_fingerprints: Mapping[str, str],
+    ceremonies: CeremonySource | None = None,
+    witnesses: WitnessSource | None = None,
+    order: Order | None = None,
+    order_proofs: tuple[SignedProof | None, SignedProof | None] = (None, None),
 ) -> dict[str, Any]:
     """Assemble the bundle of one package.
 
     ``upgrade`` is the governance :class:`~hallmark.governance.models.Upgrade` (or None);
     ``approver_keys`` each approver's current and retired keys (``keyFingerprint``,
-    ``publicKeyPem``); ``audit_log`` the :class:`~hallmark.audit.log.AuditLog` whose release and
-    governance chains hold the package's events (those covered by a checkpoint get a proof
-    against the latest checkpoint; uncovered ones are left out and counted).
+    ``publicKeyPem``); ``audit_log`` the :class:`~hallmark.audit.log.AuditLog` whose chains hold
+    the package's events (those covered by a checkpoint get a proof against the latest
+    checkpoint; uncovered ones are left out and counted). With ``ceremonies`` and ``witnesses``
+    (repositories) the ceremonies that awarded the package its tier are included; with ``order``
+    (an order of this package) and its ``(ledger, delivery)`` proofs, the purchase.
     """
     pid = str(package["packageId"])
     subjects = {pid} | ({str(upgrade.upgrade_id)} if upgrade is not None else set())
     if upgrade is not None:  # the approvers' registry events (ApproverAdded, ...) bind their keys to the log
         subjects |= {str(r.approver_id) for r in upgrade.approvals}
+
+    def prove(chain: str, keep: Callable[[Any], bool]) -> tuple[list[dict[str, Any]], int]:
+        return prove_events(audit_log, chain, keep)
+
+    def ours(ev: Any) -> bool:
+        return bool(ev.subject in subjects and (ev.subject in (pid, getattr(upgrade, "upgrade_id", None))
+                                                or ev.type in REGISTRY_EVENTS))
+
     items: list[dict[str, Any]] = []
     uncovered = 0
     for chain in ("release", "governance"):
-        latest = audit_log.store.latest_checkpoint(chain)
-        for ev in audit_log.store.events(chain):
-            if ev.subject not in subjects or (ev.subject not in (pid, getattr(upgrade, "upgrade_id", None))
-                                              and ev.type not in REGISTRY_EVENTS):
-                continue
-            if latest is None or ev.seq > latest.seq:
-                uncovered += 1
-                continue
-            proof = audit_log.inclusion_proof(chain, ev.seq, latest.seq).to_dict()
-            items.append({"event": ev.to_wire(), "proof": proof})
+        more, left = prove(chain, ours)
+        items, uncovered = items + more, uncovered + left
+    ceremony = purchase = None
+    if ceremonies is not None and witnesses is not None:
+        ceremony, more, left = collect_ceremony(pid, audit_log.store.events("ceremony"), ceremonies, witnesses, prove)
+        items, uncovered = items + more, uncovered + left
+    if order is not None:
+        purchase, more, left = collect_purchase(order, *order_proofs, prove)
+        items, uncovered = items + more, uncovered + left
     approvals = None
     if upgrade is not None:
         approvals = {
@@ -304,13 +336,17 @@ def collect_bundle(
                          if a in approver_keys},
         }
     meta = package.get("meta") or {}
+    absent = ([] if ceremony else ["ceremony provenance (the package holds no tier)"]) + (
+        [] if purchase else ["purchase ledger and delivery proofs (no order asked for)"])
     return {
         "bundleVersion": BUNDLE_VERSION, "packageId": pid, "name": meta.get("name"), "version": meta.get("version"),
         "impact": package.get("impact", meta.get("impact")), "status": package.get("status"),
         "manifest": {"envelope": dict(envelope), "digest": (package.get("manifest") or {}).get("digest")},
         "approvals": approvals,
+        "ceremony": ceremony,
+        "purchase": purchase,
         "audit": {"events": items, "uncoveredEvents": uncovered},
         "keys": dict(key_fingerprints),
         "sigstore": sigstore_bundle(envelope, str(key_fingerprints.get("manifest", ""))),
-        "notIncluded": ["ceremony provenance", "purchase ledger and delivery proofs"],
+        "notIncluded": absent,
     }

@@ -16,13 +16,15 @@ import json
 import math
 import re
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import rfc8785
 
 __all__ = [
     "CanonicalizationError",
+    "as_utc",
     "canonical_bytes",
+    "digest_of",
     "is_rfc3339_utc",
     "parse_rfc3339",
     "sha256_hex",
@@ -98,17 +100,31 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def digest_of(obj: Any) -> str:
+    """``sha256_hex(canonical_bytes(obj))``."""
+    return sha256_hex(canonical_bytes(obj))
+
+
 _RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z$")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
+_FRACTION = re.compile(r"\.(\d+)")
 
 
-def to_rfc3339(dt: datetime) -> str:
-    """``dt`` as RFC 3339 UTC with millisecond precision, e.g. ``2026-11-22T20:11:00.123Z``.
-
-    Naive datetimes are rejected: an audit timestamp must be unambiguous.
-    """
-    if dt.tzinfo is None or dt.utcoffset() is None:
+def as_utc(moment: datetime) -> datetime:
+    """Refuse naive datetimes (a timestamp must be unambiguous); convert aware ones to UTC."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("naive datetime: pass an aware (UTC) datetime")
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC)
+
+
+def to_rfc3339(dt: datetime, timespec: Literal["milliseconds", "auto"] = "milliseconds") -> str:
+    """``dt`` as RFC 3339 UTC with a ``Z``: with millisecond precision by default
+    (``2026-11-22T20:11:00.123Z``, the audit log's form), or with ``timespec="auto"`` seconds
+    and microseconds only when non-zero (``2026-11-22T20:11:00Z``, the domain records' form).
+
+    Naive datetimes are rejected.
+    """
+    return as_utc(dt).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
 def utc_now_rfc3339() -> str:
@@ -128,16 +144,15 @@ def is_rfc3339_utc(value: str) -> bool:
 
 
 def parse_rfc3339(value: str) -> datetime:
-    """Parse an RFC 3339 timestamp into an aware UTC datetime (fractions beyond µs are cut)."""
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    main, sep, rest = text.partition(".")
-    if sep:  # datetime.fromisoformat accepts at most 6 fractional digits
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        rest = rest[: min(digits, 6)] + rest[digits:]
-        text = f"{main}.{rest}"
-    dt = datetime.fromisoformat(text)
-    if dt.tzinfo is None:
-        raise ValueError(f"timestamp without offset: {value!r}")
-    return dt.astimezone(UTC)
+    """Parse an RFC 3339 timestamp (offset required) into an aware UTC datetime; fractions
+    beyond microseconds are cut.
+
+    Raises ``ValueError`` for anything else (a naive time, a date only, junk).
+    """
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError(f"not an RFC 3339 timestamp with offset: {value!r}")
+    text = value.upper()
+    frac = _FRACTION.search(text)
+    if frac and len(frac.group(1)) > 6:  # Python keeps microseconds: truncate nanoseconds
+        text = text.replace(frac.group(0), "." + frac.group(1)[:6])
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)

@@ -11,16 +11,18 @@ A refusal changes no state, but it may carry audit events (``events``), e.g. an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+import functools
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from hallmark._domain import EventDraft
 
-#: Transient AWS failures, by the name a Lambda reports them under (the exception class name:
-#: botocore names modeled errors after their code, e.g. ``KMSInternalException``). Every Lambda
-#: task of every state machine retries these (``tests/unit/test_asl_retries.py`` checks it); the
-#: adapters re-raise them unchanged instead of turning them into domain errors.
+#: Transient AWS failures, by botocore's error code (which is also the class name botocore gives a
+#: modeled error, e.g. ``KMSInternalException``). The ONE place a transient code is listed: the
+#: adapters re-raise these unchanged instead of turning them into domain errors, and a state
+#: machine task's handler (:func:`transient_errors`) re-raises them as :class:`TransientError`,
+#: the one name every Lambda task's Retry names (``tests/unit/test_asl_retries.py`` checks both).
 TRANSIENT_AWS_ERRORS: Final[tuple[str, ...]] = (
     # throttling
     "ThrottlingException",
@@ -49,6 +51,57 @@ TRANSIENT_AWS_ERRORS: Final[tuple[str, ...]] = (
     "ReadTimeoutError",
     "ConnectionClosedError",
 )
+_TRANSIENT: Final = frozenset(TRANSIENT_AWS_ERRORS)
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class TransientError(Exception):
+    """A transient AWS failure, re-raised under one name: a Lambda reports it as errorType
+    ``TransientError``, which each Step Functions task retries with backoff. ``code`` is the
+    original error code (or class name); the original exception is the ``__cause__``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if isinstance(response, Mapping):
+        error = response.get("Error")
+        if isinstance(error, Mapping) and isinstance(error.get("Code"), str):
+            return str(error["Code"])
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A transient AWS failure: its class name or its botocore error code is in
+    :data:`TRANSIENT_AWS_ERRORS`, or it is a plain (unmodeled) botocore ``ClientError``, which the
+    state machines have always retried."""
+    name = type(exc).__name__
+    return name in _TRANSIENT or name == "ClientError" or _error_code(exc) in _TRANSIENT
+
+
+def transient_errors(handler: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorate a state machine task's handler: a transient AWS failure leaves it as
+    :class:`TransientError` (chained to the original); everything else leaves unchanged."""
+
+    @functools.wraps(handler)
+    def task(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return handler(*args, **kwargs)
+        except TransientError:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise TransientError(_error_code(exc) or type(exc).__name__, str(exc)) from exc
+            raise
+
+    task.translates_transient_errors = True  # type: ignore[attr-defined]
+    return task
+
 
 #: Default HTTP status per error code; a code not listed answers 400.
 HTTP_STATUS_BY_CODE: dict[str, int] = {

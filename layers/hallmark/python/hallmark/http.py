@@ -10,7 +10,6 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -18,6 +17,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from hallmark._domain import Caller
 from hallmark.errors import DomainError
 from hallmark.observability import logger
 
@@ -25,12 +25,6 @@ MAX_BODY_BYTES = int(os.environ.get("HALLMARK_MAX_BODY_BYTES", str(256 * 1024)))
 MAX_JSON_DEPTH = 64  # no request model nests deeper than a few levels
 # The role names a token may carry (the topology's ROLES; a test keeps the two equal).
 KNOWN_ROLES = frozenset({"submitter", "approver", "auditor", "superadmin"})
-
-
-@dataclass(frozen=True)
-class Caller:
-    sub: str
-    roles: frozenset[str]
 
 
 def error_response(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> Response[Any]:

@@ -1,25 +1,32 @@
-"""ECDSA P-256 / SHA-256 signing helpers.
+"""ECDSA P-256 / SHA-256 signing helpers (the one place keys are loaded and signatures checked).
 
 Production signatures come from KMS (``hallmark.adapters.kms_signer.KmsSigner``). This module
-holds what needs no AWS: verification with a public key in PEM (SubjectPublicKeyInfo), and
-:class:`LocalSigner`, a signer over a key generated in memory for tests and local
-development. Its private key is never serialized by this module.
+holds what needs no AWS: loading and fingerprinting a public key in PEM (SubjectPublicKeyInfo),
+verification, strict base64, and signing with a local private key (tests, the approver and
+witness CLIs: the key stays on the caller's machine). No private key is serialized here.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
-import hashlib
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from hallmark.canonical import sha256_hex
+
 __all__ = [
     "LocalSigner",
+    "b64decode",
+    "b64encode",
     "load_public_key",
     "public_key_fingerprint",
     "public_key_pem",
+    "public_pem_of",
+    "sign_p256",
     "verify_signature",
 ]
 
@@ -31,11 +38,25 @@ def public_key_pem(key: ec.EllipticCurvePublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-@functools.lru_cache(maxsize=64)
-def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
+def public_pem_of(private_key: ec.EllipticCurvePrivateKey) -> str:
+    """The SubjectPublicKeyInfo PEM (text) of a private key's public half."""
+    return public_key_pem(private_key.public_key()).decode("ascii")
+
+
+def load_public_key(pem: str | bytes) -> ec.EllipticCurvePublicKey:
     """Load a P-256 public key from PEM (SubjectPublicKeyInfo); ``ValueError`` for anything else."""
+    if isinstance(pem, str):
+        try:
+            pem = pem.encode("ascii")
+        except UnicodeError as exc:
+            raise ValueError(f"not a PEM public key: {exc}") from exc
+    return _load_public_key(bytes(pem))
+
+
+@functools.lru_cache(maxsize=64)
+def _load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     try:
-        key = serialization.load_pem_public_key(bytes(pem))
+        key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a PEM public key: {exc}") from exc
     if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
@@ -43,15 +64,15 @@ def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def public_key_fingerprint(pem: bytes) -> str:
+def public_key_fingerprint(pem: str | bytes) -> str:
     """Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (stable across PEM line wrapping)."""
     der = load_public_key(pem).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    return hashlib.sha256(der).hexdigest()
+    return sha256_hex(der)
 
 
-def verify_signature(public_key_pem: bytes, message: bytes, der_sig: bytes) -> bool:
+def verify_signature(public_key_pem: str | bytes, message: bytes, der_sig: bytes) -> bool:
     """True if ``der_sig`` is a valid ECDSA P-256/SHA-256 DER signature of ``message``.
 
     Returns False for a wrong or malformed signature; raises ``ValueError`` for an unusable key.
@@ -59,9 +80,29 @@ def verify_signature(public_key_pem: bytes, message: bytes, der_sig: bytes) -> b
     key = load_public_key(public_key_pem)
     try:
         key.verify(der_sig, message, _ECDSA_SHA256)
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def sign_p256(private_key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
+    """DER ECDSA P-256/SHA-256 signature with a local key (tests and the approver/witness CLIs)."""
+    if not isinstance(private_key.curve, ec.SECP256R1):
+        raise ValueError("private key must be on NIST P-256 (secp256r1)")
+    return private_key.sign(message, _ECDSA_SHA256)
+
+
+def b64encode(data: bytes) -> str:
+    """Standard base64 with padding."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(text: str) -> bytes:
+    """Strict standard base64; raises ``ValueError`` on anything malformed."""
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeError, AttributeError) as exc:
+        raise ValueError("malformed base64") from exc
 
 
 class LocalSigner:

@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from hallmark._crypto import canonical
-from hallmark._domain import as_utc, format_rfc3339, parse_rfc3339
+from hallmark.canonical import as_utc, canonical_bytes, parse_rfc3339, to_rfc3339
 from hallmark.errors import Conflict
 from hallmark.market.ledger import (
     Account,
@@ -120,9 +119,9 @@ class DynamoLedgerRepository:
                 "pk": {"S": _TX + tx.tx_id},
                 "txId": {"S": tx.tx_id},
                 "digest": {"S": posted.digest},
-                "tx": {"S": canonical(tx.to_json_dict()).decode()},
-                "balancesAfter": {"S": canonical(after).decode()},
-                "postedAt": {"S": format_rfc3339(posted.posted_at)},
+                "tx": {"S": canonical_bytes(tx.to_json_dict()).decode()},
+                "balancesAfter": {"S": canonical_bytes(after).decode()},
+                "postedAt": {"S": to_rfc3339(posted.posted_at, "auto")},
             },
             "ConditionExpression": "attribute_not_exists(pk)",
         }})

@@ -7,17 +7,22 @@ not configured; with REQUIRE_SIGNING_PROXY / REQUIRE_MTLS, when their inputs are
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 
 from hallmark.adapters.dynamo_docs import DynamoDocStore
 from hallmark.adapters.kms_signer import KmsSigner
+
+if TYPE_CHECKING:
+    from hallmark.audit.checkpoints import CheckpointPolicy
+    from hallmark.audit.log import AuditLog
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -158,6 +163,35 @@ def governance() -> Any:
                              DynamoApproverRepository(client("dynamodb"), name), policy)
 
 
+AUDIT_CHAINS = ("release", "governance", "ceremony", "market", "scoring")
+
+
+def audit_policy() -> CheckpointPolicy:
+    """When a chain's checkpoint is due (AUDIT_CHECKPOINT_EVERY_N / _EVERY_SECONDS; 0 s: never by time)."""
+    from hallmark.audit.checkpoints import CheckpointPolicy
+
+    every_s = float(os.environ.get("AUDIT_CHECKPOINT_EVERY_SECONDS", "60"))
+    return CheckpointPolicy(every_n=int(os.environ.get("AUDIT_CHECKPOINT_EVERY_N", "100")),
+                            every_seconds=every_s if every_s > 0 else math.inf)
+
+
+@cache
+def audit_log() -> AuditLog:
+    """The audit log wired to AWS: the DynamoDB store, the audit KMS key, the configured policy."""
+    from hallmark.adapters.dynamo_audit_store import DynamoAuditStore
+    from hallmark.audit.log import AuditLog
+    from hallmark.audit.notes import DEFAULT_ORIGIN_PREFIX
+
+    return AuditLog(DynamoAuditStore(table("audit")), signer("audit"), audit_policy(),
+                    note_origin_prefix=os.environ.get("AUDIT_NOTE_ORIGIN", DEFAULT_ORIGIN_PREFIX))
+
+
+def audit_chains() -> tuple[str, ...]:
+    """The chains the checkpointer and the exporter walk: the five flows plus AUDIT_CHAINS extras."""
+    extra = tuple(c for c in os.environ.get("AUDIT_CHAINS", "").split(",") if c)
+    return AUDIT_CHAINS + tuple(c for c in extra if c not in AUDIT_CHAINS)
+
+
 def ratification_seconds() -> int:
     return int(os.environ.get("RATIFICATION_WINDOW_SECONDS", str(48 * 3600)))
 
@@ -172,7 +206,5 @@ def now() -> datetime:
 
 def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
-    from hallmark.adapters import audit_runtime
-
-    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_runtime.audit_log):
+    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log):
         f.cache_clear()

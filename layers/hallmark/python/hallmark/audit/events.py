@@ -9,6 +9,7 @@ Wire format (``docs/wire-format.md``): ``{"id", "chain", "seq", "ts", "type", "a
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final
@@ -27,6 +28,7 @@ __all__ = [
     "AuditEvent",
     "CheckpointRef",
     "UnknownEventType",
+    "derive_event_id",
     "event_hash",
     "flow_of",
     "is_hex64",
@@ -66,7 +68,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "WitnessRegistered", "WitnessRemoved",
         ),
         "market": ("OrderPlaced", "LedgerPosted", "DeliveryIssued", "SettlementPlanned", "PayoutPosted"),
-        "scoring": ("EventsIngested", "BatchScored", "BriefCreated", "WebhookDelivered"),
+        "scoring": ("EventsIngested", "BatchScored", "BriefCreated", "WebhookDelivered", "FeedbackRecorded",
+                    "WeightsProposed", "WeightsPromoted", "WeightsRolledBack"),
     }
 )  # fmt: skip
 ALL_EVENT_TYPES: Final = frozenset(t for types in EVENT_TYPES.values() for t in types)
@@ -75,6 +78,15 @@ _FLOW_OF: Final = {t: flow for flow, types in EVENT_TYPES.items() for t in types
 CHAIN_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _HEX64: Final = r"^[0-9a-f]{64}$"
 _HEX64_RE = re.compile(_HEX64)
+
+
+_EVENT_ID_NAMESPACE: Final = uuid.UUID("6f1c9a52-3a43-4a53-9d8e-6c1d8b7f0a11")
+
+
+def derive_event_id(*parts: str) -> str:
+    """The one deterministic audit event id scheme: a UUIDv5 (32 hex) of the parts joined by ``/``, so the
+    same step retried (same parts) records once (the audit log is idempotent on ids)."""
+    return uuid.uuid5(_EVENT_ID_NAMESPACE, "/".join(parts)).hex
 
 
 class UnknownEventType(ValueError):

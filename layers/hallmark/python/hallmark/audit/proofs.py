@@ -15,6 +15,7 @@ signed root that does not extend an earlier one.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -84,11 +85,18 @@ def _size(value: Any, what: str) -> int:
     return value
 
 
-def _signed(ckpt: Any, what: str, keys: Keys, verified: dict[int, str]) -> str | None:
-    """None when ``ckpt`` is a checkpoint signed by one of ``keys``; else the reason."""
+def _signed(ckpt: Any, what: str, keys: Keys, verified: dict[int, str],
+            seen: dict[str, str] | None = None) -> str | None:
+    """None when ``ckpt`` is a checkpoint signed by one of ``keys``; else the reason. ``seen``
+    remembers checkpoints (as their sorted JSON) already verified with these ``keys``."""
     if not isinstance(ckpt, Mapping):
         return f"{what} is missing"
-    name = signing_key(ckpt, keys)
+    memo = json.dumps(ckpt, sort_keys=True) if seen is not None else ""
+    name = seen.get(memo) if seen is not None else None
+    if name is None:
+        name = signing_key(ckpt, keys)
+        if name is not None and seen is not None:
+            seen[memo] = name
     if name is None:
         return f"{what} (seq {ckpt.get('seq')}): signature does not verify with {_key_list(keys)}"
     verified[int(ckpt["seq"])] = name
@@ -99,12 +107,16 @@ def _key_list(keys: Keys) -> str:
     return "the key " + next(iter(keys)) if len(keys) == 1 else f"any of the keys {', '.join(keys)}"
 
 
-def check_inclusion_document(doc: Mapping[str, Any], keys: Keys) -> ProofCheck:
-    """Event ``seq`` with ``eventHash`` is leaf ``seq - 1`` of the tree its signed checkpoint names."""
+def check_inclusion_document(doc: Mapping[str, Any], keys: Keys, *,
+                             seen: dict[str, str] | None = None) -> ProofCheck:
+    """Event ``seq`` with ``eventHash`` is leaf ``seq - 1`` of the tree its signed checkpoint names.
+
+    ``seen`` (a dict the caller keeps, empty at first, for one set of ``keys``) lets many proofs
+    against the same checkpoint verify its signature once."""
     kind, verified = "inclusion", dict[int, str]()
     try:
         ckpt = doc.get("checkpoint")
-        bad = _signed(ckpt, "checkpoint", keys, verified)
+        bad = _signed(ckpt, "checkpoint", keys, verified, seen)
         if bad:
             return ProofCheck(False, kind, bad)
         assert isinstance(ckpt, Mapping)

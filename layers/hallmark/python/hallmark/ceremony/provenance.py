@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hallmark._crypto import b64decode, canonical, sha256_hex, verify_p256
-from hallmark._domain import format_rfc3339
+from hallmark.canonical import canonical_bytes, sha256_hex, to_rfc3339
 from hallmark.ceremony.models import TIERS, Ceremony, ProvenanceAttestation, Tier
 from hallmark.dsse import DsseError, pae, sign_envelope, verify_envelope
 from hallmark.ports import Signer
+from hallmark.signing import b64decode, verify_signature
 
 WITNESS_PURPOSE = "hallmark/ceremony-witness/v1"
 PROVENANCE_TYPE = "hallmark/provenance/v1"
@@ -29,7 +29,7 @@ def ceremony_payload(ceremony: Ceremony) -> bytes:
     It binds the ceremony id, initiator, target tier, type, sorted artifacts, description and
     the ceremony's window, so a witness signature cannot be moved to another ceremony.
     """
-    return canonical({
+    return canonical_bytes({
         "purpose": WITNESS_PURPOSE,
         "ceremonyId": ceremony.ceremony_id,
         "initiator": ceremony.initiator,
@@ -37,8 +37,8 @@ def ceremony_payload(ceremony: Ceremony) -> bytes:
         "type": ceremony.type,
         "artifacts": sorted(ceremony.artifacts),
         "blessing": ceremony.blessing,
-        "createdAt": format_rfc3339(ceremony.created_at),
-        "deadline": format_rfc3339(ceremony.deadline),
+        "createdAt": to_rfc3339(ceremony.created_at, "auto"),
+        "deadline": to_rfc3339(ceremony.deadline, "auto"),
     })
 
 
@@ -55,7 +55,7 @@ def provenance_record(ceremony: Ceremony, completed_at_rfc3339: str) -> dict[str
         "ceremonyId": ceremony.ceremony_id,
         "type": ceremony.type,
         "initiator": ceremony.initiator,
-        "timestamp": format_rfc3339(ceremony.created_at),
+        "timestamp": to_rfc3339(ceremony.created_at, "auto"),
         "completedAt": completed_at_rfc3339,
         "tier": ceremony.tier,
         "witnesses": sorted(w.witness_id for w in witness_sigs),
@@ -72,7 +72,7 @@ def provenance_record(ceremony: Ceremony, completed_at_rfc3339: str) -> dict[str
 
 def provenance_payload(record: dict[str, Any]) -> bytes:
     """RFC 8785 bytes of the record (what the proof key signs unless an encoder is injected)."""
-    return canonical(record)
+    return canonical_bytes(record)
 
 
 def signature_id(tier: Tier, payload: bytes) -> str:
@@ -95,7 +95,7 @@ def dsse_encoder(payload_type: str = PROVENANCE_PAYLOAD_TYPE) -> RecordEncoder:
     """The encoder whose bytes a DSSE signature covers: ``PAE(payload_type, RFC8785(record))``."""
 
     def encode(record: dict[str, Any]) -> bytes:
-        return pae(payload_type, canonical(record))
+        return pae(payload_type, canonical_bytes(record))
 
     return encode
 
@@ -107,7 +107,7 @@ def attest_dsse(record: dict[str, Any], signer: Signer,
     ``signature_id`` = ``provenance-<tier>-<sha256 of PAE(payload_type, payload)>``, the bytes
     the signature covers, so any verifier holding the envelope can recompute it.
     """
-    payload = canonical(record)
+    payload = canonical_bytes(record)
     envelope = sign_envelope(payload, payload_type, signer)
     first = envelope["signatures"][0]
     return ProvenanceAttestation(
@@ -138,7 +138,7 @@ def attestation_failure(
             payload = verify_envelope(attestation.envelope, pem, expected_payload_type=attestation.payload_type)
         except (DsseError, ValueError):
             return "envelope_invalid"
-        if payload != canonical(attestation.record):
+        if payload != canonical_bytes(attestation.record):
             return "record_mismatch"
         if attestation.signature_id != signature_id(tier, pae(attestation.payload_type, payload)):
             return "signature_id_mismatch"
@@ -150,4 +150,4 @@ def attestation_failure(
         der = b64decode(attestation.signature)
     except ValueError:
         return "signature_invalid"
-    return None if verify_p256(pem, payload, der) else "signature_invalid"
+    return None if verify_signature(pem, payload, der) else "signature_invalid"

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from hallmark._crypto import b64decode, b64encode, public_key_fingerprint, verify_p256
-from hallmark._domain import EventDraft, Principal, as_utc, format_rfc3339
+from hallmark._domain import EventDraft, Principal
+from hallmark.canonical import as_utc, to_rfc3339
 from hallmark.ceremony.deployment import PlannedDeployment, plan_deployment
 from hallmark.ceremony.models import (
     CEREMONY_TYPES,
@@ -39,6 +39,7 @@ from hallmark.ceremony.provenance import (
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from hallmark.governance.models import check_id
 from hallmark.ports import Signer
+from hallmark.signing import b64decode, b64encode, public_key_fingerprint, verify_signature
 
 SUPERADMIN = "superadmin"
 DEFAULT_CEREMONY_WINDOW = timedelta(days=7)
@@ -194,7 +195,7 @@ class CeremonyService:
         return CeremonyChange(ceremony, [EventDraft("CeremonyInitiated", ceremony.ceremony_id, {
             "tier": target, "type": kind, "artifacts": list(ceremony.artifacts), "initiator": initiator,
             "requiredWitnesses": rule.min_witnesses, "requiresBlessing": rule.requires_blessing,
-            "deadline": format_rfc3339(end),
+            "deadline": to_rfc3339(end, "auto"),
         }, actor=initiator)])
 
     # ------------------------------------------------------------------ witness / bless
@@ -228,7 +229,7 @@ class CeremonyService:
             der = b64decode(signature)
         except ValueError:
             der = b""
-        if not der or not verify_p256(witness.public_key_pem, ceremony_payload(ceremony), der):
+        if not der or not verify_signature(witness.public_key_pem, ceremony_payload(ceremony), der):
             raise DomainError("bad_signature", "the witness signature does not verify for this ceremony",
                               details={"witnessId": witness_id, "keyFingerprint": witness.key_fingerprint})
         entry = WitnessSignature(witness_id=witness_id, key_fingerprint=witness.key_fingerprint,
@@ -280,7 +281,7 @@ class CeremonyService:
         if ceremony.status != "Witnessed":
             raise Conflict(f"the ceremony is {ceremony.status}, not Witnessed", {"status": ceremony.status},
                            code="invalid_transition")
-        attestation = self._attest(provenance_record(ceremony, format_rfc3339(now)))
+        attestation = self._attest(provenance_record(ceremony, to_rfc3339(now, "auto")))
         signed = ceremony.model_copy(update={"status": "Signed", "provenance": attestation, "completed_at": now,
                                              "version": ceremony.version + 1})
         self._repo.save(signed, expected_version=ceremony.version)
@@ -364,7 +365,7 @@ class CeremonyService:
             witnessed = updated.model_copy(update={"status": "Witnessed"})
             self._repo.save(witnessed, expected_version=before.version)
             return CeremonyChange(witnessed, events)
-        attestation = self._attest(provenance_record(updated, format_rfc3339(now)))
+        attestation = self._attest(provenance_record(updated, to_rfc3339(now, "auto")))
         awards = self._awards(updated, attestation, now)
         done = updated.model_copy(update={"status": "Completed", "provenance": attestation, "completed_at": now,
                                           "awarded": updated.artifacts, "awarded_at": now})
@@ -435,7 +436,7 @@ class CeremonyService:
     def _require_gathering(ceremony: Ceremony, now: datetime) -> None:
         if ceremony.status == "Lapsed" or (ceremony.status == "Gathering" and now >= ceremony.deadline):
             raise DomainError("lapsed", "the ceremony has lapsed",
-                              details={"deadline": format_rfc3339(ceremony.deadline)})
+                              details={"deadline": to_rfc3339(ceremony.deadline, "auto")})
         if ceremony.status != "Gathering":
             raise Conflict(f"the ceremony is {ceremony.status}", {"status": ceremony.status}, code="ceremony_closed")
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from hallmark._crypto import b64encode, canonical, sign_p256
-from hallmark._domain import format_rfc3339, parse_rfc3339
+from hallmark.canonical import canonical_bytes, parse_rfc3339, to_rfc3339
 from hallmark.governance.models import ApprovalSubject, Decision, SubjectKind
+from hallmark.signing import b64encode, sign_p256
 
 _KEYS: dict[SubjectKind, tuple[str, str]] = {
     "upgrade": ("upgradeId", "manifestDigest"),
@@ -40,7 +40,7 @@ def subject_message(
 ) -> bytes:
     """The signed bytes for a subject of either kind."""
     id_key, digest_key = _KEYS[kind]
-    return canonical(
+    return canonical_bytes(
         {id_key: subject_id, digest_key: digest, "decision": decision, "expiresAt": expires_at, "nonce": nonce}
     )
 
@@ -71,7 +71,7 @@ def sign_approval(
     The form echoes ``upgradeId``/``manifestDigest`` (or ``settlementId``/``planDigest``) so the
     server can tell a form posted to the wrong subject (``wrong_subject``) from a forgery.
     """
-    expires = expires_at if isinstance(expires_at, str) else format_rfc3339(expires_at)
+    expires = expires_at if isinstance(expires_at, str) else to_rfc3339(expires_at, "auto")
     parse_rfc3339(expires)
     nonce = nonce or new_nonce()
     message = subject_message(kind, subject_id, digest, decision, expires, nonce)

@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, TypeAdapter, field_validator
 
-from hallmark._domain import DomainModel, UtcDatetime, parse_rfc3339
+from hallmark._domain import DomainModel, UtcDatetime
+from hallmark.canonical import parse_rfc3339
 
 Impact = Literal["LOW", "MEDIUM", "HIGH", "CRITICAL"]
 SubjectKind = Literal["upgrade", "settlement"]

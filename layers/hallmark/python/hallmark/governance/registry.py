@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from hallmark._crypto import public_key_fingerprint
-from hallmark._domain import EventDraft, Principal, as_utc
+from hallmark._domain import EventDraft, Principal
+from hallmark.canonical import as_utc
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from hallmark.governance.models import Approver, RetiredKey, ThresholdPolicy, check_id
 from hallmark.governance.ports import ApproverRepository
+from hallmark.signing import public_key_fingerprint
 
 SUPERADMIN = "superadmin"
 

@@ -15,8 +15,8 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
-from hallmark._crypto import b64decode, verify_p256
-from hallmark._domain import EventDraft, EventType, as_utc, format_rfc3339, parse_rfc3339
+from hallmark._domain import EventDraft
+from hallmark.canonical import as_utc, parse_rfc3339, to_rfc3339
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from hallmark.governance.messages import message_for
 from hallmark.governance.models import (
@@ -36,6 +36,7 @@ from hallmark.governance.models import (
     check_id,
 )
 from hallmark.governance.ports import ApprovalRepository, ApproverRepository, NonceClaim
+from hallmark.signing import b64decode, verify_signature
 
 T = TypeVar("T", bound=ApprovalSubject)
 
@@ -123,12 +124,12 @@ class GovernanceService:
             events = [
                 EventDraft("UpgradeApplied", upgrade_id, {
                     "packageId": package_id, "manifestDigest": manifest_digest, "emergency": True,
-                    "ratificationDeadline": format_rfc3339(window_end), "previousVersion": previous_version,
+                    "ratificationDeadline": to_rfc3339(window_end, "auto"), "previousVersion": previous_version,
                 }, actor=proposed_by),
                 EventDraft("ApprovalRequested", upgrade_id, {
                     "kind": "upgrade", "collection": "ratifications", "threshold": threshold,
                     "approvers": approvers, "manifestDigest": manifest_digest,
-                    "deadline": format_rfc3339(window_end),
+                    "deadline": to_rfc3339(window_end, "auto"),
                 }, actor=proposed_by),
             ]
         else:
@@ -136,7 +137,7 @@ class GovernanceService:
             events = [EventDraft("ApprovalRequested", upgrade_id, {
                 "kind": "upgrade", "collection": "approvals", "threshold": threshold, "impact": impact,
                 "approvers": approvers, "packageId": package_id, "manifestDigest": manifest_digest,
-                "deadline": format_rfc3339(upgrade.deadline) if upgrade.deadline else None,
+                "deadline": to_rfc3339(upgrade.deadline, "auto") if upgrade.deadline else None,
             }, actor=proposed_by)]
         self._approvals.create(upgrade)
         return Opened(upgrade, events)
@@ -195,7 +196,7 @@ class GovernanceService:
             hint = form.approver_id if isinstance(form, ApprovalForm) else form.get("approverId")
             raise err.with_events(EventDraft("ApprovalRefused", audited_id, {
                 "kind": kind, "collection": collection, "code": err.code, "reason": err.message,
-                "approverId": hint if isinstance(hint, str) else None, "at": format_rfc3339(as_utc(now)),
+                "approverId": hint if isinstance(hint, str) else None, "at": to_rfc3339(as_utc(now), "auto"),
             }, actor=caller_sub)) from None
         return self._record(subject, form, caller_sub, now, collection)
 
@@ -225,7 +226,7 @@ class GovernanceService:
         assert upgrade.ratification_deadline is not None
         if now < upgrade.ratification_deadline:
             raise DomainError("window_open", "the ratification window is still open", details={
-                "ratificationDeadline": format_rfc3339(upgrade.ratification_deadline)})
+                "ratificationDeadline": to_rfc3339(upgrade.ratification_deadline, "auto")})
         rolled = upgrade.model_copy(update={"status": "RolledBack", "version": upgrade.version + 1})
         self._approvals.save(rolled, expected_version=upgrade.version)
         return ApprovalResult(rolled, "rollback", [EventDraft("UpgradeRolledBack", upgrade.upgrade_id, {
@@ -244,7 +245,7 @@ class GovernanceService:
         expired = subject.model_copy(update={"status": "Expired", "version": subject.version + 1})
         self._approvals.save(expired, expected_version=subject.version)
         data = {"approvals": subject.count("approvals", "approve"), "threshold": subject.threshold}
-        event_type: EventType = "UpgradeExpired" if subject.kind == "upgrade" else "SettlementExpired"
+        event_type: str = "UpgradeExpired" if subject.kind == "upgrade" else "SettlementExpired"
         return ApprovalResult(expired, "reject", [EventDraft(event_type, subject.subject_id, data)])
 
     # ------------------------------------------------------------------ internals
@@ -280,7 +281,7 @@ class GovernanceService:
                 "kind": subject.kind, "collection": collection, "code": err.code, "reason": err.message,
                 "approverId": approver_hint if isinstance(approver_hint, str) else None,
                 "nonce": nonce_hint if isinstance(nonce_hint, str) else None,
-                "at": format_rfc3339(now),
+                "at": to_rfc3339(now, "auto"),
             }, actor=caller_sub)) from None
         return ApprovalResult(new_subject, outcome, self._events(new_subject, record, outcome, collection))
 
@@ -326,7 +327,7 @@ class GovernanceService:
         except ValueError:
             der = b""
         message = message_for(subject, form.decision, form.expires_at, form.nonce)
-        if not der or not verify_p256(approver.public_key_pem, message, der):
+        if not der or not verify_signature(approver.public_key_pem, message, der):
             raise DomainError("bad_signature", "the signature does not verify for this subject and approver",
                               details={"approverId": form.approver_id, "keyFingerprint": approver.key_fingerprint})
         # 7. still valid, and not valid for longer than the policy allows
@@ -340,7 +341,7 @@ class GovernanceService:
                               f"a signed decision may be valid for at most "
                               f"{int(self._policy.max_decision_validity.total_seconds())} s",
                               http_status=422,
-                              details={"expiresAt": form.expires_at, "latest": format_rfc3339(latest)})
+                              details={"expiresAt": form.expires_at, "latest": to_rfc3339(latest, "auto")})
         # 8. one decision per approver per collection
         records = subject.records(collection)
         if any(r.approver_id == form.approver_id for r in records):
@@ -410,7 +411,7 @@ class GovernanceService:
                                {"status": subject.status})
             if subject.deadline is not None and now >= subject.deadline:
                 raise DomainError("expired", f"the {subject.kind}'s approval window has closed",
-                                  details={"what": subject.kind, "deadline": format_rfc3339(subject.deadline)})
+                                  details={"what": subject.kind, "deadline": to_rfc3339(subject.deadline, "auto")})
             return
         if not isinstance(subject, Upgrade) or not subject.emergency:
             raise Conflict("only an emergency upgrade is ratified", {"kind": subject.kind})
@@ -419,7 +420,7 @@ class GovernanceService:
         assert subject.ratification_deadline is not None
         if now >= subject.ratification_deadline:
             raise DomainError("window_closed", "the ratification window has closed",
-                              details={"ratificationDeadline": format_rfc3339(subject.ratification_deadline)})
+                              details={"ratificationDeadline": to_rfc3339(subject.ratification_deadline, "auto")})
 
     def _require_reachable(self, threshold: int) -> None:
         active = len(self._approvers.list_active())

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from hallmark._domain import EventDraft, as_utc, format_rfc3339
+from hallmark._domain import EventDraft
+from hallmark.canonical import as_utc, to_rfc3339
 from hallmark.errors import InvalidInput
 from hallmark.market.proofs import SignedProof, sign_proof
 from hallmark.ports import Signer
@@ -48,7 +49,7 @@ def delivery_proof(
         "manifestSignatureId": manifest_signature_id,
         "ledgerProofId": ledger_proof_id,
         "ciphertextDigest": ciphertext_digest,
-        "expiresAt": format_rfc3339(as_utc(now) + ttl),
+        "expiresAt": to_rfc3339(as_utc(now) + ttl, "auto"),
     }
 
 

@@ -24,8 +24,8 @@ from typing import Any, NamedTuple, Protocol
 
 from pydantic import Field, StrictInt, ValidationError, field_validator
 
-from hallmark._crypto import digest_of
-from hallmark._domain import DomainModel, EventDraft, UtcDatetime, as_utc, format_rfc3339
+from hallmark._domain import DomainModel, EventDraft, UtcDatetime
+from hallmark.canonical import as_utc, digest_of, to_rfc3339
 from hallmark.errors import Conflict, DomainError, InvalidInput
 from hallmark.governance.models import check_id
 from hallmark.market.proofs import SignedProof, sign_proof
@@ -340,7 +340,7 @@ def ledger_proof(posted: PostedTransaction) -> dict[str, Any]:
         "txId": posted.tx.tx_id,
         "postings": [p.to_json_dict() for p in posted.tx.postings],
         "balancesAfterDigest": digest_of(posted.balances_after),
-        "ts": format_rfc3339(posted.posted_at),
+        "ts": to_rfc3339(posted.posted_at, "auto"),
     }
 
 

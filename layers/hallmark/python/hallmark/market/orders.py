@@ -16,7 +16,8 @@ from typing import Literal, Protocol
 
 from pydantic import StrictInt, field_validator
 
-from hallmark._domain import DomainModel, EventDraft, UtcDatetime, as_utc
+from hallmark._domain import DomainModel, EventDraft, UtcDatetime
+from hallmark.canonical import as_utc
 from hallmark.errors import Conflict, DomainError, NotFound
 from hallmark.governance.models import check_id
 from hallmark.market.delivery import (

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hallmark._crypto import b64decode, b64encode, canonical, sha256_hex, verify_p256
 from hallmark._domain import DomainModel
+from hallmark.canonical import canonical_bytes, sha256_hex
 from hallmark.ports import Signer
+from hallmark.signing import b64decode, b64encode, verify_signature
 
 
 class SignedProof(DomainModel):
@@ -23,7 +24,7 @@ class SignedProof(DomainModel):
 
 
 def proof_payload(proof: dict[str, Any]) -> bytes:
-    return canonical(proof)
+    return canonical_bytes(proof)
 
 
 def proof_id_for(kind: str, proof: dict[str, Any]) -> str:
@@ -44,4 +45,4 @@ def verify_proof(signed: SignedProof, public_key_pem: str | bytes) -> bool:
         der = b64decode(signed.signature)
     except ValueError:
         return False
-    return verify_p256(public_key_pem, proof_payload(signed.proof), der)
+    return verify_signature(public_key_pem, proof_payload(signed.proof), der)

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from hallmark._crypto import sha256_hex
-from hallmark._domain import EventDraft, Principal, as_utc, emit_by_flow, format_rfc3339, parse_rfc3339
+from hallmark._domain import EventDraft, Principal, emit_by_flow
 from hallmark.access import require_order_reader, require_settlement_reader
+from hallmark.canonical import as_utc, parse_rfc3339, sha256_hex, to_rfc3339
 from hallmark.docstore import DocStore
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from hallmark.governance.models import ApprovalForm, SettlementApproval, check_id
@@ -303,7 +303,7 @@ class MarketService:
             if caller.sub == order.buyer and remaining > 0:
                 ttl = min(remaining, int(self._url_ttl.total_seconds()))
                 info["url"] = store.presign(info["key"], ttl)
-                info["urlExpiresAt"] = format_rfc3339(as_utc(now) + timedelta(seconds=ttl))
+                info["urlExpiresAt"] = to_rfc3339(as_utc(now) + timedelta(seconds=ttl), "auto")
         view["delivery"] = info
         return view
 
@@ -372,7 +372,7 @@ class MarketService:
         for share in plan.shares:
             self._open(Account(account_id=share.account, currency=currency))
         doc = {**plan.to_json_dict(), "planDigest": digest, "listingId": listing_id, "proposedBy": caller.sub,
-               "createdAt": format_rfc3339(now)}
+               "createdAt": to_rfc3339(now, "auto")}
         try:
             self._docs.create(PLAN, settlement_id, doc)
         except Conflict:

@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import StrictInt, ValidationError, field_validator
 
-from hallmark._crypto import digest_of
 from hallmark._domain import DomainModel, EventDraft
+from hallmark.canonical import digest_of
 from hallmark.errors import DomainError
 from hallmark.governance.models import SettlementApproval, check_id
 from hallmark.market.ledger import (

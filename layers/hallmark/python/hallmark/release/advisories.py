@@ -42,7 +42,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hallmark._domain import EventDraft, format_rfc3339, parse_rfc3339
+from hallmark._domain import EventDraft
+from hallmark.canonical import parse_rfc3339, to_rfc3339
 from hallmark.release.validators.security import AdvisorySet, AdvisorySetUnavailable
 
 __all__ = [
@@ -355,7 +356,7 @@ class AdvisorySync:
         except ValueError:
             current = None  # an unreadable pointer is replaced (the validator refused it anyway)
         if current is not None and current.sha256 == sha:
-            pointer = current.model_copy(update={"fetchedAt": format_rfc3339(now), "source": source})
+            pointer = current.model_copy(update={"fetchedAt": to_rfc3339(now, "auto"), "source": source})
             self.blobs.put(POINTER_KEY, _pointer_bytes(pointer))
             return SyncOutcome("unchanged", pointer)
         if current is not None and count < current.records * self.limits.min_keep_ratio:
@@ -373,7 +374,7 @@ class AdvisorySync:
             key=key,
             records=count,
             ecosystems=sorted(self.ecosystems),
-            fetchedAt=format_rfc3339(now),
+            fetchedAt=to_rfc3339(now, "auto"),
             source=source,
             bytes=len(body),
         )

@@ -35,8 +35,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hallmark._crypto import canonical, sha256_hex
-from hallmark._domain import EventDraft, Principal, format_rfc3339
+from hallmark._domain import EventDraft, Principal
+from hallmark.canonical import canonical_bytes, sha256_hex, to_rfc3339
 from hallmark.docstore import DocStore
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
@@ -97,7 +97,7 @@ class PolicyDocument(BaseModel):
 
     @property
     def digest(self) -> str:
-        return sha256_hex(canonical(self.as_json()))
+        return sha256_hex(canonical_bytes(self.as_json()))
 
 
 DEFAULT_POLICY = PolicyDocument()
@@ -239,7 +239,7 @@ class ImpactPolicyStore:
         doc = self.store.get(KIND, CURRENT)
         if doc is not None:
             return StoredPolicy.from_doc(doc)
-        seeded = self._doc(1, DEFAULT_POLICY, "system:default", format_rfc3339(now) if now else "1970-01-01T00:00:00Z",
+        seeded = self._doc(1, DEFAULT_POLICY, "system:default", to_rfc3339(now, "auto") if now else "1970-01-01T00:00:00Z",
                            None)
         for ident in (CURRENT, "v1"):
             with contextlib.suppress(Conflict):  # seeded concurrently: read what won
@@ -282,7 +282,7 @@ class ImpactPolicyStore:
                                          manifest_digest=parsed.digest, impact=PROPOSAL_IMPACT,
                                          proposed_by=caller.sub, now=now)
         record = {"proposalId": proposal_id, "document": parsed.as_json(), "digest": parsed.digest,
-                  "baseVersion": base.version, "proposedBy": caller.sub, "proposedAt": format_rfc3339(now),
+                  "baseVersion": base.version, "proposedBy": caller.sub, "proposedAt": to_rfc3339(now, "auto"),
                   "status": "Pending", "threshold": opened.subject.threshold}
         self.store.create(PROPOSAL, proposal_id, record)
         return PolicyChange({**record, "upgradeId": proposal_id}, list(opened.events))
@@ -316,7 +316,7 @@ class ImpactPolicyStore:
                            {"baseVersion": proposal["baseVersion"], "current": base.version}, code="stale_policy")
         document = PolicyDocument.model_validate(proposal["document"])
         new_version = base.version + 1
-        doc = self._doc(new_version, document, caller.sub, format_rfc3339(now), proposal_id)
+        doc = self._doc(new_version, document, caller.sub, to_rfc3339(now, "auto"), proposal_id)
         current_doc = self.store.get(KIND, CURRENT)
         assert current_doc is not None
         self.store.create(KIND, f"v{new_version}", doc)  # Conflict: a concurrent apply won

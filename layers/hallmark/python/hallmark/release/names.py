@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hallmark._domain import EventDraft, Principal, format_rfc3339
+from hallmark._domain import EventDraft, Principal
+from hallmark.canonical import to_rfc3339
 from hallmark.docstore import DocStore
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
@@ -60,7 +61,7 @@ def ancestors(name: str) -> list[str]:
 
 
 def new_record(name: str, owner: str, now: datetime, claimed_via: str) -> dict[str, Any]:
-    return {"name": name, "owner": owner, "claimedAt": format_rfc3339(now), "claimedVia": claimed_via,
+    return {"name": name, "owner": owner, "claimedAt": to_rfc3339(now, "auto"), "claimedVia": claimed_via,
             "delegations": [], "releases": {}}
 
 
@@ -169,7 +170,7 @@ class NameRegistry:
             except Conflict:
                 continue
             return NameChange(updated, [EventDraft("NameOwnerAssigned", name, {
-                "name": name, "owner": owner, "previousOwner": previous, "at": format_rfc3339(now)},
+                "name": name, "owner": owner, "previousOwner": previous, "at": to_rfc3339(now, "auto")},
                 actor=caller.sub)])
         raise Conflict(f"name {name!r} is being changed concurrently; retry")
 
@@ -183,7 +184,7 @@ class NameRegistry:
             if delegate == record["owner"]:
                 raise InvalidInput("the owner needs no delegation", {"delegate": delegate})
             grant = {"delegate": delegate, "prefix": bool(prefix), "grantedBy": caller.sub,
-                     "grantedAt": format_rfc3339(now)}
+                     "grantedAt": to_rfc3339(now, "auto")}
             others = [d for d in record.get("delegations", []) if d["delegate"] != delegate]
             if len(others) >= 100:
                 raise DomainError("too_many_delegations", "a name holds at most 100 delegations", 409)
@@ -211,7 +212,7 @@ class NameRegistry:
             except Conflict:
                 continue
             return NameChange(updated, [EventDraft("DelegationRevoked", name, {
-                "name": name, "delegate": delegate, "at": format_rfc3339(now)}, actor=caller.sub)])
+                "name": name, "delegate": delegate, "at": to_rfc3339(now, "auto")}, actor=caller.sub)])
         raise Conflict(f"name {name!r} is being changed concurrently; retry")
 
     def _owned_by(self, caller: Principal, name: str) -> dict[str, Any]:

@@ -6,10 +6,12 @@ import os
 import uuid
 from typing import Any
 
+from hallmark.audit.events import derive_event_id
+from hallmark.canonical import to_rfc3339
 from hallmark.docstore import DocStore
 from hallmark.errors import Conflict
 from hallmark.ports import AuditEmitter
-from hallmark.release.service import CHAIN, event_id, rfc3339
+from hallmark.release.service import CHAIN
 
 LISTING = "listing"
 
@@ -37,7 +39,7 @@ def create_listing(store: DocStore, audit: AuditEmitter, package: dict[str, Any]
         "manifestRef": repository,
         "artifact": {"bucket": manifest["artifactBucket"], "key": manifest["artifactKey"],
                      "versionId": manifest.get("artifactVersionId")},
-        "createdAt": rfc3339(now),
+        "createdAt": to_rfc3339(now),
         "status": "Active",
     }
     try:
@@ -49,5 +51,5 @@ def create_listing(store: DocStore, audit: AuditEmitter, package: dict[str, Any]
     audit.emit(chain=CHAIN, type="ListingCreated", actor="system:marketplace", subject=package["packageId"],
                data={"listingId": listing_id, "manifestSignatureId": manifest["signatureId"],
                      "price": listing["price"], "currency": listing["currency"]},
-               event_id=event_id(package["packageId"], "ListingCreated"))
+               event_id=derive_event_id(package["packageId"], "ListingCreated"))
     return listing

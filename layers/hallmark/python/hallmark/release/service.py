@@ -15,6 +15,8 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hallmark._domain import Caller, EventDraft
+from hallmark.audit.events import derive_event_id
+from hallmark.canonical import to_rfc3339
 from hallmark.docstore import DocStore, update
 from hallmark.errors import Conflict, DomainError, Forbidden, NotFound
 from hallmark.governance.models import DEFAULT_THRESHOLDS, Impact
@@ -23,19 +25,9 @@ from hallmark.release import impact_policy, names, versions
 
 KIND = "package"
 CHAIN = "release"
-NAMESPACE = uuid.UUID("6f1c9a52-3a43-4a53-9d8e-6c1d8b7f0a11")
 PREDICATE_TYPE = "https://hallmark.dev/manifest/v1"
 Status = Literal["Submitted", "Validating", "AwaitingApproval", "Rejected", "Failed", "Published", "RolledBack"]
 FORMATS = (".tar.gz", ".tgz", ".zip")
-
-
-def event_id(*parts: str) -> str:
-    """A deterministic audit event id: the same step retried records once."""
-    return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
-
-
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class SubmitRequest(BaseModel):
@@ -131,7 +123,7 @@ class ReleaseService:
             self._require_approvers(assessment.impact, req.name, req.version)
             if check.reuses is not None:
                 releases.pop(check.reuses, None)
-            releases[req.version] = {"packageId": pid, "submittedBy": submitter, "at": rfc3339(now)}
+            releases[req.version] = {"packageId": pid, "submittedBy": submitter, "at": to_rfc3339(now)}
             if name_doc is None:
                 assert authority.claim_for is not None
                 updated = {**names.new_record(req.name, authority.claim_for, now, authority.via), "releases": releases}
@@ -151,7 +143,7 @@ class ReleaseService:
             "objectKey": f"uploads/{pid}/{req.file_name()}",
             "status": "Submitted",
             "submittedBy": submitter,
-            "submittedAt": rfc3339(now),
+            "submittedAt": to_rfc3339(now),
             "authority": authority.via,
             "impact": assessment.impact,
             "declaredImpact": req.impact,
@@ -161,7 +153,7 @@ class ReleaseService:
             "manifest": None,
             "listingId": None,
             "executionArn": None,
-            "history": [{"status": "Submitted", "at": rfc3339(now)}],
+            "history": [{"status": "Submitted", "at": to_rfc3339(now)}],
         }
         self.store.create(KIND, pid, record)
         if name_doc is None:
@@ -169,14 +161,14 @@ class ReleaseService:
             # package's events are all under its id
             self.audit.emit(chain=CHAIN, type="NameClaimed", actor=submitter, subject=pid,
                             data={"name": req.name, "owner": authority.claim_for, "via": authority.via,
-                                  "packageId": pid}, event_id=event_id(pid, "NameClaimed"))
+                                  "packageId": pid}, event_id=derive_event_id(pid, "NameClaimed"))
         self.audit.emit(chain=CHAIN, type="PackageSubmitted", actor=submitter, subject=pid,
                         data={"name": req.name, "version": req.version, "impact": assessment.impact,
                               "declaredImpact": req.impact, "policyVersion": policy.version,
                               "rules": [r["rule"] for r in assessment.rules], "authority": authority.via,
                               "rollback": req.rollback, "emergency": req.emergency, "sha256": req.sha256,
                               "license": req.license},
-                        event_id=event_id(pid, "PackageSubmitted"))
+                        event_id=derive_event_id(pid, "PackageSubmitted"))
         return record
 
     def _status_of(self, package_id: str) -> str | None:
@@ -218,7 +210,7 @@ class ReleaseService:
                 raise Conflict(f"package {package_id} is {doc['status']}, cannot become {to}",
                                {"status": doc["status"], "to": to})
             doc["status"] = to
-            doc["history"].append({"status": to, "at": rfc3339(self.clock())})
+            doc["history"].append({"status": to, "at": to_rfc3339(self.clock())})
             if extra:
                 extra(doc)
 
@@ -238,7 +230,7 @@ class ReleaseService:
             if d["status"] != "Submitted" or d.get("executionArn"):
                 raise UploadAlreadyClaimed(package_id, d["status"])
             d["status"] = "Validating"
-            d["history"].append({"status": "Validating", "at": rfc3339(self.clock())})
+            d["history"].append({"status": "Validating", "at": to_rfc3339(self.clock())})
             d["executionArn"] = execution_arn
             d["size"] = pinned["size"]
             d["pinned"] = pinned
@@ -248,7 +240,7 @@ class ReleaseService:
         self.audit.emit(chain=CHAIN, type="PackageUploaded", actor="system:release", subject=package_id,
                         data={"key": doc["objectKey"], "uploadVersionId": upload_version, "size": pinned["size"],
                               "pinned": pinned, "executionArn": execution_arn},
-                        event_id=event_id(package_id, "PackageUploaded"))
+                        event_id=derive_event_id(package_id, "PackageUploaded"))
         return doc
 
     def refuse_upload(self, package_id: str, reason: str, execution_arn: str) -> dict[str, Any]:
@@ -261,22 +253,22 @@ class ReleaseService:
             if d["status"] != "Submitted" or d.get("executionArn"):
                 raise UploadAlreadyClaimed(package_id, d["status"])
             d["status"] = "Rejected"
-            d["history"].append({"status": "Rejected", "at": rfc3339(self.clock())})
+            d["history"].append({"status": "Rejected", "at": to_rfc3339(self.clock())})
             d["executionArn"] = execution_arn
             d["reasons"] = [f"intake: {reason}"]
 
         doc = update(self.store, KIND, package_id, change)
         self.audit.emit(chain=CHAIN, type="ValidationFailed", actor="system:release_intake", subject=package_id,
                         data={"validator": "intake", "digest": None, "reasons": [reason]},
-                        event_id=event_id(package_id, "ValidationFailed", "intake"))
+                        event_id=derive_event_id(package_id, "ValidationFailed", "intake"))
         self.audit.emit(chain=CHAIN, type="PackageRejected", actor="system:release", subject=package_id,
-                        data={"reasons": doc["reasons"]}, event_id=event_id(package_id, "PackageRejected"))
+                        data={"reasons": doc["reasons"]}, event_id=derive_event_id(package_id, "PackageRejected"))
         return doc
 
     def ignore_upload(self, package_id: str, data: dict[str, Any], discriminator: str) -> None:
         """A write to the upload key after the package was claimed: changes nothing, audited."""
         self.audit.emit(chain=CHAIN, type="PackageUploadIgnored", actor="system:release_intake", subject=package_id,
-                        data=data, event_id=event_id(package_id, "PackageUploadIgnored", discriminator))
+                        data=data, event_id=derive_event_id(package_id, "PackageUploadIgnored", discriminator))
 
     # -------------------------------------------------------------- validation outcome
     def record_validation(self, package_id: str, results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -291,7 +283,7 @@ class ReleaseService:
             kind = "ValidationPassed" if r["passed"] else "ValidationFailed"
             self.audit.emit(chain=CHAIN, type=kind, actor=f"system:validate_{r['validator']}", subject=package_id,
                             data={"validator": r["validator"], "digest": r["digest"], "reasons": r["reasons"]},
-                            event_id=event_id(package_id, kind, r["validator"]))
+                            event_id=derive_event_id(package_id, kind, r["validator"]))
         reasons = [f"{r['validator']}: {reason}" for r in results if not r["passed"] for reason in r["reasons"]]
         assessment = self._assess_validated(doc, results)
         short = self._approvers_short(assessment.impact)
@@ -345,7 +337,7 @@ class ReleaseService:
 
         doc = self._transition(package_id, "Rejected", ("Validating", "AwaitingApproval"), extra)
         self.audit.emit(chain=CHAIN, type="PackageRejected", actor="system:release", subject=package_id,
-                        data={"reasons": reasons}, event_id=event_id(package_id, "PackageRejected"))
+                        data={"reasons": reasons}, event_id=derive_event_id(package_id, "PackageRejected"))
         return doc
 
     def fail(self, package_id: str, reason: str, execution_arn: str) -> dict[str, Any] | None:
@@ -358,7 +350,7 @@ class ReleaseService:
             if d["status"] in ended or d.get("executionArn") not in (None, execution_arn):
                 return
             d["status"] = "Failed"
-            d["history"].append({"status": "Failed", "at": rfc3339(self.clock())})
+            d["history"].append({"status": "Failed", "at": to_rfc3339(self.clock())})
             d["executionArn"] = execution_arn
             d["reasons"] = [reason]
 
@@ -367,7 +359,7 @@ class ReleaseService:
             return None  # ended by something else, or claimed by another execution
         self.audit.emit(chain=CHAIN, type="PackageRejected", actor="system:release", subject=package_id,
                         data={"reasons": doc["reasons"], "status": "Failed"},
-                        event_id=event_id(package_id, "PackageRejected"))
+                        event_id=derive_event_id(package_id, "PackageRejected"))
         return doc
 
     # -------------------------------------------------------------- manifest
@@ -389,7 +381,7 @@ class ReleaseService:
                        "rollback": bool(meta.get("rollback", False))},
             "preconditions": preconditions,
             "artifact_ref": artifact_ref,
-            "timestamp": rfc3339(self.clock()),
+            "timestamp": to_rfc3339(self.clock()),
             "proposedBy": doc["submittedBy"],
             "package": {"name": meta["name"], "version": meta["version"], "license": meta["license"]},
         }
@@ -408,7 +400,7 @@ class ReleaseService:
         doc = update(self.store, KIND, package_id, change)
         self.audit.emit(chain=CHAIN, type="ManifestSigned", actor="system:release_sign", subject=package_id,
                         data={"manifestSignatureId": signature_id, "manifestDigest": digest},
-                        event_id=event_id(package_id, "ManifestSigned"))
+                        event_id=derive_event_id(package_id, "ManifestSigned"))
         return doc
 
     # -------------------------------------------------------------- governance / publish
@@ -432,13 +424,13 @@ class ReleaseService:
         def extra(d: dict[str, Any]) -> None:
             d["manifest"] = {**(d.get("manifest") or {}), "repository": repo_ref}
             d["listingId"] = listing_id
-            d["publishedAt"] = rfc3339(self.clock())
+            d["publishedAt"] = to_rfc3339(self.clock())
 
         doc = self._transition(package_id, "Published", ("Validating", "AwaitingApproval"), extra)
         self.audit.emit(chain=CHAIN, type="PackagePublished", actor="system:marketplace", subject=package_id,
                         data={"repository": repo_ref, "listingId": listing_id,
                               "manifestSignatureId": (doc.get("manifest") or {}).get("signatureId")},
-                        event_id=event_id(package_id, "PackagePublished"))
+                        event_id=derive_event_id(package_id, "PackagePublished"))
         return doc
 
     def mark_rolled_back(self, package_id: str, restored: dict[str, Any] | None) -> dict[str, Any]:
@@ -449,4 +441,4 @@ class ReleaseService:
 
 
 def presign_expiry(now: datetime, seconds: int) -> str:
-    return rfc3339(now + timedelta(seconds=seconds))
+    return to_rfc3339(now + timedelta(seconds=seconds))

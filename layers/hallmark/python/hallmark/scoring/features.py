@@ -8,7 +8,8 @@ The five base scores are in [0, 1]:
                empty corpus);
 - impact     = seed 003's per-source heuristics over ``payload.extracted.metrics``;
 - confidence = seed 003's source reputation, entity and cross-verification rules;
-- gap        = 1 - topic coverage (0.5 when the coverage is unknown).
+- gap        = 1 - topic coverage by recent briefs and the corpus (``coverage``; 0.5 for an
+               event without topics).
 
 ``total_evi`` is their weighted sum and the band is cut from that same total (seed 003's
 evaluator recomputes the band with the default weights whatever the configured ones; we do not).
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hallmark.scoring.schema import BANDS, EMBEDDING_DIM, Band, EnrichedEvent, ImpactLevel
+from hallmark.scoring.coverage import CoverageConfig
+from hallmark.scoring.schema import EMBEDDING_DIM, Band, EnrichedEvent, ImpactLevel
 
 if TYPE_CHECKING:  # numpy is imported where arrays are built: handlers that never build one skip it
     import numpy as np
@@ -134,6 +136,7 @@ class ScoringConfig(BaseModel):
     source_reputation: dict[str, _Unit] = Field(default_factory=lambda: dict(DEFAULT_SOURCE_REPUTATION))
     default_reputation: _Unit = DEFAULT_REPUTATION
     default_coverage: _Unit = DEFAULT_COVERAGE
+    coverage: CoverageConfig = Field(default_factory=CoverageConfig)
     k: Annotated[int, Field(ge=1, le=1024)] = 10
 
     @model_validator(mode="after")
@@ -237,10 +240,6 @@ def band_for(total: float, cutoffs: BandCutoffs | None = None) -> Band:
     if total + BAND_EPSILON >= c.weekly:
         return "weekly"
     return "archive"
-
-
-def band_from_index(index: int) -> Band:
-    return BANDS[index]
 
 
 def impact_level(impact_score: float) -> ImpactLevel:

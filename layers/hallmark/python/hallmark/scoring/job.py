@@ -5,8 +5,9 @@ The AWS Batch job (``gpu_batch.entrypoint``, CUDA provider on GPU instances) and
 interchangeable for the state machine: read the batch (JSON Lines of EnrichedEvents) and the
 corpus from the blob store, refuse a model whose sha256 is not the signed digest (``EviRunner``,
 before anything else is read), write the envelopes to ``output_key``, then append the batch's
-embeddings (normalised) to the corpus, keep the most recent ``corpus_max`` rows and write it back.
-The corpus is scored as it was before the batch.
+embeddings (normalised) to the corpus, keep the most recent ``corpus_max`` rows and write it back,
+and add the batch's briefs and corpus events to the corpus's topic coverage index (the gap score,
+see ``hallmark.scoring.coverage``). The corpus and the index are scored as they were before the batch.
 
 Which signed model a run loads depends on the device it finds: on the CUDA provider the float16
 ``gpu_model`` when the release carries one (fp16 corpus on the GPU), else the float32 model; on the
@@ -23,16 +24,18 @@ import logging
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from hallmark.scoring.features import ScoringConfig, compute_features, embedding_matrix, topic_coverage
+from hallmark.scoring.briefs import route
+from hallmark.scoring.coverage import CoverageIndex, coverage_key, event_topics
+from hallmark.scoring.features import ScoringConfig, compute_features, embedding_matrix
 from hallmark.scoring.ports import BlobStore
-from hallmark.scoring.schema import EMBEDDING_DIM, EnrichedEvent
+from hallmark.scoring.schema import EMBEDDING_DIM, EnrichedEvent, EVIEnvelope
 
 if TYPE_CHECKING:  # numpy and onnxruntime load when a job runs, not when a handler imports this
     import numpy as np
@@ -117,6 +120,26 @@ def update_corpus(corpus: npt.NDArray[np.float32], new_embeddings: npt.NDArray[n
     return np.ascontiguousarray(merged[max(0, merged.shape[0] - max_rows):])
 
 
+def load_coverage(store: BlobStore, corpus_key: str, config: ScoringConfig) -> CoverageIndex:
+    """The corpus's coverage index (``coverage_key``), or an empty one when there is none yet."""
+    try:
+        raw = store.get(coverage_key(corpus_key))
+    except KeyError:
+        return CoverageIndex(config=config.coverage)
+    return CoverageIndex.loads(raw, config.coverage)
+
+
+def update_coverage(index: CoverageIndex, batch_key: str, events: Sequence[EnrichedEvent],
+                    envelopes: Sequence[EVIEnvelope], now_ms: int, in_corpus: Sequence[bool]) -> None:
+    """Add the batch to the index: the briefs the band router makes of it (each covering its
+    events' topics) and the events entering the corpus (those with an embedding)."""
+    topics = {e.event_id: event_topics(e) for e in events}
+    briefs = route(batch_key, envelopes, events, now_ms).briefs
+    index.add(now_ms,
+              briefs=[(b.domain, [t for eid in b.brief.event_ids for t in topics.get(eid, ())]) for b in briefs],
+              corpus=[(e.domain, topics[e.event_id]) for e, kept in zip(events, in_corpus, strict=True) if kept])
+
+
 def dump_npy(arr: npt.NDArray[Any]) -> bytes:
     import numpy as np
     buf = io.BytesIO()
@@ -160,7 +183,6 @@ def run_job(
     output_key: str | None = None,
     corpus_max: int = DEFAULT_CORPUS_MAX,
     config: ScoringConfig | None = None,
-    coverage_by_topic: Mapping[str, float] | None = None,
     now_ms: int | None = None,
     providers: Sequence[str] | None = None,
     chunk_rows: int | None = None,
@@ -191,8 +213,8 @@ def run_job(
     events, rejected = parse_batch(store.get(batch_key))
     corpus = load_corpus(store, corpus_key)
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    coverage = coverage_by_topic or {}
-    feats = [compute_features(e, now, cfg, topic_coverage(e.topic_hints, coverage)) for e in events]
+    coverage = load_coverage(store, corpus_key, cfg)
+    feats = [compute_features(e, now, cfg, coverage.event_coverage(e, now)) for e in events]
     queries = embedding_matrix(events)
     int8 = runner.candidate_session is not None and len(events) >= int8_min_batch and corpus.shape[0] > 0
     prepared = runner.prepare_corpus(corpus, normalized=True, int8=int8)
@@ -206,6 +228,8 @@ def run_job(
         new_corpus = update_corpus(corpus, with_embedding, corpus_max)
         store.put(corpus_key, dump_npy(new_corpus))
         rows_after = new_corpus.shape[0]
+        update_coverage(coverage, batch_key, events, envelopes, now, [f.has_embedding for f in feats])
+        store.put(coverage_key(corpus_key), coverage.dumps())
     result = JobResult(
         runner=runner_name, batch_key=batch_key, output_key=out_key, model_digest=runner.digest, provider=runner.providers[0],
         events=len(events) + len(rejected), scored=len(envelopes), rejected=rejected,

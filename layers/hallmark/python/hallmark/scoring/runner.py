@@ -33,8 +33,8 @@ import onnxruntime as ort
 from pydantic import TypeAdapter
 
 from hallmark.scoring import model_io as io
-from hallmark.scoring.features import BANDS, SCORE_NAMES, EventFeatures, ScoringConfig, feature_matrix
-from hallmark.scoring.schema import EVIEnvelope
+from hallmark.scoring.features import SCORE_NAMES, EventFeatures, ScoringConfig, feature_matrix
+from hallmark.scoring.schema import BANDS, EVIEnvelope
 
 F32 = npt.NDArray[np.float32]
 CPU = "CPUExecutionProvider"
