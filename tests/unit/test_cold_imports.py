@@ -55,3 +55,19 @@ def test_the_check_sees_a_heavy_import(tmp_path: Path) -> None:
     """The structural check can fail: a handler that imports numpy at module level is caught."""
     (tmp_path / "app.py").write_text("import numpy  # noqa: F401\n")
     assert "numpy" in loaded_after_import(tmp_path)
+
+
+def test_tracer_decorators_take_options() -> None:
+    from hallmark.observability import LazyTracer
+
+    tracer = LazyTracer(service="t", disabled=True)
+
+    @tracer.capture_method(capture_response=False)
+    def quiet() -> str:
+        return "ok"
+
+    @tracer.capture_lambda_handler(capture_error=False)
+    def handler(event: dict[str, str], context: object) -> dict[str, str]:
+        return event
+
+    assert quiet() == "ok" and handler({"a": "b"}, None) == {"a": "b"}

@@ -56,21 +56,19 @@ class LazyTracer:
 
         return cast(F, call)
 
+    def _capture(self, kind: str, func: F | None, capture_response: bool | None, capture_error: bool | None) -> Any:
+        options = {"capture_response": capture_response, "capture_error": capture_error}
+        if func is None:  # used as @tracer.capture_method(capture_response=False)
+            return lambda f: self._capture(kind, f, capture_response, capture_error)
+        return self._deferred(lambda f: getattr(self.real(), kind)(**options)(f), func)
+
     def capture_method(self, method: F | None = None, capture_response: bool | None = None,
                        capture_error: bool | None = None) -> Any:
-        if method is None:
-            return functools.partial(self.capture_method, capture_response=capture_response,
-                                     capture_error=capture_error)
-        return self._deferred(lambda f: self.real().capture_method(
-            capture_response=capture_response, capture_error=capture_error)(f), method)
+        return self._capture("capture_method", method, capture_response, capture_error)
 
     def capture_lambda_handler(self, lambda_handler: F | None = None, capture_response: bool | None = None,
                                capture_error: bool | None = None) -> Any:
-        if lambda_handler is None:
-            return functools.partial(self.capture_lambda_handler, capture_response=capture_response,
-                                     capture_error=capture_error)
-        return self._deferred(lambda f: self.real().capture_lambda_handler(
-            capture_response=capture_response, capture_error=capture_error)(f), lambda_handler)
+        return self._capture("capture_lambda_handler", lambda_handler, capture_response, capture_error)
 
     def __getattr__(self, name: str) -> Any:
         # put_annotation, put_metadata, provider, patch, ...: the real Tracer's
