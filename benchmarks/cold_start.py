@@ -44,7 +44,7 @@ FLOOR = "__floor__"
 TARGET = 1.3
 CLOCK = ["process_time"]  # set from --clock
 NO_BYTECODE = [False]  # set from --no-bytecode
-HEAVY = ("aws_xray_sdk", "jsonschema", "cryptography.hazmat.backends.openssl", "aws_encryption_sdk",
+HEAVY = ("aws_xray_sdk", "jsonschema", "cryptography", "aws_encryption_sdk",
          "onnxruntime", "numpy")
 
 CHILD = f"""

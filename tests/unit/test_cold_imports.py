@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYER = ROOT / "layers" / "hallmark" / "python"
-HEAVY = ("aws_xray_sdk", "jsonschema", "aws_encryption_sdk", "onnxruntime", "numpy")
+HEAVY = ("aws_xray_sdk", "jsonschema", "aws_encryption_sdk", "onnxruntime", "numpy", "cryptography")
 
 CHILD = f"""
 import importlib, json, sys
