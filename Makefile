@@ -27,8 +27,11 @@ test: setup  ## set up, then lint, type-check and run every test
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -n 2
 
+# example identity provider: synth refuses to run without one (deploy with your own, README "Deploying")
+OIDC_EXAMPLE := -c oidcIssuer=https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE -c oidcAudience=hallmark-example-client
+
 synth: setup
-	npx cdk synth --quiet
+	npx cdk synth --quiet $(OIDC_EXAMPLE)
 
 deploy: setup
 	npx cdk deploy --all

@@ -24,14 +24,19 @@ import base64
 import gc
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fakes
 
 from hallmark.audit.checkpoints import build_checkpoint, checkpoint_signing_bytes
 from hallmark.audit.merkle import consistency_proof, merkle_root
 from hallmark.audit.proofs import check_proof_document
-from hallmark.signing import LocalSigner, verify_signature
+from hallmark.signing import verify_signature
+from tests.fakes.signing import LocalSigner
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> float:

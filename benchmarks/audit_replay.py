@@ -28,19 +28,22 @@ import gc
 import hashlib
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.fakes
+
 from hallmark.audit.checkpoints import CheckpointPolicy
 from hallmark.audit.events import EVENT_TYPES
 from hallmark.audit.log import AuditLog
 from hallmark.audit.replay import native_replay, verify_export_files
-from hallmark.audit.store import InMemoryAuditStore
 from hallmark.canonical import canonical_bytes
-from hallmark.signing import LocalSigner
+from tests.fakes.audit import InMemoryAuditStore
+from tests.fakes.signing import LocalSigner
 
 
 class StepClock:

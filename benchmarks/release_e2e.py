@@ -25,10 +25,10 @@ from hallmark.canonical import canonical_bytes
 from hallmark.dsse import sign_envelope
 from hallmark.release.validators import ValidatorConfig, run_all
 from hallmark.release.validators.model import PackageMeta
-from hallmark.signing import LocalSigner
 from hallmark_tools import samples
 from hallmark_tools.driver import Driver
 from hallmark_tools.localcloud.cloud import ROOT, LocalCloud
+from tests.fakes.signing import LocalSigner
 
 
 def pct(values: list[float], p: float) -> float:

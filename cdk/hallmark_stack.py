@@ -1,7 +1,6 @@
-"""The Hallmark stack, synthesized from the one declared topology (hallmark_tools.topology).
-
-Constructs by concern: signing keys, storage, messaging, the function layer and functions,
-workflows (Step Functions from the ASL files), the HTTP API. Every cdk-nag acknowledgment
+"""A Hallmark concern stack, synthesized from its share of the one declared topology
+(hallmark_tools.topology): signing keys, storage, messaging, the function layers and functions,
+workflows (Step Functions from the ASL files), rules. The HTTP API is cdk/api_stack.py. Every cdk-nag acknowledgment
 carries its reason where it is made.
 """
 
@@ -21,9 +20,6 @@ from aws_cdk import (
     Stack,
     Validations,
 )
-from aws_cdk import aws_apigatewayv2 as apigw
-from aws_cdk import aws_apigatewayv2_authorizers as authorizers
-from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_dynamodb as ddb
 from aws_cdk import aws_events as events
@@ -38,18 +34,23 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from cdk.observability import Observability
+from cdk.deployment import DeploymentInfra
+from cdk.refs import Registry, export_name, role_arn, role_name, state_machine_arn
 from cdk.scoring_batch import ScoringBatch
 from hallmark.release.steps import PIN_PREFIX
 from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
-from hallmark_tools.topology.api import DEFAULT_THROTTLE, check_throttles
+from hallmark_tools.topology.deployment import DEPLOYERS
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = lambda_.Runtime.PYTHON_3_13
 
 
 def acknowledge(scope: Construct, rule: str, reason: str) -> None:
+    """A cdk-nag acknowledgment with its reason; on a function it covers the function's role too
+    (the roles are the stack's own constructs, with fixed names, not the function's children)."""
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+    if isinstance(scope, lambda_.Function) and isinstance(scope.role, Construct) and scope.role.node.scope is not scope:
+        Validations.of(scope.role).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
 @jsii.implements(ILocalBundling)
@@ -72,43 +73,60 @@ class PipLayerBundler:
         return True
 
 
-class HallmarkStack(Stack):
+class ConcernStack(Stack):
+    """The resources of one or more topology concerns (``own``), reading the other stacks'
+    resources through ``refs`` (explicit, fixed-name exports; see cdk/refs.py)."""
+
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
         topology: Topology,
-        oidc_issuer: str,
-        oidc_audience: list[str],
+        own: Topology,
+        refs: Registry,
+        owns_bus: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.topology = topology
-        self.env_values: dict[str, str] = {}
+        self.own = own
+        self.refs = refs
         self.functions: dict[str, lambda_.Function] = {}
         self.queues: dict[str, sqs.Queue] = {}
         self.dlqs: dict[str, sqs.Queue] = {}
         self.state_machines: dict[str, sfn.StateMachine] = {}
+        self.buckets: dict[str, s3.Bucket] = {}
+        self.tables: dict[str, ddb.Table] = {}
+        self.keys: dict[str, kms.Key] = {}
         self.alarms: list[cw.Alarm] = []
 
+        if owns_bus:
+            self.bus = events.EventBus(self, "Bus", event_bus_name=BUS_NAME)
+            refs.bus_owner = self
+            refs.constructs[("bus", BUS_NAME)] = self.bus
         self._keys()
         self._storage()
         self._messaging()
         self._functions()
         self._workflows()
         self._rules()
-        self._api(oidc_issuer, oidc_audience)
-        self.scoring_batch = ScoringBatch(self, "ScoringBatch", bucket=self.buckets["scoring"],
-                                          state_machine=self.state_machines["scoring"])
-        self.observability = Observability(self, "Observability", http_api=self.http_api,
-                                           release=self.state_machines.get("release"), dlq_alarms=self.alarms,
-                                           sealed_smoke=self.functions.get("validate_smoke"))
+        deployers = [self.functions[n] for n in DEPLOYERS if n in self.functions]
+        if deployers:
+            self.deployment = DeploymentInfra(self, "Deployment", deployers=deployers)
+        if "scoring" in self.state_machines:
+            self.scoring_batch = ScoringBatch(self, "ScoringBatch", bucket=self._construct("bucket", "scoring"),
+                                              state_machine=self.state_machines["scoring"])
+
+    def _value(self, kind: str, name: str, attr: str) -> str:
+        return self.refs.value(self, kind, name, attr)
+
+    def _construct(self, kind: str, name: str) -> Any:
+        return self.refs.construct(self, kind, name)
 
     # ------------------------------------------------------------ signing keys
     def _keys(self) -> None:
-        self.keys: dict[str, kms.Key] = {}
-        for key in self.topology.keys:
+        for key in self.own.keys:
             k = kms.Key(
                 self, f"{key.name.title()}Key",
                 alias=f"alias/hallmark-{key.name}",
@@ -119,24 +137,37 @@ class HallmarkStack(Stack):
                 removal_policy=RemovalPolicy.RETAIN,
             )
             self.keys[key.name] = k
-            self.env_values[env_name("key", key.name)] = k.key_arn
+            self.refs.declare(self, "key", key.name, k, {"arn": k.key_arn})
+            signers = [f.name for f in self.topology.functions
+                       if any(a.kind == "key" and a.name == key.name and "sign" in a.modes for a in f.access)]
+            if signers:
+                # Only the signer roles (wherever their stack) may ever call kms:Sign with this key:
+                # an explicit Deny for everyone else. The roles have fixed names (cdk/refs.py).
+                k.add_to_resource_policy(iam.PolicyStatement(
+                    sid="OnlySignerRolesMaySign",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    actions=["kms:Sign"],
+                    resources=["*"],
+                    conditions={"ArnNotEquals": {"aws:PrincipalArn": [role_arn(self, f) for f in signers]}},
+                ))
 
     # ------------------------------------------------------------ storage
     def _storage(self) -> None:
-        self.access_logs = s3.Bucket(
-            self, "AccessLogs",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
-            versioned=True,
-            # ACLs off: CDK then grants S3 log delivery (logging.s3.amazonaws.com) by bucket policy.
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(self.access_logs, "AwsSolutions-S1",
-                    "This is the server access log bucket itself; logging it into itself would loop.")
-        self.buckets: dict[str, s3.Bucket] = {}
-        for b in self.topology.buckets:
+        if self.own.buckets:
+            self.access_logs = s3.Bucket(
+                self, "AccessLogs",
+                encryption=s3.BucketEncryption.S3_MANAGED,
+                block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+                enforce_ssl=True,
+                versioned=True,
+                # ACLs off: CDK then grants S3 log delivery (logging.s3.amazonaws.com) by bucket policy.
+                object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+                removal_policy=RemovalPolicy.RETAIN,
+            )
+            acknowledge(self.access_logs, "AwsSolutions-S1",
+                        "This is the server access log bucket itself; logging it into itself would loop.")
+        for b in self.own.buckets:
             bucket = s3.Bucket(
                 self, f"{b.name.title()}Bucket",
                 encryption=s3.BucketEncryption.S3_MANAGED,
@@ -152,9 +183,8 @@ class HallmarkStack(Stack):
                 removal_policy=RemovalPolicy.RETAIN,
             )
             self.buckets[b.name] = bucket
-            self.env_values[env_name("bucket", b.name)] = bucket.bucket_name
-        self.tables: dict[str, ddb.Table] = {}
-        for t in self.topology.tables:
+            self.refs.declare(self, "bucket", b.name, bucket, {"name": bucket.bucket_name, "arn": bucket.bucket_arn})
+        for t in self.own.tables:
             table = ddb.Table(
                 self, f"{t.name.title().replace('_', '')}Table",
                 partition_key=ddb.Attribute(name=t.partition_key, type=ddb.AttributeType.STRING),
@@ -167,13 +197,11 @@ class HallmarkStack(Stack):
                 removal_policy=RemovalPolicy.RETAIN,
             )
             self.tables[t.name] = table
-            self.env_values[env_name("table", t.name)] = table.table_name
+            self.refs.declare(self, "table", t.name, table, {"name": table.table_name, "arn": table.table_arn})
 
     # ------------------------------------------------------------ messaging
     def _messaging(self) -> None:
-        self.bus = events.EventBus(self, "Bus", event_bus_name=BUS_NAME)
-        self.env_values[env_name("bus", BUS_NAME)] = self.bus.event_bus_name
-        for q in self.topology.queues:
+        for q in self.own.queues:
             suffix = ".fifo" if q.fifo else ""
             dlq = sqs.Queue(
                 self, f"{q.name.title().replace('_', '')}Dlq",
@@ -196,8 +224,8 @@ class HallmarkStack(Stack):
             )
             self.queues[q.name] = queue
             self.dlqs[q.name] = dlq
-            self.env_values[env_name("queue", q.name)] = queue.queue_url
-            self.env_values[env_name("queue", q.dlq_name)] = dlq.queue_url
+            self.refs.declare(self, "queue", q.name, queue, {"url": queue.queue_url, "arn": queue.queue_arn})
+            self.refs.declare(self, "queue", q.dlq_name, dlq, {"url": dlq.queue_url, "arn": dlq.queue_arn})
             alarm = cw.Alarm(
                 self, f"{q.name.title().replace('_', '')}DlqDepth",
                 alarm_name=f"hallmark-{q.name}-dlq-depth",
@@ -212,6 +240,8 @@ class HallmarkStack(Stack):
 
     # ------------------------------------------------------------ functions
     def _functions(self) -> None:
+        if not self.own.functions:
+            return
         self.layer = lambda_.LayerVersion(
             self, "HallmarkLayer",
             code=lambda_.Code.from_asset(str(ROOT / "layers" / "hallmark"), exclude=["**/__pycache__", "requirements.txt", "**/*.so"]),  # pure Python: the replay kernel is a CLI speed-up
@@ -233,8 +263,7 @@ class HallmarkStack(Stack):
             description="Third-party runtime dependencies of the hallmark layer",
         )
         routes = route_env(self.topology.functions)
-        signer_roles: dict[str, list[iam.IRole]] = {}
-        for fn in self.topology.functions:
+        for fn in self.own.functions:
             log_group = logs.LogGroup(
                 self, f"{_cid(fn.name)}Logs",
                 retention=logs.RetentionDays.THREE_MONTHS,
@@ -249,20 +278,19 @@ class HallmarkStack(Stack):
             if fn.routes:
                 env.update(routes)
             for acc in fn.access:
-                if acc.kind == "queue":
-                    env[env_name("queue", acc.name)] = self.env_values[env_name("queue", acc.name)]
-                else:
-                    env[env_name(acc.kind, acc.name)] = self._resource_value(acc)
+                env[env_name(acc.kind, acc.name)] = self._resource_value(acc)
             # A sealed function (the smoke runner) gets a role without one permission:
             # no managed policy, no inline statement, so no X-Ray tracing (it needs xray:Put*) and no
             # log delivery. Its credentials, which any code it runs can read, open nothing.
             sealed = fn.sealed
-            sealed_role = (
-                iam.Role(self, f"{_cid(fn.name)}SealedRole",
-                         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),  # type: ignore[arg-type]
-                         description=f"{fn.name}: no permissions at all (DESIGN.md: sealed smoke runner)")
-                .without_policy_updates()
-                if sealed else None
+            role = iam.Role(
+                self, f"{_cid(fn.name)}{'SealedRole' if sealed else 'Role'}",
+                role_name=role_name(self, fn.name),  # fixed: key and bucket policies elsewhere name it
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),  # type: ignore[arg-type]
+                description=f"{fn.name}: no permissions at all (DESIGN.md: sealed smoke runner)" if sealed
+                else f"Hallmark function {fn.name}",
+                managed_policies=None if sealed else [
+                    iam.ManagedPolicy.from_aws_managed_policy_name("service-role/AWSLambdaBasicExecutionRole")],
             )
             function = lambda_.Function(
                 self, _cid(fn.name),
@@ -277,22 +305,19 @@ class HallmarkStack(Stack):
                 tracing=lambda_.Tracing.PASS_THROUGH if sealed else lambda_.Tracing.ACTIVE,
                 log_group=log_group,
                 environment=env,
-                role=sealed_role,
+                role=role.without_policy_updates() if sealed else role,  # type: ignore[arg-type]
             )
             self.functions[fn.name] = function
-            role = function.role
-            assert role is not None
+            self.refs.declare(self, "function", fn.name, function, {"arn": function.function_arn, "name": function.function_name})
             if not sealed:
-                acknowledge(function, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
+                acknowledge(role, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
                             "The AWS-managed basic execution role only grants writing this function's own logs.")
             acknowledge(function, "AwsSolutions-L1",
                         "Python 3.13 is the newest runtime every layer dependency ships wheels for (onnxruntime has no cp314 build).")
-            acknowledge(function, "AwsSolutions-IAM5[Resource::*]",
+            acknowledge(role, "AwsSolutions-IAM5[Resource::*]",
                         "X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions.")
             for acc in fn.access:
                 self._grant(function, acc)
-                if acc.kind == "key" and "sign" in acc.modes:
-                    signer_roles.setdefault(acc.name, []).append(role)
             if fn.queue:
                 function.add_event_source(sources.SqsEventSource(
                     self.queues[fn.queue.queue],
@@ -303,24 +328,13 @@ class HallmarkStack(Stack):
             if "BucketNotificationsHandler" in child.node.path and isinstance(child, iam.CfnRole):
                 acknowledge(child, "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
                             "CDK's own S3 notification configurator (enables EventBridge on the packages bucket) writes only its logs.")
-        for key_name, roles in signer_roles.items():
-            # Only the signer roles may ever call kms:Sign with this key: an explicit Deny for everyone else.
-            self.keys[key_name].add_to_resource_policy(iam.PolicyStatement(
-                sid="OnlySignerRolesMaySign",
-                effect=iam.Effect.DENY,
-                principals=[iam.AnyPrincipal()],
-                actions=["kms:Sign"],
-                resources=["*"],
-                conditions={"ArnNotEquals": {"aws:PrincipalArn": [r.role_arn for r in roles]}},
-            ))
-
-        self._pin_packages()
+        if "packages" in self.buckets:
+            self._pin_packages()
 
     def _pin_packages(self) -> None:
         """Pinned bytes (docs/release-integrity.md): only the intake step may write the
         content-addressed ``sha256/*`` keys of the packages bucket, and nothing may delete them."""
-        packages, intake = self.buckets["packages"], self.functions["release_intake"].role
-        assert intake is not None
+        packages = self.buckets["packages"]
         pinned = packages.arn_for_objects(f"{PIN_PREFIX}*")
         packages.add_to_resource_policy(iam.PolicyStatement(
             sid="OnlyIntakeWritesPinnedArtifacts",
@@ -328,7 +342,7 @@ class HallmarkStack(Stack):
             principals=[iam.AnyPrincipal()],
             actions=["s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:RestoreObject"],
             resources=[pinned],
-            conditions={"ArnNotEquals": {"aws:PrincipalArn": [intake.role_arn]}},
+            conditions={"ArnNotEquals": {"aws:PrincipalArn": [role_arn(self, "release_intake")]}},
         ))
         packages.add_to_resource_policy(iam.PolicyStatement(
             sid="PinnedArtifactsAreNeverDeleted",
@@ -340,37 +354,39 @@ class HallmarkStack(Stack):
 
     def _resource_value(self, acc: Access) -> str:
         if acc.kind == "state_machine":
-            return f"arn:{self.partition}:states:{self.region}:{self.account}:stateMachine:hallmark-{acc.name}"
-        return self.env_values[env_name(acc.kind, acc.name)]
+            return state_machine_arn(self, acc.name)
+        if acc.kind == "bus":
+            return BUS_NAME
+        attr = {"table": "name", "bucket": "name", "queue": "url", "key": "arn"}[acc.kind]
+        return self._value(acc.kind, acc.name, attr)
 
     def _grant(self, fn: lambda_.Function, acc: Access) -> None:
         modes = set(acc.modes)
         if acc.kind == "table":
-            table = self.tables[acc.name]
+            table = self._construct("table", acc.name)
             if "write" in modes:
                 table.grant_read_write_data(fn)
             else:
                 table.grant_read_data(fn)
         elif acc.kind == "bucket":
-            bucket = self.buckets[acc.name]
+            bucket = self._construct("bucket", acc.name)
             if "write" in modes:
                 bucket.grant_read_write(fn)
             else:
                 bucket.grant_read(fn)
-            acknowledge(fn, f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(bucket.node.default_child)}.Arn>/*]",  # type: ignore[arg-type]
+            acknowledge(fn.role, f"AwsSolutions-IAM5[Resource::{self._nag_arn('bucket', acc.name)}/*]",  # type: ignore[arg-type]
                         "Object-level access to this function's own bucket needs the bucket/* resource.")
             for action in ("s3:GetObject*", "s3:GetBucket*", "s3:List*", "s3:DeleteObject*", "s3:Abort*"):
-                acknowledge(fn, f"AwsSolutions-IAM5[Action::{action}]",
+                acknowledge(fn.role, f"AwsSolutions-IAM5[Action::{action}]",  # type: ignore[arg-type]
                             "CDK's least-privilege bucket grant; scoped to this one bucket.")
         elif acc.kind == "queue":
-            queue = self.queues.get(acc.name) or next(  # a dead-letter queue, named "<queue>-dlq"
-                d for n, d in self.dlqs.items() if acc.name == f"{n}-dlq")
+            queue = self._construct("queue", acc.name)
             if "send" in modes:
                 queue.grant_send_messages(fn)
             if "read" in modes:
                 queue.grant_consume_messages(fn)
         elif acc.kind == "key":
-            key = self.keys[acc.name]
+            key = self._construct("key", acc.name)
             if "sign" in modes:
                 key.grant(fn, "kms:Sign", "kms:GetPublicKey", "kms:DescribeKey")
             if "read" in modes:
@@ -381,7 +397,7 @@ class HallmarkStack(Stack):
             if "decrypt" in modes:
                 key.grant(fn, "kms:Decrypt", "kms:DescribeKey")
         elif acc.kind == "bus":
-            self.bus.grant_put_events_to(fn)
+            self.refs.bus(self).grant_put_events_to(fn)
         elif acc.kind == "state_machine":
             arn = self._resource_value(acc)
             actions = []
@@ -393,19 +409,28 @@ class HallmarkStack(Stack):
                 actions += ["states:DescribeExecution"]
             fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[arn]))
 
+    def _nag_arn(self, kind: str, name: str) -> str:
+        """How cdk-nag spells the ARN of a resource in a finding: ``<LogicalId.Arn>`` for this
+        stack's own, the import of its fixed export name for another stack's."""
+        if self.refs.owner[(kind, name)] is self:
+            return f"<{self.get_logical_id(self.refs.constructs[(kind, name)].node.default_child)}.Arn>"
+        return export_name(kind, name, "arn")
+
     # ------------------------------------------------------------ workflows
     def _workflows(self) -> None:
-        for sm in self.topology.state_machines:
+        for sm in self.own.state_machines:
             subs: dict[str, str] = {}
+            invoked: dict[str, lambda_.IFunction] = {}
             for placeholder, (kind, value) in sm.substitutions.items():
                 if kind == "literal":
                     subs[placeholder] = value
                 elif kind == "function":
+                    invoked[value] = self.functions[value]
                     subs[placeholder] = self.functions[value].function_arn
                 elif kind == "queue":
-                    subs[placeholder] = self.queues[value].queue_url
+                    subs[placeholder] = self._value("queue", value, "url")
                 elif kind == "table":
-                    subs[placeholder] = self.tables[value].table_name
+                    subs[placeholder] = self._value("table", value, "name")
             log_group = logs.LogGroup(self, f"{_cid(sm.name)}WorkflowLogs", retention=logs.RetentionDays.THREE_MONTHS,
                                       removal_policy=RemovalPolicy.RETAIN)
             machine = sfn.StateMachine(
@@ -417,21 +442,21 @@ class HallmarkStack(Stack):
                 tracing_enabled=True,
                 logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             )
+            for fn in invoked.values():
+                fn.grant_invoke(machine)
             for kind, value in sm.substitutions.values():
-                if kind == "function":
-                    self.functions[value].grant_invoke(machine)
-                elif kind == "queue":
-                    self.queues[value].grant_send_messages(machine)
+                if kind == "queue":
+                    self._construct("queue", value).grant_send_messages(machine)
             acknowledge(machine, "AwsSolutions-IAM5[Resource::*]",
                         "Step Functions logging and X-Ray delivery actions do not support resource-level permissions.")
-            for fn_name in {v for k, v in sm.substitutions.values() if k == "function"}:
+            for fn_name in invoked:
                 acknowledge(machine, f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self.functions[fn_name].node.default_child)}.Arn>:*]",  # type: ignore[arg-type]
                             "Invoking any version/alias of this one function.")
             self.state_machines[sm.name] = machine
 
     def _rules(self) -> None:
-        for rule in self.topology.rules:
-            bus = self.bus if rule.bus == "hallmark" else None  # None: the account's default bus (S3, schedules)
+        for rule in self.own.rules:
+            bus = self.refs.bus(self) if rule.bus == "hallmark" else None  # None: the default bus (S3, schedules)
             target: events.IRuleTarget
             if rule.target.kind == "function":
                 target = targets.LambdaFunction(self.functions[rule.target.name], retry_attempts=2)
@@ -452,68 +477,7 @@ class HallmarkStack(Stack):
             )
 
     def _physical(self, kind: str, name: str) -> str:
-        return self.env_values[env_name(kind, name)]
-
-    # ------------------------------------------------------------ API
-    def _api(self, issuer: str, audience: list[str]) -> None:
-        access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=logs.RetentionDays.THREE_MONTHS,
-                                    removal_policy=RemovalPolicy.RETAIN)
-        self.http_api = apigw.HttpApi(
-            self, "HttpApi",
-            api_name="hallmark",
-            description="Hallmark HTTP API",
-            create_default_stage=False,
-        )
-        stage = apigw.HttpStage(self, "DefaultStage", http_api=self.http_api, stage_name="$default", auto_deploy=True,
-                                access_log_settings=_AccessLogs(apigw.LogGroupLogDestination(access_logs)),
-                                throttle=apigw.ThrottleSettings(rate_limit=DEFAULT_THROTTLE.rate,
-                                                                burst_limit=DEFAULT_THROTTLE.burst))
-        cfn_stage = stage.node.default_child
-        assert isinstance(cfn_stage, apigw.CfnStage)
-        cfn_stage.route_settings = {  # per-route limits (the L2 stage has no property for them)
-            key: {"ThrottlingRateLimit": t.rate, "ThrottlingBurstLimit": t.burst}
-            for key, t in check_throttles(self.topology).items()
-        }
-        authorizer = authorizers.HttpJwtAuthorizer("JwtAuthorizer", issuer, jwt_audience=audience)
-        for fn in self.topology.functions:
-            if not fn.routes:
-                continue
-            # One integration (and one invoke permission for this API) per function, shared by its
-            # routes: three resources per route would put the stack over CloudFormation's 500.
-            integration = integrations.HttpLambdaIntegration(
-                "Integration" + "".join(c for c in fn.name.title() if c.isalnum()), self.functions[fn.name],
-                scope_permission_to_route=False)
-            for route in fn.routes:
-                self.http_api.add_routes(
-                    path=route.path,
-                    methods=[apigw.HttpMethod(route.method)],
-                    integration=integration,
-                    authorizer=None if route.public else authorizer,
-                )
-        for child in self.http_api.node.find_all():
-            if isinstance(child, apigw.CfnRoute):
-                cfn_stage.add_dependency(child)  # RouteSettings name routes: they must exist first
-            if isinstance(child, apigw.CfnRoute) and "GET /health" in str(child.route_key):
-                acknowledge(child, "AwsSolutions-APIG4", "The liveness probe is public by design and returns no data.")
-            if isinstance(child, apigw.CfnRoute) and "GET /keys" in str(child.route_key):
-                acknowledge(child, "AwsSolutions-APIG4",
-                            "Public keys are public by design: outsiders verify signatures without credentials.")
-
-
-@jsii.implements(apigw.IAccessLogSettings)
-class _AccessLogs:
-    """HTTP API access logs to a log group (the interface has no concrete class in Python)."""
-
-    def __init__(self, destination: apigw.IAccessLogDestination) -> None:
-        self._destination = destination
-
-    @property
-    def destination(self) -> apigw.IAccessLogDestination:
-        return self._destination
-
-    @property
-    def format(self) -> None:
-        return None
+        return self._resource_value(Access(kind, name, ("read",)))  # type: ignore[arg-type]
 
 
 def _cid(name: str) -> str:
@@ -528,6 +492,3 @@ def _pattern(p: dict[str, Any]) -> events.EventPattern:
         resources=p.get("resources"),  # type: ignore[arg-type]
     )
 
-
-def _route_id(route_key: str) -> str:
-    return "Route" + "".join(c for c in route_key.title() if c.isalnum())

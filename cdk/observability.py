@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigatewayv2 as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from cdk.refs import Registry, alarm_arn, cid, state_machine_arn
+from hallmark_tools.topology import Topology
 
 NAMESPACE = "Hallmark"
 VALIDATORS = ("static", "archive_safety", "security", "compliance", "attribution", "smoke")
@@ -24,10 +27,19 @@ def _slo(scope: Construct, cid: str, name: str, description: str, metric: cw.IMe
 class Observability(Construct):
     """One alarm per SLO, plus the DLQ alarms made with the queues, on one dashboard."""
 
-    def __init__(self, scope: Construct, cid: str, *, http_api: apigw.HttpApi,
-                 release: sfn.StateMachine | None, dlq_alarms: list[cw.Alarm],
-                 sealed_smoke: lambda_.IFunction | None = None) -> None:
-        super().__init__(scope, cid)
+    def __init__(self, scope: Construct, construct_id: str, *, http_api: apigw.HttpApi, topology: Topology,
+                 refs: Registry) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        names = {f.name for f in topology.functions}
+        release = (sfn.StateMachine.from_state_machine_arn(self, "Release", state_machine_arn(stack, "release"))
+                   if any(s.name == "release" for s in topology.state_machines) else None)
+        sealed_smoke: lambda_.IFunction | None = (
+            lambda_.Function.from_function_name(self, "Smoke", refs.value(stack, "function", "validate_smoke", "name"))
+            if "validate_smoke" in names else None)
+        dlq_alarms = [cw.Alarm.from_alarm_arn(self, f"{cid(q.name)}DlqDepth",
+                                              alarm_arn(stack, f"hallmark-{q.name}-dlq-depth"))
+                      for q in topology.queues]
         period = Duration.minutes(5)
         validation: dict[str, cw.IMetric] = {
             v: cw.Metric(namespace=NAMESPACE, metric_name="release.validation_duration_seconds", statistic="p95",

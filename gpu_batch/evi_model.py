@@ -289,19 +289,48 @@ def build_candidate_model(path: str | os.PathLike[str], *, candidates: int = DEF
     return _write(build_candidate_graph(candidates=candidates, group=group, dim=dim), path)
 
 
+MODEL_FILE = io.MODEL_FILE  # the name the model registry expects
+GPU_FILE = "evi_fp16.onnx"
+CANDIDATES_FILE = "evi_int8_candidates.onnx"
+
+
+def write_package(out_dir: str | os.PathLike[str], *, variants: bool = True) -> dict[str, str]:
+    """Write a model package's files to ``out_dir``: ``evi.onnx`` (float32), with ``variants``
+    ``evi_fp16.onnx`` and ``evi_int8_candidates.onnx``, and the ``hallmark.toml`` that declares
+    each file's sha256 (``[model]``, ``[model.gpu]``, ``[model.candidates]``) plus a ``[smoke]``
+    check of ``evi.onnx``'s digest. Archive the folder and release it as any package; then
+    ``POST /scoring/model {packageId}`` registers it. Returns file name -> sha256."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    digests = {MODEL_FILE: build_model(out / MODEL_FILE)}
+    if variants:
+        digests[GPU_FILE] = build_model(out / GPU_FILE, corpus_dtype="float16")
+        digests[CANDIDATES_FILE] = build_candidate_model(out / CANDIDATES_FILE)
+    digest = digests[MODEL_FILE]
+    check = (f"import hashlib; d = hashlib.sha256(open('{MODEL_FILE}', 'rb').read()).hexdigest(); "
+             f"assert d == '{digest}', d; print('{MODEL_FILE} sha256', d)")
+    toml = f'[model]\nfile = "{MODEL_FILE}"\nsha256 = "{digest}"\nformat = "hallmark.evi/1"\n\n'
+    if variants:
+        toml += (f'[model.gpu]\nfile = "{GPU_FILE}"\nsha256 = "{digests[GPU_FILE]}"\n\n'
+                 f'[model.candidates]\nfile = "{CANDIDATES_FILE}"\nsha256 = "{digests[CANDIDATES_FILE]}"\n\n')
+    toml += f'[smoke]\ncommand = ["python3", "-c", "{check}"]\ntimeout_s = 20\nmemory_mb = 256\n'
+    (out / "hallmark.toml").write_text(toml)
+    return digests
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m gpu_batch.evi_model OUT_DIR``: build all variants, print ``<digest>  <file>``."""
+    """``python -m gpu_batch.evi_model OUT_DIR [--no-variants]``: write a releasable model package
+    folder (:func:`write_package`), print ``<digest>  <file>`` per model file."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--no-variants", action="store_true", help="only evi.onnx (no fp16 / int8 variants)")
     args = parser.parse_args(argv)
-    for name, digest in (
-        ("evi_fp32.onnx", build_model(args.out_dir / "evi_fp32.onnx", corpus_dtype="float32")),
-        ("evi_fp16.onnx", build_model(args.out_dir / "evi_fp16.onnx", corpus_dtype="float16")),
-        ("evi_int8_candidates.onnx", build_candidate_model(args.out_dir / "evi_int8_candidates.onnx")),
-    ):
+    for name, digest in write_package(args.out_dir, variants=not args.no_variants).items():
         print(f"{digest}  {name}")
+    print(f"wrote {args.out_dir / 'hallmark.toml'}; archive the folder (tar -czf evi-model-1.0.0.tar.gz -C "
+          f"{args.out_dir} .) and release it")
     return 0
 
 

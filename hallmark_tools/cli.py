@@ -24,11 +24,17 @@ console = Console()
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("hallmark-out"), "--out", help="Where to write keys, manifests, audit, summary.")) -> None:
-    """Boot the local cloud and run the full scenario end to end."""
+def demo(
+    out: Path = typer.Option(Path("hallmark-out"), "--out", help="Where to write keys, manifests, audit, summary."),
+    chaos: int | None = typer.Option(None, "--chaos", metavar="SEED",
+                                     help="inject faults driven by this seed; then redrive and check the invariants"),
+    fault_rate: float = typer.Option(0.1, "--fault-rate", min=0.0, max=0.5, help="with --chaos: each fault's rate"),
+) -> None:
+    """Boot the local cloud and run the full scenario end to end (with --chaos: under faults)."""
     from hallmark_tools.demo import run_demo
+    from hallmark_tools.localcloud.chaos import Chaos
 
-    summary = run_demo(out, console)
+    summary = run_demo(out, console, chaos=Chaos(chaos, fault_rate) if chaos is not None else None)
     if not summary.get("ok"):
         raise typer.Exit(1)
 
@@ -40,11 +46,13 @@ def local_serve(
     ratification_window: str = typer.Option("48h", "--ratification-window",
                                             help="how long an emergency upgrade waits for ratification (60s, 5m, 48h)"),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="print every request and the handlers' logs"),
+    state: Path = typer.Option(None, "--state", file_okay=False,
+                               help="keep state and KMS keys in DIR across restarts (saved at a clean stop)"),
 ) -> None:
-    """Serve the HTTP API on 127.0.0.1 against the local cloud (state lives in memory until Ctrl-C)."""
+    """Serve the HTTP API on 127.0.0.1 against the local cloud (in memory, or kept in --state DIR)."""
     from hallmark_tools.cli_local import serve
 
-    cli_api.run_cli(lambda: serve(port, aws_port, cli_api.parse_duration(ratification_window), verbose))
+    cli_api.run_cli(lambda: serve(port, aws_port, cli_api.parse_duration(ratification_window), verbose, state))
 
 
 @local_app.command("token")
@@ -151,17 +159,30 @@ from hallmark_tools.cli_submit import sample_app, submit_command  # noqa: E402  
 app.command("submit")(submit_command)
 app.add_typer(sample_app, name="sample")
 
-from hallmark_tools.cli_roles import approve_command, approver_app, status_command, wait_command  # noqa: E402
+from hallmark_tools.cli_roles import (  # noqa: E402
+    approve_command,
+    approver_app,
+    model_app,
+    status_command,
+    wait_command,
+)
 
 app.command("approve")(approve_command)
 app.command("status")(status_command)
 app.add_typer(approver_app, name="approver")
+app.add_typer(model_app, name="model")
 local_app.command("wait")(wait_command)
 
 from hallmark_tools.cli_witness import ceremony_app, witness_app  # noqa: E402
 
 app.add_typer(witness_app, name="witness")
 app.add_typer(ceremony_app, name="ceremony")
+
+from hallmark_tools.cli_lists import inbox_command, packages_command, report_command  # noqa: E402
+
+app.command("inbox")(inbox_command)
+app.command("packages")(packages_command)
+app.command("report")(report_command)
 
 
 def main() -> None:  # pragma: no cover - console script entry

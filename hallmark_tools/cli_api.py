@@ -109,6 +109,35 @@ def ok(method: str, url: str, token: str | None = None, body: Any = None) -> Any
     return answer
 
 
+def pages(url: str, token: str | None, limit: int | None = None) -> Any:
+    """Every item of a list route, following ``nextToken`` page after page (at most ``limit``)."""
+    from urllib.parse import quote
+
+    got = 0
+    next_token: str | None = None
+    sep = "&" if "?" in url else "?"
+    while True:
+        page = ok("GET", url + (f"{sep}nextToken={quote(next_token, safe='')}" if next_token else ""), token)
+        for item in page.get("items", []):
+            if limit is not None and got >= limit:
+                return
+            got += 1
+            yield item
+        next_token = page.get("nextToken")
+        if not next_token:
+            return
+
+
+def token_sub(token: str) -> str:
+    """The ``sub`` of a bearer token (read, not verified: the API verifies it)."""
+    import jwt
+
+    try:
+        return str(jwt.decode(token, options={"verify_signature": False})["sub"])
+    except (jwt.InvalidTokenError, KeyError):
+        raise CliError("bad_token", "the token is not a JWT with a sub", "pass --approver-id") from None
+
+
 def default_api() -> str:
     return os.environ.get(API_ENV, DEFAULT_API)
 

@@ -75,7 +75,6 @@ def approve_command(
     valid_for: int = typer.Option(900, "--valid-for", help="seconds the signed decision stays valid"),
 ) -> None:
     """Sign a decision on an upgrade (or a package's upgrade, or a settlement) locally and submit it."""
-    import jwt
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -92,10 +91,7 @@ def approve_command(
         if not isinstance(private, ec.EllipticCurvePrivateKey) or private.curve.name != "secp256r1":
             raise CliError("bad_key", f"{key} is not an ECDSA P-256 private key",
                            "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out KEY.pem")
-        try:
-            who = approver_id or str(jwt.decode(token, options={"verify_signature": False})["sub"])
-        except (jwt.InvalidTokenError, KeyError):
-            raise CliError("bad_token", "the token is not a JWT with a sub", "pass --approver-id") from None
+        who = approver_id or cli_api.token_sub(token)
         expires = datetime.now(UTC) + timedelta(seconds=valid_for)
         if settlement:
             doc = cli_api.ok("GET", f"{base}/settlements/{settlement}", token)
@@ -166,3 +162,22 @@ def wait_command(api: str = API, timeout: float = typer.Option(120.0, "--timeout
             cli_api.fail("api_unreachable", f"{api} did not answer /health within {timeout:g}s",
                          "is hallmark local serve running (and on this port)?")
         time.sleep(0.3)
+
+
+model_app = typer.Typer(help="The EVI scoring model (superadmin).", no_args_is_help=True)
+
+
+@model_app.command("register")
+def model_register(
+    package_id: str = typer.Argument(..., metavar="PACKAGE_ID", help="a Published model package"),
+    api: str = API,
+    token: str = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="a superadmin's bearer token"),
+) -> None:
+    """Make a released model package the active scoring model (POST /scoring/model): its signed
+    manifest and every declared file's sha256 are checked first."""
+    def run() -> None:
+        model = cli_api.ok("POST", f"{api.rstrip('/')}/scoring/model", token, {"packageId": package_id})
+        print(f"active scoring model: evi.onnx sha256 {model.get('modelDigest')} (package {package_id}, "
+              f"manifest {model.get('manifestSignatureId')})")
+
+    cli_api.run_cli(run)

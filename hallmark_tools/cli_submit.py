@@ -271,6 +271,23 @@ def sample_package(
     cli_api.run_cli(run)
 
 
+@sample_app.command("model")
+def sample_model(
+    out: Path = typer.Option(..., "--out", help="where to write the model package, e.g. evi-model-1.0.0.tar.gz"),
+    variants: bool = typer.Option(True, "--variants/--no-variants", help="add the fp16 GPU and int8 candidate models"),
+) -> None:
+    """Write the EVI scoring model as a releasable package (evi.onnx, its variants and a
+    hallmark.toml declaring their sha256: gpu_batch/evi_model.py's write_package)."""
+    def run() -> None:
+        from hallmark_tools.scenarios.scoring import model_package
+
+        data, digest = model_package(variants=variants)
+        out.write_bytes(data)
+        print(f"wrote {out} ({len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}; evi.onnx sha256 {digest})")
+
+    cli_api.run_cli(run)
+
+
 def _with_package_table(data: bytes, table: str) -> bytes:
     """The same archive with ``table`` put before the rest of its hallmark.toml."""
     from hallmark_tools import samples

@@ -84,12 +84,24 @@ def variant(kind: str, name: str = "greeter") -> bytes:
     return tar_gz(files)
 
 
+def lambda_package(name: str = "greeter-fn", greeting: str = "hello", *, runtime: str = "python3.12",
+                   handler: str = "app.handler") -> bytes:
+    """A ``lambda`` package: ``app.py`` and the ``hallmark.toml`` ``[lambda]`` declaration."""
+    return zip_bytes({
+        "app.py": (f'"""{name}: answers with a greeting."""\n\n\n'
+                   f'def handler(event, context):\n    return {{"greeting": "{greeting}"}}\n').encode(),
+        "hallmark.toml": f'[lambda]\nhandler = "{handler}"\nruntime = "{runtime}"\n'.encode(),
+        "README.md": f"# {name}\n\nA function deployed through Hallmark.\n".encode(),
+    })
+
+
 def submission(name: str, version: str, body: bytes, *, impact: str = "LOW", license: str = "MIT",
-               emergency: bool = False, sha256: str | None = None, filename: str | None = None) -> dict[str, Any]:
+               emergency: bool = False, sha256: str | None = None, filename: str | None = None,
+               type: str = "library") -> dict[str, Any]:
     return {
         "name": name,
         "version": version,
-        "type": "library",
+        "type": type,
         "target": f"pypi:{name}",
         "impact": impact,
         "rationale": f"release {name} {version}",

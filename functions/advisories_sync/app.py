@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import advisories_runtime, runtime
+from hallmark.adapters import runtime
 from hallmark.observability import logger, metrics
 from hallmark.release.advisories import AdvisorySetRefused
 
@@ -21,7 +21,7 @@ from hallmark.release.advisories import AdvisorySetRefused
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        outcome = advisories_runtime.advisory_sync().run(runtime.now())
+        outcome = runtime.advisory_sync().run(runtime.now())
     except AdvisorySetRefused as exc:
         logger.error("advisory sync refused; the current advisory set stays", extra={"reason": str(exc)})
         metrics.add_metric(name="advisories.sync_refused", unit=MetricUnit.Count, value=1)

@@ -3,16 +3,16 @@
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark._domain import Caller, emit_by_flow
 from hallmark.adapters import runtime
-from hallmark.adapters.dynamo_governance import DynamoApproverRepository
 from hallmark.governance.registry import ApproverRegistry
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
+from hallmark.pagination import paginate
 
 app = make_resolver()
 
@@ -29,9 +29,7 @@ class NewKey(BaseModel):
 
 
 def registry() -> ApproverRegistry:
-    gov = runtime.governance()
-    return ApproverRegistry(DynamoApproverRepository(runtime.client("dynamodb"), runtime.require("TABLE_STATE")),
-                            gov.policy)
+    return runtime.approver_registry()
 
 
 def _caller() -> Caller:
@@ -43,8 +41,12 @@ def _public(a: Any) -> dict[str, Any]:
 
 
 @app.get("/approvers")
-def list_approvers() -> dict[str, Any]:
-    return {"approvers": [_public(a) for a in registry().active()], "threshold": runtime.governance().policy.settlement}
+def list_approvers(limit: Annotated[int, Query(ge=1, le=200)] = 100,
+                   nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    page, token = paginate(registry().active(), key=lambda a: (a.approver_id,), limit=limit, next_token=nextToken,
+                           route="GET /approvers")
+    return {"approvers": [_public(a) for a in page], "threshold": runtime.governance().policy.settlement,
+            "nextToken": token}
 
 
 @app.post("/approvers")

@@ -50,11 +50,9 @@ def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{
     """The release bundle: manifest, approvals with the registry keys, ceremony provenance and
     tier, the purchase's proofs (``?order=``), audit events with proofs."""
     from hallmark.access import require_order_reader, require_package_reader
-    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository, DynamoWitnessRepository
-    from hallmark.adapters.dynamo_governance import DynamoApproverRepository
-    from hallmark.bundle import KEY_PURPOSES, collect_bundle
+    from hallmark.adapters.bundle_runtime import release_bundle
     from hallmark.http import caller_of
-    from hallmark.market.store import DocOrderRepository, ProofStore
+    from hallmark.market.store import DocOrderRepository
 
     docs = runtime.docs()
     package = docs.get("package", packageId)
@@ -70,32 +68,7 @@ def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{
             raise NotFound("order of package", f"{packageId}/{order}")
     else:
         require_package_reader(caller, package)
-    ref = (package.get("manifest") or {}).get("repository")
-    if not ref:
-        raise NotFound("published manifest of package", packageId, code="not_published")
-    proofs = ProofStore(docs)
-    envelope = json.loads(runtime.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read())
-    governance = runtime.governance()
-    upgrade = governance.load("upgrade", package["upgradeId"]) if package.get("upgradeId") else None
-    approver_keys: dict[str, list[dict[str, str]]] = {}
-    if upgrade is not None:
-        repo = DynamoApproverRepository(runtime.client("dynamodb"), runtime.require("TABLE_STATE"))
-        for approver_id in {r.approver_id for r in upgrade.approvals}:
-            a = repo.get(approver_id)
-            if a is not None:
-                approver_keys[approver_id] = [{"keyFingerprint": a.key_fingerprint, "publicKeyPem": a.public_key_pem},
-                                              *({"keyFingerprint": k.key_fingerprint, "publicKeyPem": k.public_key_pem}
-                                                for k in a.previous_keys)]
-    impact = package.get("impact", package["meta"]["impact"])
-    fingerprints = {k["purpose"]: k["fingerprint"] for k in describe_keys({p: runtime.signer(p) for p in KEY_PURPOSES})}
-    state = runtime.table("state")
-    return collect_bundle(package, envelope, upgrade=upgrade, approver_keys=approver_keys,
-                          threshold=governance.threshold_for(impact), audit_log=audit_log(),
-                          key_fingerprints=fingerprints, ceremonies=DynamoCeremonyRepository(state),
-                          witnesses=DynamoWitnessRepository(state), order=bought,
-                          order_proofs=(proofs.get(bought.ledger_proof_id), proofs.get(bought.delivery_proof_id))
-                          if bought else (None, None))
-
+    return release_bundle(package, bought)
 
 @app.get("/audit/<chain>/events")
 def events(chain: Chain, after: Annotated[int, Query(ge=0)] = 0,

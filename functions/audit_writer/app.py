@@ -15,7 +15,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
 from hallmark.adapters.runtime import audit_log
-from hallmark.adapters.sqs_quarantine import SqsQuarantine
 from hallmark.audit.intake import AuditIntake
 from hallmark.observability import logger
 
@@ -25,7 +24,7 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)  # one chain faili
 
 def intake() -> AuditIntake:
     # built per record from runtime's cached clients (reset between local-cloud boots)
-    return AuditIntake(audit_log(), SqsQuarantine(runtime.client("sqs"), runtime.require("QUEUE_AUDIT_DLQ_URL")))
+    return AuditIntake(audit_log(), runtime.audit_quarantine())
 
 
 def record_handler(record: SQSRecord) -> None:

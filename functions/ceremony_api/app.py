@@ -7,26 +7,22 @@ this API and the "Wait for witnesses" step never both resume it."""
 
 import base64
 import json
-from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
-from hallmark._domain import emit_all
 from hallmark.adapters import runtime
-from hallmark.adapters.dynamo_ceremony import ceremony_runtime
 from hallmark.canonical import sha256_hex
-from hallmark.ceremony import Ceremony, CeremonyChange, ceremony_payload
+from hallmark.ceremony import Ceremony, ceremony_payload
+from hallmark.ceremony.steps import Settled
 from hallmark.errors import NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
 
-CHAIN = "ceremony"
 MAX_DEADLINE_S = 7 * 24 * 3600
 ID = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$"
 app = make_resolver()
@@ -67,54 +63,29 @@ def view(ceremony: Ceremony) -> dict[str, Any]:
     return doc
 
 
-def _resume(ceremony_id: str) -> bool:
-    """Resume the waiting execution if this caller is the one to claim the task token."""
-    _svc, repo, _registry = ceremony_runtime()
-    token = repo.claim_task_token(ceremony_id)
-    if token is None:
-        return False
-    try:
-        runtime.client("stepfunctions").send_task_success(
-            taskToken=token, output=json.dumps({"ceremonyId": ceremony_id, "status": "Witnessed"}))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
-            # The deadline fired first: "Mark lapsed" finds the ceremony Witnessed and signs it.
-            logger.info("task token no longer waiting", extra={"ceremonyId": ceremony_id})
-            return False
-        repo.release_task_token(ceremony_id)
-        logger.exception("could not resume the ceremony execution", extra={"ceremonyId": ceremony_id})
-        return False
-    return True
-
-
-def _settle(change: CeremonyChange) -> dict[str, Any]:
-    emit_all(runtime.audit(), CHAIN, change.events)
-    resumed = change.ceremony.status == "Witnessed" and _resume(change.ceremony.ceremony_id)
-    return {"ceremony": view(change.ceremony), "resumed": resumed}
+def _settled(settled: Settled) -> dict[str, Any]:
+    if settled.resumption == "not_waiting":
+        # The deadline fired first: "Mark lapsed" finds the ceremony Witnessed and signs it.
+        logger.info("task token no longer waiting", extra={"ceremonyId": settled.ceremony.ceremony_id})
+    elif settled.resumption == "failed":
+        logger.error("could not resume the ceremony execution", extra={"ceremonyId": settled.ceremony.ceremony_id})
+    return {"ceremony": view(settled.ceremony), "resumed": settled.resumed}
 
 
 @app.post("/ceremonies")
 @tracer.capture_method
 def open_ceremony(body: Annotated[NewCeremony, Body()]) -> Response[Any]:
-    caller = caller_of(app)
-    svc, _repo, _registry = ceremony_runtime()
-    now = runtime.now()
-    change = svc.initiate(initiator=caller.sub, tier=body.tier, ceremony_type=body.type, artifacts=body.artifacts,
-                          blessing=body.blessing, now=now, deadline=now + timedelta(seconds=body.deadlineSeconds))
-    emit_all(runtime.audit(), CHAIN, change.events)
-    ceremony = change.ceremony
-    execution = runtime.client("stepfunctions").start_execution(
-        stateMachineArn=runtime.require("STATE_MACHINE_CEREMONY_ARN"), name=ceremony.ceremony_id,
-        input=json.dumps({"ceremonyId": ceremony.ceremony_id, "tier": ceremony.tier,
-                          "deadlineSeconds": body.deadlineSeconds}))
+    ceremony, execution_arn = runtime.ceremony_steps().open(
+        initiator=caller_of(app).sub, tier=body.tier, ceremony_type=body.type, artifacts=body.artifacts,
+        blessing=body.blessing, now=runtime.now(), deadline_seconds=body.deadlineSeconds)
     metrics.add_metric(name="ceremony.ceremonies_opened_total", unit=MetricUnit.Count, value=1)
-    return Response(201, "application/json", body={**view(ceremony), "executionArn": execution["executionArn"]})
+    return Response(201, "application/json", body={**view(ceremony), "executionArn": execution_arn})
 
 
 @app.get("/ceremonies/<ceremonyId>")
 @tracer.capture_method
 def get_ceremony(ceremonyId: str) -> dict[str, Any]:
-    svc, _repo, _registry = ceremony_runtime()
+    svc, _repo, _registry = runtime.ceremony()
     return view(svc.load(ceremonyId))
 
 
@@ -122,35 +93,30 @@ def get_ceremony(ceremonyId: str) -> dict[str, Any]:
 @tracer.capture_method
 def add_witness(ceremonyId: str, body: Annotated[WitnessSignatureIn, Body()]) -> Response[Any]:
     caller = caller_of(app)
-    svc, _repo, _registry = ceremony_runtime()
-    witness_id = body.witnessId or caller.sub
-    change = svc.retrying(ceremonyId, lambda c: svc.add_witness(c, witness_id, body.signature, runtime.now(),
-                                                                caller_sub=caller.sub))
-    return Response(201, "application/json", body=_settle(change))
+    settled = runtime.ceremony_steps().add_witness(ceremonyId, body.witnessId or caller.sub, body.signature,
+                                                   runtime.now(), caller_sub=caller.sub)
+    return Response(201, "application/json", body=_settled(settled))
 
 
 @app.post("/ceremonies/<ceremonyId>/blessing")
 @tracer.capture_method
 def bless(ceremonyId: str) -> Response[Any]:
-    caller = caller_of(app)
-    svc, _repo, _registry = ceremony_runtime()
-    change = svc.retrying(ceremonyId, lambda c: svc.bless(c, caller, runtime.now()))
-    return Response(201, "application/json", body=_settle(change))
+    settled = runtime.ceremony_steps().bless(ceremonyId, caller_of(app), runtime.now())
+    return Response(201, "application/json", body=_settled(settled))
 
 
 @app.post("/witnesses")
 @tracer.capture_method
 def register_witness(body: Annotated[NewWitness, Body()]) -> Response[Any]:
-    _svc, _repo, registry = ceremony_runtime()
-    change = registry.register(caller_of(app), body.witnessId, body.publicKeyPem, runtime.now())
-    emit_all(runtime.audit(), CHAIN, change.events)
+    change = runtime.ceremony_steps().register_witness(caller_of(app), body.witnessId, body.publicKeyPem,
+                                                       runtime.now())
     return Response(201, "application/json", body=change.witness.to_json_dict())
 
 
 @app.get("/witnesses/<witnessId>")
 @tracer.capture_method
 def get_witness(witnessId: str) -> dict[str, Any]:
-    _svc, _repo, registry = ceremony_runtime()
+    _svc, _repo, registry = runtime.ceremony()
     witness = registry.get(witnessId)
     if witness is None:
         raise NotFound("witness", witnessId, code="unknown_witness")

@@ -10,7 +10,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark._domain import emit_all
 from hallmark.adapters import runtime
-from hallmark.adapters.dynamo_ceremony import ceremony_runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger
 
@@ -18,7 +17,7 @@ from hallmark.observability import logger
 @transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    svc, _repo, _registry = ceremony_runtime()
+    svc, _repo, _registry = runtime.ceremony()
     change = svc.retrying(event["ceremonyId"], lambda c: svc.mark_lapsed(c, runtime.now()))
     emit_all(runtime.audit(), "ceremony", change.events)
     ceremony = change.ceremony

@@ -13,7 +13,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark._domain import emit_all
 from hallmark.adapters import runtime
-from hallmark.adapters.dynamo_ceremony import ceremony_runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger, metrics
 
@@ -24,7 +23,7 @@ runtime.startup_guard(sign_keys=("proof",))
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    svc, _repo, _registry = ceremony_runtime("proof")
+    svc, _repo, _registry = runtime.ceremony("proof")
     started = time.perf_counter()
     change = svc.retrying(event["ceremonyId"], lambda c: svc.sign_provenance(c, runtime.now()))
     metrics.add_metric(name="ceremony.provenance_sign_latency_seconds", unit=MetricUnit.Seconds,

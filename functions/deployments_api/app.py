@@ -1,66 +1,111 @@
-"""Provenance-aware deployment: POST /deployments plans a deployment of an artifact only if
-its provenance verifies (DSSE envelope under the proof key, matching the artifact, its tier
-and ceremony); the tier picks the resource profile (doubled in production) and the log and
-metric retention; the signature goes into the plan's annotations. Plans and refusals are
-audited (DeploymentPlanned / DeploymentRefused)."""
+"""Deployments: ``POST /deployments`` requests one (202 with the id and its status URL; the
+``Idempotency-Key`` header returns the first answer again; 409 with the running deployment's id
+while one of the same function and environment runs) and starts the deployment flow;
+``GET /deployments/{id}`` its stage history; ``GET /deployments?package=&environment=`` a page;
+``POST /deployments/{id}/rollback`` (superadmin) the live one back to the previous good version.
+
+``POST /deployment-plans`` is the provenance-aware plan of an artifact (tier sizing from verified
+provenance, nothing deployed), audited DeploymentPlanned / DeploymentRefused."""
 
 import uuid
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark._domain import emit_all
 from hallmark.adapters import runtime
-from hallmark.adapters.dynamo_ceremony import ceremony_runtime
 from hallmark.canonical import to_rfc3339
 from hallmark.errors import DomainError, NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
 
 CHAIN = "ceremony"
-KIND = "deployment"
+PLAN = "deployment-plan"
 app = make_resolver()
+Environment = Literal["development", "staging", "production"]
 
 
 class DeploymentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    package: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$")
+    environment: Environment
+
+
+class PlanRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     artifactId: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@+-]{0,199}$")
-    environment: Literal["development", "staging", "production"]
+    environment: Environment
 
 
 @app.post("/deployments")
 @tracer.capture_method
-def plan(body: Annotated[DeploymentRequest, Body()]) -> Response[Any]:
+def request(body: Annotated[DeploymentRequest, Body()]) -> Response[Any]:
     caller = caller_of(app)
-    svc, _repo, _registry = ceremony_runtime()
-    deployment_id = f"dep-{uuid.uuid4()}"
-    try:
-        planned = svc.plan_deployment(body.artifactId, body.environment, actor=caller.sub,
-                                      deployment_id=deployment_id)
-    except DomainError as exc:
-        # An audited refusal: DeploymentRefused is recorded, nothing else changes.
-        emit_all(runtime.audit(), CHAIN, list(exc.events))
-        if exc.events:
-            metrics.add_metric(name="ceremony.deployments_refused_total", unit=MetricUnit.Count, value=1)
-        raise
-    doc = {"deploymentId": deployment_id, "plannedBy": caller.sub, "plannedAt": to_rfc3339(runtime.now(), "auto"),
-           **planned.plan.to_json_dict()}
-    runtime.docs().create(KIND, deployment_id, doc)
-    emit_all(runtime.audit(), CHAIN, planned.events)
-    metrics.add_metric(name="ceremony.deployments_planned_total", unit=MetricUnit.Count, value=1)
-    return Response(201, "application/json", body=doc)
+    key = app.current_event.headers.get("idempotency-key")
+    doc, created = runtime.deployment_steps().request(body.package, body.version, body.environment, caller.sub, key)
+    if created:
+        metrics.add_metric(name="deploy.requested_total", unit=MetricUnit.Count, value=1)
+    url = f"/deployments/{doc['deploymentId']}"
+    return Response(202, "application/json", headers={"Location": url, "Idempotency-Replayed": str(not created).lower()},
+                    body={"deploymentId": doc["deploymentId"], "statusUrl": url, "stage": doc["stage"],
+                          "functionName": doc["functionName"]})
+
+
+@app.get("/deployments")
+@tracer.capture_method
+def list_deployments(package: Annotated[str | None, Query(max_length=128)] = None,
+                     environment: Annotated[Environment | None, Query()] = None,
+                     limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                     cursor: Annotated[str | None, Query(max_length=300)] = None) -> dict[str, Any]:
+    result: dict[str, Any] = runtime.deployment_steps().list_deployments(
+        package=package, environment=environment, limit=limit, cursor=cursor)
+    return result
 
 
 @app.get("/deployments/<deploymentId>")
 @tracer.capture_method
 def get_deployment(deploymentId: str) -> dict[str, Any]:
-    doc = runtime.docs().get(KIND, deploymentId)
+    result: dict[str, Any] = runtime.deployment_steps().get(deploymentId)
+    return result
+
+
+@app.post("/deployments/<deploymentId>/rollback")
+@tracer.capture_method
+def rollback(deploymentId: str) -> dict[str, Any]:
+    result: dict[str, Any] = runtime.deployment_steps().rollback(deploymentId, caller_of(app).sub)
+    return result
+
+
+@app.post("/deployment-plans")
+@tracer.capture_method
+def plan(body: Annotated[PlanRequest, Body()]) -> Response[Any]:
+    caller = caller_of(app)
+    svc, _repo, _registry = runtime.ceremony()
+    plan_id = f"plan-{uuid.uuid4()}"
+    try:
+        planned = svc.plan_deployment(body.artifactId, body.environment, actor=caller.sub, deployment_id=plan_id)
+    except DomainError as exc:
+        # An audited refusal: DeploymentRefused is recorded, nothing else changes.
+        emit_all(runtime.audit(), CHAIN, list(exc.events))
+        raise
+    doc = {"deploymentId": plan_id, "plannedBy": caller.sub, "plannedAt": to_rfc3339(runtime.now(), "auto"),
+           **planned.plan.to_json_dict()}
+    runtime.docs().create(PLAN, plan_id, doc)
+    emit_all(runtime.audit(), CHAIN, planned.events)
+    return Response(201, "application/json", body=doc)
+
+
+@app.get("/deployment-plans/<planId>")
+@tracer.capture_method
+def get_plan(planId: str) -> dict[str, Any]:
+    doc = runtime.docs().get(PLAN, planId)
     if doc is None:
-        raise NotFound("deployment", deploymentId)
+        raise NotFound("deployment plan", planId)
     doc.pop("version", None)
     return doc
 

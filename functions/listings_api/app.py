@@ -17,9 +17,10 @@ app = make_resolver()
 
 @app.get("/listings")
 @tracer.capture_method
-def list_listings(limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
-    items = Catalogue(runtime.docs()).listings(limit)
-    return {"items": items, "count": len(items)}
+def list_listings(limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                  nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    items, token = Catalogue(runtime.docs()).listings(limit, nextToken)
+    return {"items": items, "count": len(items), "nextToken": token}
 
 
 @app.get("/listings/<listingId>")

@@ -16,7 +16,6 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
-from hallmark.adapters.market_aws import S3ArtifactSource, delivery_encryptor, delivery_store, market_service
 from hallmark.observability import SERVICE, logger
 
 runtime.startup_guard(sign_keys=("proof",))
@@ -25,8 +24,8 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 def record_handler(record: SQSRecord) -> None:
     order_id = json.loads(record.body)["orderId"]
-    result = market_service().publish(order_id, source=S3ArtifactSource(runtime.client("s3")),
-                                      store=delivery_store(), encryptor=delivery_encryptor(), now=runtime.now())
+    result = runtime.market_service().publish(order_id, source=runtime.objects(), store=runtime.delivery_store(),
+                                              encryptor=runtime.delivery_encryptor(), now=runtime.now())
     logger.info("delivery published", extra=result)
     # single_metric: its own metric set, flushed here (nothing shared with other handlers)
     with single_metric(name="market.deliveries_total", unit=MetricUnit.Count, value=1,

@@ -10,12 +10,13 @@ over {settlementId, planDigest, decision, expiresAt, nonce}; POST /settlements/{
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark.adapters import runtime
-from hallmark.adapters.market_aws import market_service
+from hallmark.governance.models import SubjectStatus
+from hallmark.governance.queries import list_subjects
 from hallmark.http import caller_of, make_resolver
 from hallmark.market.ledger import MAX_MINOR
 from hallmark.market.ports import SettlementGovernance
@@ -56,21 +57,33 @@ def governance() -> SettlementGovernance:
 @app.post("/settlements")
 @tracer.capture_method
 def plan(body: Annotated[NewSettlement, Body()]) -> Response[Any]:
-    view = market_service().plan_settlement(body.model_dump(), caller_of(app), governance(), runtime.now())
+    view = runtime.market_service().plan_settlement(body.model_dump(), caller_of(app), governance(), runtime.now())
     return Response(201, "application/json", body=view)
+
+
+@app.get("/settlements")
+@tracer.capture_method
+def list_settlements(status: Annotated[SubjectStatus | None, Query()] = None,
+                     limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                     nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    # approvers, auditors and superadmins only (the route's roles): each reads every settlement
+    items, token = list_subjects(runtime.docs(), "settlement", status=status, limit=limit, next_token=nextToken)
+    service, gov = runtime.market_service(), governance()
+    return {"items": [service.settlement_view(s.subject_id, gov) for s in items], "count": len(items),
+            "nextToken": token}
 
 
 @app.get("/settlements/<settlementId>")
 @tracer.capture_method
 def get_settlement(settlementId: str) -> dict[str, Any]:
-    return market_service().settlement_view(settlementId, governance(), caller_of(app))
+    return runtime.market_service().settlement_view(settlementId, governance(), caller_of(app))
 
 
 @app.post("/settlements/<settlementId>/approvals")
 @tracer.capture_method
 def approve(settlementId: str, form: Annotated[dict[str, Any], Body()]) -> Response[Any]:
     # parsed (and every refusal audited) by the one approval code path, GovernanceService
-    view = market_service().approve_settlement(settlementId, form, caller_of(app),
+    view = runtime.market_service().approve_settlement(settlementId, form, caller_of(app),
                                                governance(), runtime.now())
     return Response(201, "application/json", body=view)
 
@@ -78,7 +91,7 @@ def approve(settlementId: str, form: Annotated[dict[str, Any], Body()]) -> Respo
 @app.post("/settlements/<settlementId>/payouts")
 @tracer.capture_method
 def payout(settlementId: str, body: Annotated[Payout, Body()]) -> Response[Any]:
-    result = market_service().payout(settlementId, amount_minor=body.amountMinor, payout_id=body.payoutId,
+    result = runtime.market_service().payout(settlementId, amount_minor=body.amountMinor, payout_id=body.payoutId,
                                      caller=caller_of(app), governance=governance(), now=runtime.now())
     return Response(200 if result["replayed"] else 201, "application/json", body=result)
 

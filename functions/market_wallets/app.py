@@ -10,7 +10,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
 from hallmark.adapters import runtime
-from hallmark.adapters.market_aws import market_service
 from hallmark.http import caller_of, make_resolver
 from hallmark.market.ledger import MAX_MINOR
 from hallmark.observability import logger, tracer
@@ -30,7 +29,7 @@ class Deposit(BaseModel):
 @app.post("/wallets/deposit")
 @tracer.capture_method
 def deposit(body: Annotated[Deposit, Body()]) -> Response[Any]:
-    result = market_service().deposit(party=body.party, amount_minor=body.amountMinor, currency=body.currency,
+    result = runtime.market_service().deposit(party=body.party, amount_minor=body.amountMinor, currency=body.currency,
                                       deposit_id=body.depositId, actor=caller_of(app).sub, now=runtime.now())
     return Response(200 if result["replayed"] else 201, "application/json", body=result)
 
@@ -38,7 +37,7 @@ def deposit(body: Annotated[Deposit, Body()]) -> Response[Any]:
 @app.get("/wallets/me")
 @tracer.capture_method
 def my_wallet(currency: Annotated[str, Query(pattern=CURRENCY)] = "USD") -> dict[str, Any]:
-    return market_service().wallet(caller_of(app).sub, currency)
+    return runtime.market_service().wallet(caller_of(app).sub, currency)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

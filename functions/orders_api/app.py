@@ -1,5 +1,6 @@
 """POST /listings/{listingId}/checkout (any authenticated buyer; the buyer is the token's sub)
-and GET /orders/{orderId} (the buyer, or an auditor/superadmin).
+GET /orders (the caller's own orders; auditors and superadmins: all; nextToken) and GET
+/orders/{orderId} (the buyer, or an auditor/superadmin).
 
 Checkout is idempotent on the ``Idempotency-Key`` header and the caller's sub (Powertools
 Idempotency on the ``idempotency`` table): a retry with the same key returns the first answer
@@ -11,12 +12,12 @@ ids from the order, so even a retry after the idempotency record expired charges
 import re
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
@@ -28,9 +29,9 @@ from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import D
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
-from hallmark.adapters.market_aws import delivery_queue, delivery_store, market_service
 from hallmark.errors import DomainError
 from hallmark.http import caller_of, error_response, make_resolver
+from hallmark.market.orders import OrderStatus
 from hallmark.observability import SERVICE, logger, tracer
 
 app = make_resolver()
@@ -53,15 +54,14 @@ CONFIG = IdempotencyConfig(
 
 
 def _checkout(request: dict[str, str]) -> dict[str, Any]:
-    return market_service().checkout(listing_id=request["listingId"], buyer=request["buyer"],
+    return runtime.market_service().checkout(listing_id=request["listingId"], buyer=request["buyer"],
                                      idempotency_key=request["idempotencyKey"], now=runtime.now(),
-                                     queue=delivery_queue())
+                                     queue=runtime.delivery_queue())
 
 
 @cache
 def idempotent_checkout() -> Callable[..., dict[str, Any]]:
-    store = DynamoDBPersistenceLayer(table_name=runtime.require("TABLE_IDEMPOTENCY"), key_attr="id",
-                                     expiry_attr="expiration", boto3_client=runtime.client("dynamodb"))
+    store = runtime.idempotency_store()
     checkout: Callable[..., dict[str, Any]] = idempotent_function(
         _checkout, data_keyword_argument="request", persistence_store=store, config=CONFIG)
     return checkout
@@ -88,11 +88,20 @@ def checkout(listingId: str) -> Response[Any]:
                     headers={"Idempotency-Replayed": "true" if replayed else "false", "Location": f"/orders/{body['orderId']}"})
 
 
+@app.get("/orders")
+@tracer.capture_method
+def list_orders(status: Annotated[OrderStatus | None, Query()] = None,
+                limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    items, token = runtime.market_service().list_orders(caller_of(app), status=status, limit=limit, next_token=nextToken)
+    return {"items": items, "count": len(items), "nextToken": token}
+
+
 @app.get("/orders/<orderId>")
 @tracer.capture_method
 def get_order(orderId: str) -> dict[str, Any]:
     caller = caller_of(app)
-    return market_service().order_view(orderId, caller, delivery_store(), runtime.require("KEY_DELIVERY_ID"),
+    return runtime.market_service().order_view(orderId, caller, runtime.delivery_store(), runtime.require("KEY_DELIVERY_ID"),
                                        runtime.now())
 
 

@@ -1,10 +1,11 @@
 """POST /packages (submitter) and GET /packages/{packageId}: submit a package, get a presigned
-upload URL; read its status, validator results, manifest reference and execution."""
+upload URL; read its status, validator results, manifest reference and execution. GET /packages:
+the packages the caller may read (filters name, status, submitter; newest first; nextToken)."""
 
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -12,6 +13,7 @@ from hallmark.access import require_package_reader
 from hallmark.adapters import runtime
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
+from hallmark.release.queries import list_packages
 from hallmark.release.service import ReleaseService, SubmitRequest, presign_expiry
 from hallmark.release.steps import UPLOAD_TTL_S
 
@@ -34,6 +36,18 @@ def submit(body: Annotated[SubmitRequest, Body()]) -> Response[Any]:
     return Response(201, "application/json", body={
         "packageId": record["packageId"], "uploadUrl": url, "uploadMethod": "PUT", "uploadHeaders": headers,
         "expiresAt": presign_expiry(runtime.now(), UPLOAD_TTL_S), "status": record["status"]})
+
+
+@app.get("/packages")
+@tracer.capture_method
+def list_all(name: Annotated[str | None, Query(min_length=1, max_length=214)] = None,
+             status: Annotated[str | None, Query(pattern=r"^[A-Za-z]{1,32}$")] = None,
+             submitter: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+             limit: Annotated[int, Query(ge=1, le=200)] = 50,
+             nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    items, token = list_packages(runtime.docs(), caller_of(app), name=name, status=status, submitter=submitter,
+                                 limit=limit, next_token=nextToken)
+    return {"items": items, "count": len(items), "nextToken": token}
 
 
 @app.get("/packages/<packageId>")

@@ -9,7 +9,6 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hallmark.adapters import runtime
-from hallmark.adapters.dynamo_ceremony import ceremony_runtime
 from hallmark.ceremony import attestation_failure
 from hallmark.errors import NotFound
 from hallmark.http import make_resolver
@@ -21,7 +20,7 @@ app = make_resolver()
 @app.get("/provenance/<signatureId>")
 @tracer.capture_method
 def get_provenance(signatureId: str) -> dict[str, Any]:
-    _svc, repo, _registry = ceremony_runtime()
+    _svc, repo, _registry = runtime.ceremony()
     item = repo.provenance_item(signatureId)
     attestation = repo.provenance(signatureId)
     if item is None or attestation is None:
@@ -41,7 +40,7 @@ def get_provenance(signatureId: str) -> dict[str, Any]:
 @app.get("/artifacts/<artifactId>")
 @tracer.capture_method
 def get_artifact(artifactId: str) -> dict[str, Any]:
-    svc, repo, _registry = ceremony_runtime()
+    svc, repo, _registry = runtime.ceremony()
     held = repo.artifact(artifactId)
     if held is None:
         raise NotFound("artifact", artifactId)

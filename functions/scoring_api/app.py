@@ -9,7 +9,10 @@
   GPU threshold (batch size x corpus rows) of the runner Choice, and ``int8MinBatch`` (the int8
   corpus mode for batches of at least that many events, 0 = off);
 - ``GET /scoring/batches[/{batchId}]``: batches, their runner, bands and, for a failed one, why;
-- ``POST /scoring/batches/flush`` (superadmin): seal the open batch now."""
+- ``POST /scoring/batches/flush`` (superadmin): seal the open batch now;
+- ``POST /scoring/envelopes/{eventId}/feedback {verdict, band?, batchId}``: the caller's verdict on
+  an envelope, one per caller and envelope, audited FeedbackRecorded; it feeds the EVI weights;
+- ``GET /scoring/weights``: the active EVI weights version and the canary, if any."""
 
 import os
 from typing import Annotated, Any
@@ -22,8 +25,10 @@ from hallmark.adapters import runtime, scoring_runtime
 from hallmark.errors import NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
+from hallmark.pagination import paginate, scan_kind
 from hallmark.scoring.batching import BATCH, ConfigUpdate, update_config
 from hallmark.scoring.models import RegisterModel
+from hallmark.scoring.weights import FeedbackIn
 
 app = make_resolver()
 
@@ -60,10 +65,12 @@ def _view(doc: dict[str, Any]) -> dict[str, Any]:
 
 @app.get("/scoring/batches")
 @tracer.capture_method
-def list_batches(limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
-    items = sorted((_view(d) for d in runtime.docs().query(BATCH, 10_000)), key=lambda d: d["sealedAt"],
-                   reverse=True)[:limit]
-    return {"items": items, "count": len(items)}
+def list_batches(limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                 nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    items, token = paginate((_view(d) for d in scan_kind(runtime.docs(), BATCH)),
+                            key=lambda d: (str(d["sealedAt"]), str(d["batchId"])), limit=limit, next_token=nextToken,
+                            route="GET /scoring/batches", newest_first=True)
+    return {"items": items, "count": len(items), "nextToken": token}
 
 
 @app.get("/scoring/batches/<batchId>")
@@ -82,6 +89,19 @@ def flush() -> Response[Any]:
     return Response(202, "application/json", body={"sealed": [
         {"batchId": s.batch_id, "size": s.size, "batchDigest": s.batch_digest, "executionArn": s.execution_arn}
         for s in sealed]})
+
+
+@app.post("/scoring/envelopes/<eventId>/feedback")
+@tracer.capture_method
+def envelope_feedback(eventId: str, body: Annotated[FeedbackIn, Body()]) -> Response[Any]:
+    record, changed = scoring_runtime.feedback().record("envelope", eventId, caller_of(app).sub, body)
+    return Response(201 if changed else 200, "application/json", body=record)
+
+
+@app.get("/scoring/weights")
+@tracer.capture_method
+def weights() -> dict[str, Any]:
+    return scoring_runtime.weights().state().as_dict()
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

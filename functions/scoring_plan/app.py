@@ -1,5 +1,6 @@
 """Scoring step 1: re-verify the active model's signed manifest, take the corpus lease, size the
-batch (batch size x corpus rows, against the GPU threshold) for the runner Choice, audit
+batch (batch size x corpus rows, against the GPU threshold) for the runner Choice, assign its EVI
+weights (the active version, or the canary for 10 % of batches; signatures checked), audit
 EventsIngested."""
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from hallmark.observability import logger
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     model = scoring_runtime.registry().verify_active()
+    rollout, pem = scoring_runtime.weights(), scoring_runtime.weights_public_key()
     plan = scoring_runtime.pipeline().plan(event["batchId"], event["executionArn"], model,
-                                           scoring_runtime.current_limits())
+                                           scoring_runtime.current_limits(), assign=lambda b: rollout.assign(b, pem))
     logger.info("batch planned", extra=plan.as_dict())
     return plan.as_dict()

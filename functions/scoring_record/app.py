@@ -1,5 +1,6 @@
 """Scoring step 3: read back and check the runner's envelopes, mark the batch Scored, release the
-corpus lease, audit BatchScored (batch digest, model digest, runner, bands)."""
+corpus lease, audit BatchScored (batch digest, model digest, runner, bands, weights version); a
+canary batch counts towards its weights' promotion."""
 
 from __future__ import annotations
 
@@ -15,4 +16,5 @@ from hallmark.observability import logger
 @transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return scoring_runtime.pipeline().record(event["plan"], event.get("scored") or {})
+    return scoring_runtime.pipeline().record(event["plan"], event.get("scored") or {},
+                                             count_canary=scoring_runtime.weights().record_batch)

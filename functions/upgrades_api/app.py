@@ -1,21 +1,20 @@
-"""Approvers' API: GET /upgrades/{id}; POST /upgrades/{id}/approvals and /ratifications carry a
+"""Approvers' API: GET /upgrades (?status=Pending: the inbox; nextToken), GET /upgrades/{id}; POST /upgrades/{id}/approvals and /ratifications carry a
 decision signed by the approver's own key. At the threshold the waiting execution resumes
 (SendTaskSuccess); when the threshold can no longer be reached it ends Rejected.
 
 The form is parsed by the domain (``GovernanceService``), not by the resolver, so that a
 malformed form is refused like a forged one: with exactly one ``ApprovalRefused`` audit entry."""
 
-import json
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark._domain import emit_by_flow
 from hallmark.adapters import runtime
-from hallmark.governance.models import ApprovalSubject
+from hallmark.governance.models import ApprovalSubject, SubjectStatus
+from hallmark.governance.queries import list_subjects
 from hallmark.governance.service import ApprovalResult
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
@@ -33,17 +32,16 @@ def view(subject: ApprovalSubject) -> dict[str, Any]:
 
 
 def _settle(result: ApprovalResult) -> None:
-    # The release state machine records the package's rejection itself (Record governance rejection).
-    emit_by_flow(runtime.audit(), [e for e in result.events if e.type != "PackageRejected"])
-    token = result.task_token
-    if token and result.outcome == "resume":
-        runtime.client("stepfunctions").send_task_success(
-            taskToken=token, output=json.dumps({"decision": "approved", "subjectId": result.subject.subject_id}))
+    if runtime.governance_steps().settle(result):
         metrics.add_metric(name="governance.multisig_pending_total", unit=MetricUnit.Count, value=-1)
-    elif token and result.outcome == "reject":
-        runtime.client("stepfunctions").send_task_failure(
-            taskToken=token, error="Rejected", cause="enough approvers rejected the upgrade that the threshold is unreachable")
-        metrics.add_metric(name="governance.multisig_pending_total", unit=MetricUnit.Count, value=-1)
+
+
+@app.get("/upgrades")
+def list_upgrades(status: Annotated[SubjectStatus | None, Query()] = None,
+                  limit: Annotated[int, Query(ge=1, le=100)] = 50,
+                  nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
+    items, token = list_subjects(runtime.docs(), "upgrade", status=status, limit=limit, next_token=nextToken)
+    return {"items": [view(s) for s in items], "count": len(items), "nextToken": token}
 
 
 @app.get("/upgrades/<upgradeId>")

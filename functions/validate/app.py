@@ -18,7 +18,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import advisories_runtime, runtime
+from hallmark.adapters import runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger, metrics
 from hallmark.release.ports import PinnedRef
@@ -30,7 +30,7 @@ from hallmark.release.validators import ValidationResult, ValidatorConfig, run_o
 def config(validator: str) -> ValidatorConfig:
     """One configuration per container (the security one holds the cached advisory source)."""
     max_size = runtime.package_max_bytes()
-    source = advisories_runtime.advisory_source() if validator == "security" else None
+    source = runtime.advisory_source() if validator == "security" else None
     return ValidatorConfig(advisory_source=source, max_size=max_size)
 
 

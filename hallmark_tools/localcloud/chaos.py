@@ -6,6 +6,9 @@
 - ``queue_late``: the handler ran, then the invocation is reported timed out (its result is
   discarded, so the whole batch is received again: the work was done, the caller was told it failed);
 - ``queue_duplicate``: a batch that succeeded is delivered a second time (SQS is at least once);
+- ``queue_dead_letter``: a batch that succeeded is sent again as a copy that fails every delivery
+  until SQS moves it to the dead-letter queue (a poison message): an operator's redrive, later,
+  must then change nothing (``chaos_run.settle`` redrives);
 - ``event_error`` / ``event_duplicate``: an EventBridge delivery to a function fails before the
   handler (Lambda retries asynchronous events), or reaches it twice; a delivery to a state
   machine is started twice (the execution name keeps it one execution);
@@ -25,8 +28,8 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-KINDS = ("queue_error", "queue_late", "queue_duplicate", "event_error", "event_duplicate", "task_throttle",
-         "aws_throttle")
+KINDS = ("queue_error", "queue_late", "queue_duplicate", "queue_dead_letter", "event_error", "event_duplicate",
+         "task_throttle", "aws_throttle")
 
 
 @dataclass

@@ -47,6 +47,7 @@ from hallmark_tools.localcloud.environments import (
     TimedOut,
 )
 from hallmark_tools.localcloud.faults import InjectedFault
+from hallmark_tools.localcloud.state import LocalState
 from hallmark_tools.topology import TOPOLOGY, Function, Topology, env_name, route_env
 
 __all__ = ["REGION", "ROOT", "ApiResponse", "HandlerError", "InjectedFault", "LambdaContext", "LocalCloud"]
@@ -123,7 +124,9 @@ class LocalCloud:
         quiet: bool = True,
         seed_advisories: bool = True,
         chaos: Chaos | None = None,
+        state: LocalState | None = None,
     ) -> None:
+        self.state = state  # saved state and keys to restore at boot (localcloud.state); None: start empty
         self.chaos = chaos  # faults on the asynchronous paths (localcloud.chaos); None: none
         self.schedule_every_s = schedule_every_s  # scheduled rules fire this often locally
         self.topology = topology
@@ -141,6 +144,7 @@ class LocalCloud:
         self._module_lock = threading.Lock()
         self._running = 0  # worker threads running a handler (late ones included)
         self.discarded: list[tuple[str, str]] = []  # (function, request id) of late results dropped
+        self.poisoned: set[str] = set()  # SQS message ids chaos makes fail until dead-lettered
         self._stop = threading.Event()
         self._pump: threading.Thread | None = None
         self._inflight = 0
@@ -205,6 +209,8 @@ class LocalCloud:
         patches.activate(self)
         try:
             self._provision()
+            if self.state is not None:
+                self.state.restore(self)
             self._install_chaos_hooks()
             self._set_env(self.resources)
             self._set_env(route_env(self.topology.functions))
@@ -215,6 +221,14 @@ class LocalCloud:
             raise
         self._pump = threading.Thread(target=self._pump_loop, name="localcloud-sqs-pump", daemon=True)
         self._pump.start()
+
+    def quiesce(self, timeout: float = 30.0) -> None:
+        """Start no new work (scheduled rules, queue polls, event retries) and wait for the
+        handlers still running: the state is then consistent (``localcloud.state`` saves it)."""
+        self._stop.set()
+        if self._pump is not None:
+            self._pump.join(timeout=timeout)
+        self._wait_handlers_quiet(timeout=timeout)
 
     def stop(self) -> None:
         self._stop.set()

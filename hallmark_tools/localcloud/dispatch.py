@@ -7,6 +7,7 @@ Lambda's retries; state machines started with a name derived from the event)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 import time
@@ -68,9 +69,14 @@ def _deliver_batch(cloud: LocalCloud, sqs: Any, fn: Function, queue: str, batch_
     with cloud._inflight_lock:
         cloud._inflight += 1
     try:
-        event = {"Records": [shapes.sqs_record(m, cloud.arns[("queue", queue)], REGION) for m in msgs]}
         chaos = cloud.chaos
+        # a message chaos poisoned fails every delivery, before the handler, until SQS dead-letters it
+        poisoned = {m["MessageId"] for m in msgs if m["MessageId"] in cloud.poisoned}
+        live = [m for m in msgs if m["MessageId"] not in poisoned]
+        event = {"Records": [shapes.sqs_record(m, cloud.arns[("queue", queue)], REGION) for m in live]}
         try:
+            if not live:
+                raise HandlerError("ChaosError", "injected: a poisoned message")
             if chaos is not None and chaos.roll("queue_error"):
                 raise HandlerError("ChaosError", "injected before the handler ran")
             result = cloud.invoke(fn.name, event, source="sqs") or {}
@@ -80,6 +86,11 @@ def _deliver_batch(cloud: LocalCloud, sqs: Any, fn: Function, queue: str, batch_
             if chaos is not None and chaos.roll("queue_duplicate"):
                 with contextlib.suppress(HandlerError):  # the same records once more: at least once
                     cloud.invoke(fn.name, event, source="sqs")
+            if chaos is not None and chaos.roll("queue_dead_letter"):
+                for m in live:  # a second copy of each, which will fail until it is dead-lettered
+                    if m["MessageId"] not in failed:
+                        cloud.poisoned.add(_send_copy(sqs, url, m))
+            failed |= poisoned
         except HandlerError:
             failed = {m["MessageId"] for m in msgs}
         for m in msgs:
@@ -87,12 +98,25 @@ def _deliver_batch(cloud: LocalCloud, sqs: Any, fn: Function, queue: str, batch_
                 sqs.change_message_visibility(
                     QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=cloud.retry_delay_s
                 )
-            else:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        done = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)
+                if m["MessageId"] not in failed]
+        if done:  # one call for the batch, as the event-source mapping deletes
+            sqs.delete_message_batch(QueueUrl=url, Entries=done)
     finally:
         with cloud._inflight_lock:
             cloud._inflight -= 1
     return True
+
+
+def _send_copy(sqs: Any, url: str, message: dict[str, Any]) -> str:
+    """Send ``message`` again (FIFO: same group, a deduplication id of its own); the copy's id."""
+    request: dict[str, Any] = {"QueueUrl": url, "MessageBody": message["Body"]}
+    if url.endswith(".fifo"):
+        attributes = message.get("Attributes", {})
+        request["MessageGroupId"] = attributes["MessageGroupId"]
+        original = attributes.get("MessageDeduplicationId") or message["MessageId"]
+        request["MessageDeduplicationId"] = hashlib.sha256(f"{original}.chaos".encode()).hexdigest()
+    return str(sqs.send_message(**request)["MessageId"])
 
 
 def deliver_rule_target(cloud: LocalCloud, target: dict[str, Any], event: dict[str, Any]) -> None:

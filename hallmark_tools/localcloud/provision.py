@@ -39,6 +39,8 @@ def provision(cloud: LocalCloud) -> None:
     for key in t.keys:
         spec = {"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"} if key.signing else {}
         meta = kms.create_key(Description=f"hallmark {key.name}", **spec)["KeyMetadata"]
+        if cloud.state is not None:
+            meta = cloud.state.adopt_key(key.name, meta)  # the saved key's id, ARN and material
         kms.create_alias(AliasName=f"alias/hallmark-{key.name}", TargetKeyId=meta["KeyId"])
         cloud.resources[env_name("key", key.name)] = meta["Arn"]
         cloud.arns[("key", key.name)] = meta["Arn"]
@@ -131,6 +133,10 @@ def provision(cloud: LocalCloud) -> None:
         events.put_targets(Rule=f"hallmark-{rule.name}", EventBusName=bus, Targets=[target])
     if any(sm.name == "scoring" for sm in t.state_machines):
         cloud.resources.update(batch.provision(cloud))
+    if any(sm.name == "deployment" for sm in t.state_machines):
+        from hallmark_tools.localcloud import deployments
+
+        cloud.resources.update(deployments.provision(iam, cloud.client("sns")))
 
 
 def render_asl(cloud: LocalCloud, name: str) -> str:

@@ -154,7 +154,7 @@ def step_silver(ctx: DemoContext) -> dict[str, Any]:
 
 def step_deploy(ctx: DemoContext) -> dict[str, Any]:
     artifact = ctx.facts["artifacts"][0]
-    plan = ctx.driver.ok("POST", "/deployments", "submitter", {"artifactId": artifact, "environment": "production"})
+    plan = ctx.driver.ok("POST", "/deployment-plans", "submitter", {"artifactId": artifact, "environment": "production"})
     assert plan["tier"] == "silver" and plan["resources"]["vcpu"] == "2", plan
     return {"deploymentId": plan["deploymentId"], "artifactId": artifact, "tier": plan["tier"],
             "environment": plan["environment"], "resources": plan["resources"], "monitoring": plan["monitoring"],
@@ -167,11 +167,11 @@ def step_tampered(ctx: DemoContext) -> dict[str, Any]:
     done = witnesses.run("bronze", [artifact], witnesses.ids[3:4], blessing="A plugin, witnessed once")
     assert done["status"] == "Completed", done
     signature_id = done["provenance"]["signatureId"]
-    ok = ctx.driver.call("POST", "/deployments", "submitter", {"artifactId": artifact, "environment": "staging"})
+    ok = ctx.driver.call("POST", "/deployment-plans", "submitter", {"artifactId": artifact, "environment": "staging"})
     assert ok.status == 201, ok.body
     # someone with table access adds a witness who never signed
     tamper_provenance(ctx.cloud, signature_id, {"witnesses": [*done["provenance"]["record"]["witnesses"], "wit-mallory"]})
-    refused = ctx.driver.call("POST", "/deployments", "submitter", {"artifactId": artifact, "environment": "staging"})
+    refused = ctx.driver.call("POST", "/deployment-plans", "submitter", {"artifactId": artifact, "environment": "staging"})
     assert refused.status == 403, refused.body
     error = refused.json()["error"]
     assert error["code"] == "provenance_unverified", error

@@ -41,27 +41,11 @@ def model_package(*, variants: bool = True) -> tuple[bytes, str]:
     bytes. The variants: the float16 GPU model (``[model.gpu]``) and the int8 candidate model
     (``[model.candidates]``)."""
     evi_model = gpu_batch_module("evi_model")
-    files: dict[str, bytes] = {}
-    digests: dict[str, str] = {}
-    builds = {"evi.onnx": lambda p: evi_model.build_model(p)}
-    if variants:
-        builds["evi_fp16.onnx"] = lambda p: evi_model.build_model(p, corpus_dtype="float16")
-        builds["evi_int8_candidates.onnx"] = lambda p: evi_model.build_candidate_model(p)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, build in builds.items():
-            path = Path(tmp) / name
-            digests[name] = build(path)
-            files[name] = path.read_bytes()
-    digest = digests["evi.onnx"]
-    check = (f"import hashlib; d = hashlib.sha256(open('evi.onnx', 'rb').read()).hexdigest(); "
-             f"assert d == '{digest}', d; print('evi.onnx sha256', d)")
-    toml = f'[model]\nfile = "evi.onnx"\nsha256 = "{digest}"\nformat = "hallmark.evi/1"\n\n'
-    if variants:
-        toml += (f'[model.gpu]\nfile = "evi_fp16.onnx"\nsha256 = "{digests["evi_fp16.onnx"]}"\n\n'
-                 f'[model.candidates]\nfile = "evi_int8_candidates.onnx"\n'
-                 f'sha256 = "{digests["evi_int8_candidates.onnx"]}"\n\n')
-    toml += f'[smoke]\ncommand = ["python3", "-c", "{check}"]\ntimeout_s = 20\nmemory_mb = 256\n'
-    files.update({"hallmark.toml": toml.encode(), "README.md": b"# evi-model\n\nThe EVI scoring model.\n"})
+        digests = evi_model.write_package(tmp, variants=variants)
+        files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir())}
+    files["README.md"] = b"# evi-model\n\nThe EVI scoring model.\n"
+    digest = digests[evi_model.MODEL_FILE]
     return samples.tar_gz(files), digest
 
 

@@ -7,7 +7,7 @@ expose the same functions, routes, rules and state machines.
 
 from __future__ import annotations
 
-from hallmark_tools.topology import ceremony, core, governance, market, release, scoring
+from hallmark_tools.topology import ceremony, core, deployment, governance, market, release, scoring
 from hallmark_tools.topology.model import *  # noqa: F403
 from hallmark_tools.topology.model import (
     BUS_NAME,
@@ -21,10 +21,23 @@ from hallmark_tools.topology.model import (
     route_env,
 )
 
-TOPOLOGY: Topology = compose(core.PART, release.PART, governance.PART, market.PART, ceremony.PART, scoring.PART)
+CONCERNS: dict[str, Part] = {
+    "core": core.PART,
+    "release": release.PART,
+    "governance": governance.PART,
+    "market": market.PART,
+    "ceremony": ceremony.PART,
+    "scoring": scoring.PART,
+    "deployment": deployment.PART,
+}
+"""Each concern module's share, by concern name (the CDK app makes one stack per concern, or per
+group of concerns: ``cdk.app.STACK_OF``)."""
+
+TOPOLOGY: Topology = compose(*CONCERNS.values())
 
 __all__ = [
     "BUS_NAME",
+    "CONCERNS",
     "TOPOLOGY",
     "Access",
     "Function",

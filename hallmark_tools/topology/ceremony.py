@@ -1,5 +1,5 @@
 """Ceremonies (DESIGN.md flow 3): witnesses sign, a superadmin blesses gold, the provenance
-record is KMS-signed (DSSE), tiers are awarded; provenance-aware deployment planning."""
+record is KMS-signed (DSSE), tiers are awarded (deployments: ``topology.deployment``)."""
 
 from __future__ import annotations
 
@@ -44,15 +44,6 @@ PART = Part(
                 Route("GET", "/artifacts/{artifactId}"),
             ),
             access=(STATE_READ, PROOF_PUBLIC_KEY),
-        ),
-        Function(
-            name="deployments_api",
-            description="Provenance-aware deployment plans: refused unless the artifact's provenance verifies.",
-            routes=(
-                Route("POST", "/deployments", roles=("submitter", "superadmin")),
-                Route("GET", "/deployments/{deploymentId}"),
-            ),
-            access=(STATE, AUDIT_SEND, PROOF_PUBLIC_KEY),
         ),
     ),
     state_machines=(

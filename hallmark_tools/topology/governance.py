@@ -27,6 +27,7 @@ PART = Part(
             name="upgrades_api",
             description="Approvers submit signed approvals and ratifications; resumes the waiting execution.",
             routes=(
+                Route("GET", "/upgrades", roles=("approver", "superadmin", "auditor")),
                 Route("GET", "/upgrades/{upgradeId}", roles=("approver", "superadmin", "auditor")),
                 Route("POST", "/upgrades/{upgradeId}/approvals", roles=("approver",)),
                 Route("POST", "/upgrades/{upgradeId}/ratifications", roles=("approver",)),

@@ -38,6 +38,7 @@ PART = Part(
             description="Checkout (idempotent, balanced ledger posting, signed ledger proof) and the buyer's order.",
             routes=(
                 Route("POST", "/listings/{listingId}/checkout"),
+                Route("GET", "/orders"),
                 Route("GET", "/orders/{orderId}"),
             ),
             access=(
@@ -79,6 +80,7 @@ PART = Part(
             description="Settlement plans (multi-party splits in basis points), their multisig approvals, payouts.",
             routes=(
                 Route("POST", "/settlements", roles=("submitter", "superadmin")),
+                Route("GET", "/settlements", roles=("superadmin", "auditor", "approver")),
                 Route("GET", "/settlements/{settlementId}", roles=("submitter", "superadmin", "auditor", "approver")),
                 Route("POST", "/settlements/{settlementId}/approvals", roles=("approver",)),
                 Route("POST", "/settlements/{settlementId}/payouts", roles=("superadmin",)),

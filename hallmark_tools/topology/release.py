@@ -29,6 +29,7 @@ PART = Part(
             description="Submit a package (presigned upload) and read its status.",
             routes=(
                 Route("POST", "/packages", roles=("submitter", "superadmin")),
+                Route("GET", "/packages"),
                 Route("GET", "/packages/{packageId}"),
             ),
             access=(rw("table", "state"), Access("bucket", "packages", ("write",)), AUDIT_SEND),

@@ -59,6 +59,7 @@ BUCKET_READ = Access("bucket", "scoring", ("read",))
 START = Access("state_machine", "scoring", ("start",))
 MANIFEST_KEY = Access("key", "manifest", ("read",))
 MANIFESTS_READ = Access("bucket", "manifests", ("read",))
+WEIGHTS_KEY = Access("key", "weights", ("read",))
 
 
 def _task(name: str, description: str, *access: Access, memory: int = 512, timeout: int = 60) -> Function:
@@ -85,8 +86,8 @@ PART = Part(
             env=DEFAULTS,
         ),
         _task("scoring_plan", "Scoring: re-verifies the signed model, takes the corpus lease, sizes the batch "
-              "for the runner Choice, audits EventsIngested.",
-              STATE, BUCKET_READ, MANIFESTS_READ, MANIFEST_KEY, AUDIT_SEND),
+              "for the runner Choice, assigns its signed EVI weights (canary split), audits EventsIngested.",
+              STATE, BUCKET_RW, MANIFESTS_READ, MANIFEST_KEY, WEIGHTS_KEY, AUDIT_SEND),
         _task("scoring_cpu", "Scoring (latency path): runs the digest-checked EVI model on the CPU over the batch.",
               BUCKET_RW, memory=4096, timeout=300),
         _task("scoring_record", "Scoring: checks the envelopes, records the batch as scored, audits BatchScored.",
@@ -108,18 +109,31 @@ PART = Part(
                 Route("GET", "/scoring/batches"),
                 Route("GET", "/scoring/batches/{batchId}"),
                 Route("POST", "/scoring/batches/flush", roles=("superadmin",)),
+                Route("POST", "/scoring/envelopes/{eventId}/feedback"),
+                Route("GET", "/scoring/weights"),
             ),
-            access=(STATE, BUCKET_RW, Access("bucket", "packages", ("read",)), MANIFESTS_READ, MANIFEST_KEY, START),
+            access=(STATE, BUCKET_RW, Access("bucket", "packages", ("read",)), MANIFESTS_READ, MANIFEST_KEY, START,
+                    AUDIT_SEND),
             env=DEFAULTS,
         ),
         Function(
             name="briefs_api",
-            description="Briefs built from same_day/weekly events: list (domain, impact_level, since) and read.",
+            description="Briefs built from same_day/weekly events: list (domain, impact_level, since), read, "
+                        "and the callers' feedback on them (FeedbackRecorded).",
             routes=(
                 Route("GET", "/briefs"),
                 Route("GET", "/briefs/{briefId}"),
+                Route("POST", "/briefs/{briefId}/feedback"),
             ),
-            access=(Access("table", "scoring", ("read",)),),
+            access=(Access("table", "scoring", ("read",)), STATE, BUCKET_READ, AUDIT_SEND),
+        ),
+        Function(
+            name="scoring_weights",
+            description="Scheduled: the EVI weights updater (fit from feedback, sign, 10% canary; promote or "
+                        "roll back, audited).",
+            timeout=300,
+            memory=1024,
+            access=(STATE, AUDIT_SEND, Access("key", "weights", ("sign", "read"))),
         ),
         Function(
             name="webhooks_api",
@@ -148,12 +162,18 @@ PART = Part(
     ),
     tables=(Table("scoring", ttl_attribute="expiresAt"),),
     buckets=(Bucket("scoring"),),
-    keys=(Key("webhooks", usage="ENCRYPT_DECRYPT"),),
+    keys=(Key("webhooks", usage="ENCRYPT_DECRYPT"), Key("weights")),
     rules=(
         Rule(
             name="enriched-events",
             pattern={"detail-type": [DETAIL_TYPE]},
             target=Target("queue", "scoring_events"),
+        ),
+        Rule(
+            name="scoring-weights-tick",
+            schedule="rate(1 hour)",
+            bus="default",
+            target=Target("function", "scoring_weights"),
         ),
         Rule(
             name="scoring-seal-tick",

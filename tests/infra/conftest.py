@@ -4,15 +4,45 @@ from typing import Any
 
 import pytest
 
+#: example values: synth refuses to run without them (cdk/app.py)
+CONTEXT = {"oidcIssuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
+           "oidcAudience": "hallmark-example-client"}
 
-@pytest.fixture(scope="session")
-def template() -> Any:
+
+def synth_app(**context: Any) -> Any:
+    """The CDK app as `cdk synth` builds it, asset bundling skipped (the template is what we assert)."""
     from aws_cdk import App
-    from aws_cdk.assertions import Template
 
     from cdk.app import build_app
 
-    # Skip asset bundling (the dependency layer's pip install) in tests: the template is what we assert.
-    app = build_app(App(context={"aws:cdk:bundling-stacks": []}))
-    stack = app.node.find_child("Hallmark")
-    return Template.from_stack(stack)  # type: ignore[arg-type]
+    return build_app(App(context={"aws:cdk:bundling-stacks": [], **CONTEXT, **context}))
+
+
+def merged(templates: dict[str, Any]) -> Any:
+    """Every stack's resources in one template (logical ids are unique across the stacks but for
+    per-stack helpers such as the access-log bucket, which keep a stack-prefixed id here)."""
+    from aws_cdk.assertions import Template
+
+    resources: dict[str, Any] = {}
+    for stack, t in templates.items():
+        for logical, r in t.to_json()["Resources"].items():
+            resources[logical if logical not in resources else f"{stack}{logical}"] = r
+    return Template.from_json({"Resources": resources})
+
+
+@pytest.fixture(scope="session")
+def app() -> Any:
+    return synth_app()
+
+
+@pytest.fixture(scope="session")
+def templates(app: Any) -> dict[str, Any]:
+    from aws_cdk import Stack
+    from aws_cdk.assertions import Template
+
+    return {c.node.id: Template.from_stack(c) for c in app.node.children if isinstance(c, Stack)}
+
+
+@pytest.fixture(scope="session")
+def template(templates: dict[str, Any]) -> Any:
+    return merged(templates)

@@ -1,7 +1,7 @@
 """cfn-lint on the synthesized template (issue 9, item 4): no errors, and no warnings beyond the
 few listed below, each with the reason it is accepted.
 
-The template is the session's synthesized stack (``template`` in conftest.py: the same app as
+The templates are the session's synthesized stacks (``templates`` in conftest.py: the same app as
 ``cdk synth``, asset bundling skipped), so the app is synthesized once per test session.
 """
 
@@ -29,8 +29,8 @@ def _findings(template: Any) -> list[tuple[str, str, str]]:
     return [(m.rule.id, "/".join(str(p) for p in m.path), m.message) for m in matches]
 
 
-def test_synthesized_template_is_cfn_lint_clean(template: Any) -> None:
-    findings = _findings(template)
+def test_synthesized_templates_are_cfn_lint_clean(templates: dict[str, Any]) -> None:
+    findings = [f for t in templates.values() for f in _findings(t)]
     errors = [f for f in findings if f[0].startswith("E")]
     assert not errors, "cfn-lint errors:\n" + "\n".join(f"{r} {p}: {m}" for r, p, m in errors)
     unexpected = [f for f in findings if f[0].startswith("W") and f[0] not in ACCEPTED_WARNINGS]

@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hallmark.ceremony import PROVENANCE_PAYLOAD_TYPE
 from hallmark.dsse import sign_envelope
-from hallmark.signing import LocalSigner
 from hallmark_tools.driver import Driver
 from hallmark_tools.export import export_keys
 from hallmark_tools.localcloud.cloud import LocalCloud
 from hallmark_tools.scenarios.ceremony import Witnesses, tamper_provenance
+from tests.fakes.signing import LocalSigner
 
 WITNESS_IDS = [f"wit-{i}" for i in range(1, 7)]
 SHORT_DEADLINE_S = 6  # generous: two witness calls must land before it on a loaded 2-core machine
@@ -188,7 +188,7 @@ def test_gold_success_needs_five_witnesses_and_a_superadmin_blessing(shared_clou
     assert done["provenance"]["record"]["blessedBy"] == "root-admin"
     assert done["provenance"]["record"]["witnesses"] == WITNESS_IDS[:5]
     assert {_tier(driver, a) for a in artifacts} == {"gold"}
-    plan = driver.ok("POST", "/deployments", "submitter", {"artifactId": artifacts[0], "environment": "production"})
+    plan = driver.ok("POST", "/deployment-plans", "submitter", {"artifactId": artifacts[0], "environment": "production"})
     assert (plan["resources"]["vcpu"], plan["resources"]["memoryMib"], plan["resources"]["storageGib"]) == ("4", 4096, 20)
     assert (plan["monitoring"]["logRetentionDays"], plan["monitoring"]["metricRetentionDays"]) == (90, 30)
     types = [t for t, _s, _d in _audit(shared_cloud, ceremony["ceremonyId"])]
@@ -339,21 +339,21 @@ def test_deployment_plans_carry_the_tier_profile_and_signature(driver: Driver, w
     signature_id = driver.ok("GET", f"/artifacts/{artifact}", "auditor")["signatureId"]
     expected = {"development": ("0.5", 512, 1), "staging": ("0.5", 512, 1), "production": ("1", 1024, 2)}
     for env, (vcpu, mem, disk) in expected.items():
-        plan = driver.ok("POST", "/deployments", "submitter", {"artifactId": artifact, "environment": env})
+        plan = driver.ok("POST", "/deployment-plans", "submitter", {"artifactId": artifact, "environment": env})
         assert (plan["resources"]["vcpu"], plan["resources"]["memoryMib"], plan["resources"]["storageGib"]) == (
             vcpu, mem, disk)
         assert (plan["monitoring"]["logRetentionDays"], plan["monitoring"]["metricRetentionDays"]) == (7, 1)
         assert plan["annotations"]["hallmark.io/provenance-signature"] == signature_id
         assert plan["annotations"]["hallmark.io/tier"] == "bronze"
-        assert driver.ok("GET", f"/deployments/{plan['deploymentId']}", "auditor")["tier"] == "bronze"
-    assert _error(driver.call("POST", "/deployments", "submitter", {"artifactId": artifact, "environment": "moon"})) \
+        assert driver.ok("GET", f"/deployment-plans/{plan['deploymentId']}", "auditor")["tier"] == "bronze"
+    assert _error(driver.call("POST", "/deployment-plans", "submitter", {"artifactId": artifact, "environment": "moon"})) \
         == (400, "invalid_request")
-    assert driver.call("POST", "/deployments", "auditor", {"artifactId": artifact, "environment": "staging"}).status \
+    assert driver.call("POST", "/deployment-plans", "auditor", {"artifactId": artifact, "environment": "staging"}).status \
         == 403
 
 
 def _refusal(cloud: LocalCloud, driver: Driver, artifact: str, reason: str) -> None:
-    resp = driver.call("POST", "/deployments", "submitter", {"artifactId": artifact, "environment": "production"})
+    resp = driver.call("POST", "/deployment-plans", "submitter", {"artifactId": artifact, "environment": "production"})
     assert _error(resp) == (403, "provenance_unverified"), resp.body
     assert resp.json()["error"]["details"]["reason"] == reason
     refused = [d for t, _s, d in _audit(cloud, artifact) if t == "DeploymentRefused"]
@@ -365,7 +365,7 @@ def test_deployment_refused_for_tampered_provenance(shared_cloud: LocalCloud, dr
     record_art, envelope_art = _names("tamper", 2)
     for artifact in (record_art, envelope_art):
         assert witnesses.run("bronze", [artifact], ["wit-5"])["status"] == "Completed"
-        assert driver.call("POST", "/deployments", "submitter",
+        assert driver.call("POST", "/deployment-plans", "submitter",
                            {"artifactId": artifact, "environment": "production"}).status == 201
     # 1. the stored record gains a witness who never signed: it no longer matches the envelope
     sig = driver.ok("GET", f"/artifacts/{record_art}", "auditor")["signatureId"]

@@ -13,14 +13,11 @@ from hallmark_tools.localcloud.cloud import LocalCloud
 
 @pytest.fixture(scope="module")
 def template_json() -> dict[str, Any]:
-    from aws_cdk import App
+    from tests.infra.conftest import synth_app
 
-    from cdk.app import build_app
-
-    app = build_app(App(context={"aws:cdk:bundling-stacks": []}))
-    assembly = app.synth()
-    stack = assembly.get_stack_by_name("Hallmark")
-    return dict(stack.template)
+    assembly = synth_app().synth()
+    # every stack's resources (the app is split by concern: cdk/app.py)
+    return {"Resources": {f"{s.stack_name}/{k}": r for s in assembly.stacks for k, r in s.template["Resources"].items()}}
 
 
 def _of_type(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:

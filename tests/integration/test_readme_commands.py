@@ -90,7 +90,7 @@ def test_every_readme_command_runs_as_written(tmp_path: Path) -> None:
         proc = subprocess.Popen(["bash", "readme.sh"], cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
-            proc.wait(timeout=240)
+            proc.wait(timeout=420)
         finally:
             # the README's own `kill %1` stops the server; this only cleans up after a failure
             with contextlib.suppress(ProcessLookupError):
@@ -98,8 +98,13 @@ def test_every_readme_command_runs_as_written(tmp_path: Path) -> None:
     out = log.read_text()
     assert proc.returncode == 0, out[-6000:]
     for expected in ("Published demo 1.0.0", "Published greeter 0.1.0", "rejected, exit 1",
-                     "AwaitingApproval", "Published demo 2.0.0", "outcome resume", "Completed bronze ceremony", "OK "):
+                     "AwaitingApproval", "Published demo 2.0.0", "outcome resume", "Completed bronze ceremony", "OK ",
+                     "1 item(s) waiting for approver-1", "audit proofs verified", "Published evi-model 1.0.0",
+                     "active scoring model: evi.onnx sha256", "saved ", "state: local-state (restored"):
         assert expected in out, (expected, out[-6000:])
+    assert len(re.findall(r"^OK ", out, re.M)) >= 2, out[-6000:]  # the chain verifies before and after the restart
+    page = (work / "report.html").read_text()
+    assert "Published" in page and 'id="audit-status"' in page
     assert "Traceback" not in out, out[-6000:]
     assert (work / "keys" / "audit.pem").read_bytes().startswith(b"-----BEGIN PUBLIC KEY-----")
     assert "moved 0 message(s)" in out

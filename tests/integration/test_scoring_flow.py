@@ -253,6 +253,41 @@ def test_briefs_listed_with_filters(cloud: LocalCloud, driver: Driver, synth: Sy
     assert driver.call("GET", "/briefs/nope", "auditor").status == 404
 
 
+def test_feedback_on_briefs_and_envelopes(cloud: LocalCloud, driver: Driver, synth: Synth,
+                                          model: dict[str, Any]) -> None:
+    """Verdicts through both routes: stored with what scored the item (its weights version), one per
+    caller and item (a repeat: 200, unchanged), audited FeedbackRecorded; bad bodies: 400/404."""
+    threshold(driver, 10**12)
+    doc = score(cloud, driver, [synth.event("same_day") for _ in range(12)])
+    batch_id = doc["batchId"]
+    assert doc["scores"]["weightsVersion"] == "w-0" and doc["scores"]["canary"] is False
+    brief = next(b for b in driver.ok("GET", "/briefs?since=0&limit=200", "auditor")["items"]
+                 if b["batchId"] == batch_id)
+    brief_id, event_id = brief["brief"]["brief_id"], brief["brief"]["event_ids"][0]
+    first = driver.call("POST", f"/briefs/{brief_id}/feedback", "auditor", {"verdict": "useful"})
+    assert first.status == 201, first.body
+    assert first.json()["weightsVersion"] == "w-0" and first.json()["caller"]
+    again = driver.call("POST", f"/briefs/{brief_id}/feedback", "auditor", {"verdict": "useful"})
+    assert again.status == 200 and again.json()["at"] == first.json()["at"]
+    env = driver.call("POST", f"/scoring/envelopes/{event_id}/feedback", "auditor",
+                      {"verdict": "wrong_band", "band": "instant", "batchId": batch_id})
+    assert env.status == 201, env.body
+    assert env.json()["scoredBand"] == brief["band"] and len(env.json()["scores"]) == 5
+    for path, body, status in [
+        (f"/scoring/envelopes/{event_id}/feedback", {"verdict": "wrong_band", "batchId": batch_id}, 400),
+        (f"/scoring/envelopes/{event_id}/feedback", {"verdict": "useful"}, 400),
+        (f"/scoring/envelopes/{event_id}/feedback", {"verdict": "useful", "batchId": "nope"}, 404),
+        (f"/briefs/{brief_id}/feedback", {"verdict": "great"}, 400),
+        ("/briefs/nope/feedback", {"verdict": "useful"}, 404),
+    ]:
+        assert driver.call("POST", path, "auditor", body).status == status, (path, body)
+    cloud.wait_idle(timeout=30)
+    recorded = [e for e in audit_events(driver) if e["type"] == "FeedbackRecorded"]
+    assert {e["subject"] for e in recorded} >= {brief_id, event_id}
+    weights = driver.ok("GET", "/scoring/weights", "auditor")
+    assert weights["active"]["version"] == "w-0" and weights["canary"] is None
+
+
 @pytest.mark.parametrize("gpu", [False, True], ids=["cpu", "gpu"])
 def test_a_tampered_model_file_is_refused(cloud: LocalCloud, driver: Driver, synth: Synth, model: dict[str, Any],
                                           gpu: bool) -> None:
@@ -282,7 +317,8 @@ def test_every_scored_batch_is_audited_with_its_digests(cloud: LocalCloud, drive
     batches = [d for d in driver.ok("GET", "/scoring/batches", "auditor")["items"] if d["status"] == "Routed"]
     assert batches
     for b in batches:
-        mine = [e for e in events if e["data"].get("batchId") == b["batchId"]]
+        # the batch's own steps (a reader's FeedbackRecorded names the batch too, not its digests)
+        mine = [e for e in events if e["data"].get("batchId") == b["batchId"] and e["type"] != "FeedbackRecorded"]
         kinds = {e["type"] for e in mine}
         assert {"EventsIngested", "BatchScored"} <= kinds, (b["batchId"], kinds)
         for e in mine:

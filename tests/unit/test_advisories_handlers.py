@@ -19,7 +19,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from hallmark.adapters import advisories_runtime, runtime
+from hallmark.adapters import http_fetch, runtime
 from hallmark.release.advisories import (
     DEFAULT_BASE_URL,
     POINTER_KEY,
@@ -64,7 +64,7 @@ class Cloud:
         self.archives: dict[str, bytes | Exception] = {
             archive_url(DEFAULT_BASE_URL, eco): build_osv_archive(real_records(eco)) for eco in ("PyPI", "npm")
         }
-        monkeypatch.setattr(advisories_runtime, "UrlFetcher", lambda **kw: Fetcher(self.archives))
+        monkeypatch.setattr(http_fetch, "UrlFetcher", lambda **kw: Fetcher(self.archives))
         self.sync_app = _import("advisories_sync")
         self.validate_app = _import("validate")
 

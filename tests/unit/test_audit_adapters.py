@@ -41,9 +41,11 @@ from hallmark.audit.checkpoints import CheckpointPolicy
 from hallmark.audit.events import GENESIS, AuditEvent, UnknownEventType
 from hallmark.audit.log import AuditLog
 from hallmark.audit.replay import verify_export
-from hallmark.audit.store import CheckpointConflict, CheckpointRecord, HeadMoved, InMemoryAuditStore
+from hallmark.audit.store import CheckpointConflict, CheckpointRecord, HeadMoved
 from hallmark.dsse import IN_TOTO_PAYLOAD_TYPE, sign_envelope, verify_envelope
-from hallmark.signing import LocalSigner, load_public_key, public_key_pem, verify_signature
+from hallmark.signing import load_public_key, public_key_pem, verify_signature
+from tests.fakes.audit import InMemoryAuditStore
+from tests.fakes.signing import LocalSigner
 
 REGION = "us-east-1"
 TS = "2026-11-22T20:11:00.000Z"

@@ -33,8 +33,10 @@ from hallmark.audit.events import (
 from hallmark.audit.log import AuditLog
 from hallmark.audit.merkle import merkle_root
 from hallmark.audit.replay import verify_export
-from hallmark.audit.store import CheckpointConflict, CheckpointRecord, HeadMoved, InMemoryAuditStore
-from hallmark.signing import LocalSigner, public_key_fingerprint, verify_signature
+from hallmark.audit.store import CheckpointConflict, CheckpointRecord, HeadMoved
+from hallmark.signing import public_key_fingerprint, verify_signature
+from tests.fakes.audit import InMemoryAuditStore
+from tests.fakes.signing import LocalSigner
 
 TS = "2026-11-22T20:11:00.000Z"
 
@@ -67,7 +69,9 @@ def test_vocabulary() -> None:
     assert set(EVENT_TYPES) == {"release", "governance", "ceremony", "market", "scoring"}
     assert EVENT_TYPES["release"][0] == "PackageSubmitted"
     # DESIGN.md's 32 types, plus registry maintenance (approvers, witnesses) and settlement expiry
-    assert len(ALL_EVENT_TYPES) == 8 + 7 + 8 + 5 + 4 + 6 + 2 + 5 + 4  # + PackageUploadIgnored, AdvisorySetPublished, names (4), ImpactPolicyChanged; FeedbackRecorded, WeightsProposed/Promoted/RolledBack
+    # + PackageUploadIgnored, AdvisorySetPublished, names (4), ImpactPolicyChanged; FeedbackRecorded,
+    # WeightsProposed/Promoted/RolledBack; the deployment flow's steps (10)
+    assert len(ALL_EVENT_TYPES) == 8 + 7 + 8 + 5 + 4 + 6 + 2 + 5 + 4 + 10
     assert {"ApproverAdded", "WitnessRegistered", "SettlementExpired"} <= ALL_EVENT_TYPES
     assert flow_of("TierAwarded") == "ceremony"
     assert validate_event_type("WebhookDelivered") == "WebhookDelivered"

@@ -17,9 +17,9 @@ from hallmark.audit.checkpoints import CheckpointPolicy, build_checkpoint
 from hallmark.audit.log import AuditLog
 from hallmark.audit.merkle import merkle_root
 from hallmark.audit.proofs import check_proof_document
-from hallmark.audit.store import InMemoryAuditStore
-from hallmark.signing import LocalSigner
 from hallmark_tools.cli import app
+from tests.fakes.audit import InMemoryAuditStore
+from tests.fakes.signing import LocalSigner
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

@@ -14,8 +14,6 @@ from hallmark.ceremony import (
     ArtifactProvenance,
     Ceremony,
     CeremonyService,
-    InMemoryCeremonyRepository,
-    InMemoryWitnessRepository,
     WitnessRegistry,
     ceremony_payload,
     plan_deployment,
@@ -23,6 +21,7 @@ from hallmark.ceremony import (
 )
 from hallmark.errors import DomainError
 from hallmark.signing import b64encode, public_pem_of, sign_p256
+from tests.fakes.ceremony import InMemoryCeremonyRepository, InMemoryWitnessRepository
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 ROOT = Caller("root", frozenset({"superadmin"}))

@@ -22,8 +22,8 @@ from hallmark.audit.checkpoints import CheckpointPolicy
 from hallmark.audit.log import AuditLog
 from hallmark.audit.merkle import merkle_root
 from hallmark.audit.notes import note_key_id, open_checkpoint_note, sign_checkpoint_note, verifier_key
-from hallmark.audit.store import InMemoryAuditStore
-from hallmark.signing import LocalSigner
+from tests.fakes.audit import InMemoryAuditStore
+from tests.fakes.signing import LocalSigner
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 

@@ -26,7 +26,8 @@ from hallmark.dsse import (
     sign_envelope,
     verify_envelope,
 )
-from hallmark.signing import LocalSigner, load_public_key, verify_signature
+from hallmark.signing import load_public_key, verify_signature
+from tests.fakes.signing import LocalSigner
 
 DIGEST = hashlib.sha256(b"artifact").hexdigest()
 

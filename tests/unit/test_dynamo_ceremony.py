@@ -30,8 +30,6 @@ from hallmark.ceremony import (
     ArtifactProvenance,
     Ceremony,
     CeremonyService,
-    InMemoryCeremonyRepository,
-    InMemoryWitnessRepository,
     TierAward,
     Witness,
     WitnessRegistry,
@@ -39,7 +37,9 @@ from hallmark.ceremony import (
     ceremony_payload,
 )
 from hallmark.errors import DomainError
-from hallmark.signing import LocalSigner, b64encode, load_public_key, public_pem_of, sign_p256
+from hallmark.signing import b64encode, load_public_key, public_pem_of, sign_p256
+from tests.fakes.ceremony import InMemoryCeremonyRepository, InMemoryWitnessRepository
+from tests.fakes.signing import LocalSigner
 
 REGION = "us-east-1"
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

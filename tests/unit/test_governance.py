@@ -17,8 +17,6 @@ from hallmark.governance import (
     ApprovalSubject,
     ApproverRegistry,
     GovernanceService,
-    InMemoryApprovalRepository,
-    InMemoryApproverRepository,
     ThresholdPolicy,
     Upgrade,
     approval_message,
@@ -26,6 +24,7 @@ from hallmark.governance import (
     sign_approval,
 )
 from hallmark.signing import public_pem_of
+from tests.fakes.governance import InMemoryApprovalRepository, InMemoryApproverRepository
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32

@@ -21,8 +21,6 @@ from hallmark.errors import DomainError
 from hallmark.governance import SettlementApproval
 from hallmark.market import (
     Account,
-    InMemoryLedgerRepository,
-    InMemoryOrderRepository,
     LedgerRepository,
     LedgerService,
     OrderService,
@@ -42,6 +40,7 @@ from hallmark.market import (
     verify_proof,
 )
 from hallmark.signing import public_pem_of, sign_p256
+from tests.fakes.market import InMemoryLedgerRepository, InMemoryOrderRepository
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -12,19 +12,15 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from hallmark._domain import Caller
-from hallmark.docstore import InMemoryDocStore, update
+from hallmark.docstore import update
 from hallmark.errors import DomainError
-from hallmark.governance import (
-    ApproverRegistry,
-    GovernanceService,
-    InMemoryApprovalRepository,
-    InMemoryApproverRepository,
-    sign_approval,
-)
+from hallmark.governance import ApproverRegistry, GovernanceService, sign_approval
 from hallmark.release import names
 from hallmark.release.impact_policy import DEFAULT_POLICY, ImpactPolicyStore
 from hallmark.release.service import KIND, ReleaseService, SubmitRequest
 from hallmark.signing import public_pem_of
+from tests.fakes.docstore import InMemoryDocStore
+from tests.fakes.governance import InMemoryApprovalRepository, InMemoryApproverRepository
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 ROOT = Caller("root", frozenset({"superadmin"}))

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from hallmark.docstore import InMemoryDocStore
 from hallmark.release.service import ReleaseService, SubmitRequest
 from hallmark.release.steps import REQUIRED_VALIDATORS, IntegrityError, ReleaseSteps, upload_key_matches
-from hallmark.signing import LocalSigner
+from tests.fakes.docstore import InMemoryDocStore
 from tests.fakes.release import InMemoryArtifactStore, RecordingAudit
+from tests.fakes.signing import LocalSigner
 
 BODY = b"package bytes" * 10
 SHA = hashlib.sha256(BODY).hexdigest()

@@ -31,8 +31,9 @@ from hallmark.audit.replay import (
     verify_export_buffer,
     verify_export_files,
 )
-from hallmark.audit.store import InMemoryAuditStore
-from hallmark.signing import LocalSigner, public_key_fingerprint
+from hallmark.signing import public_key_fingerprint
+from tests.fakes.audit import InMemoryAuditStore
+from tests.fakes.signing import LocalSigner
 
 TS = "2026-11-22T20:11:00.000Z"
 SIGNER = LocalSigner.generate(key_id="audit-key")

@@ -29,8 +29,8 @@ from hallmark.audit import replay
 from hallmark.audit.checkpoints import CheckpointPolicy
 from hallmark.audit.log import AuditLog
 from hallmark.audit.replay import ReplayReport, verify_export, verify_export_buffer, verify_export_files
-from hallmark.audit.store import InMemoryAuditStore
-from hallmark.signing import LocalSigner
+from tests.fakes.audit import InMemoryAuditStore
+from tests.fakes.signing import LocalSigner
 
 kernel = replay._replay_kernel
 pytestmark = pytest.mark.skipif(

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from hallmark.docstore import InMemoryDocStore
 from hallmark.scoring.batching import (
     BATCH,
     INCOMING,
@@ -19,7 +18,8 @@ from hallmark.scoring.batching import (
     limits,
     update_config,
 )
-from hallmark.scoring.ports import InMemoryBlobStore
+from tests.fakes.docstore import InMemoryDocStore
+from tests.fakes.scoring import InMemoryBlobStore
 
 
 class Starter:

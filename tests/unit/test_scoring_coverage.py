@@ -15,8 +15,8 @@ from gpu_batch import entrypoint
 from gpu_batch.evi_model import build_model
 from hallmark.scoring.coverage import HOUR_MS, CoverageConfig, CoverageIndex, coverage_key, event_topics
 from hallmark.scoring.features import ScoringConfig
-from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.scoring.schema import EnrichedEvent, EVIEnvelope
+from tests.fakes.scoring import InMemoryBlobStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = json.loads((ROOT / "events" / "samples" / "enriched_event.json").read_text())
@@ -154,3 +154,15 @@ def test_a_corrupt_index_fails_the_run(model: tuple[bytes, str]) -> None:
                            model_digest=model[1], now_ms=T0)
     with pytest.raises(KeyError):
         store.get("scored/b1.jsonl")
+
+
+def test_a_topic_holding_a_unicode_line_separator_is_scored(model: tuple[bytes, str]) -> None:
+    """Batch lines end at \\n only: U+2028 / U+0085 inside a JSON string (written raw by the
+    ingest) do not cut the line."""
+    store = InMemoryBlobStore()
+    store.put("models/evi.onnx", model[0])
+    doc = _event(1, "a\u2028b\u0085c", [0.1] * 768)
+    store.put("batches/b1.jsonl", (json.dumps(doc, ensure_ascii=False) + "\n").encode())
+    result = entrypoint.run_job(store=store, batch_key="batches/b1.jsonl", model_key="models/evi.onnx",
+                                model_digest=model[1], now_ms=T0)
+    assert (result.scored, result.rejected) == (1, [])

@@ -14,8 +14,8 @@ from gpu_batch import entrypoint
 from gpu_batch.evi_model import build_model
 from gpu_batch.sample_events import BASE_TS_MS, make_event
 from hallmark.scoring.job import dump_npy, npy_rows, run_job
-from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.scoring.runner import ModelDigestMismatch
+from tests.fakes.scoring import InMemoryBlobStore
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import pytest
 from gpu_batch import entrypoint
 from gpu_batch.evi_model import build_candidate_model, build_model
 from gpu_batch.sample_events import BASE_TS_MS, make_event
-from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.scoring.reference import reference_scores
 from hallmark.scoring.runner import CPU, CUDA, ModelDigestMismatch, default_providers
 from hallmark.scoring.schema import EVIEnvelope
+from tests.fakes.scoring import InMemoryBlobStore
 
 D = 768
 

@@ -22,12 +22,12 @@ from hallmark.scoring.ingest import (
     Duplicate,
     EventValidator,
     Ingestor,
-    InMemoryDedupe,
     Rejected,
     parse_envelope,
     reject_message,
 )
 from hallmark.scoring.schema import EnrichedEvent
+from tests.fakes.scoring import InMemoryDedupe
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "events" / "schemas" / "EnrichedEvent.json").read_text())

@@ -24,12 +24,12 @@ from hallmark.scoring.ingest import (
     Accepted,
     EventValidator,
     Ingestor,
-    InMemoryDedupe,
     Rejected,
     parse_envelope,
     schema_digest,
 )
 from hallmark.scoring.schema import EnrichedEvent
+from tests.fakes.scoring import InMemoryDedupe
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "events" / "schemas" / "EnrichedEvent.json").read_text())
@@ -273,6 +273,24 @@ def test_the_paths_agree_on_random_events(changes: list[tuple[str, Any]], at: in
         except (KeyError, TypeError, AttributeError):
             continue  # a parent replaced by a scalar earlier
     same_outcome(envelope(doc))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(PATHS), JSON_VALUES | st.just(KeyError)), min_size=1, max_size=3),
+       st.booleans())
+def test_the_light_detail_gives_the_schema_errors_of_the_full_one(changes: list[tuple[str, Any]],
+                                                                  drop_embedding: bool) -> None:
+    """The oracle for EventValidator._light: the schema's errors on the untouched detail."""
+    doc = copy.deepcopy(SAMPLE)
+    if drop_embedding:
+        del doc["payload"]["embeddings"]
+    for path, value in changes:
+        try:
+            doc = put(path, value, doc)
+        except (KeyError, TypeError, AttributeError):
+            continue
+    validator = EventValidator(SCHEMA)
+    assert validator._schema_errors(validator._light(doc)) == validator._schema_errors(doc)
 
 
 def test_the_compiled_checks_are_for_the_shipped_schema() -> None:

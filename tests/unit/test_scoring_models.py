@@ -12,13 +12,13 @@ import pytest
 
 from gpu_batch.evi_model import build_model
 from hallmark.canonical import canonical_bytes
-from hallmark.docstore import InMemoryDocStore
 from hallmark.dsse import IN_TOTO_PAYLOAD_TYPE, manifest_signature_id, sign_envelope
 from hallmark.errors import Conflict, DomainError, NotFound
 from hallmark.scoring.models import ModelProvenanceError, ModelRegistry, extract_model, extract_models
-from hallmark.scoring.ports import InMemoryBlobStore
-from hallmark.signing import LocalSigner
 from hallmark_tools import samples
+from tests.fakes.docstore import InMemoryDocStore
+from tests.fakes.scoring import InMemoryBlobStore
+from tests.fakes.signing import LocalSigner
 
 PACKAGES, MANIFESTS = "hallmark-packages", "hallmark-manifests"
 
@@ -242,3 +242,20 @@ def test_the_demo_package_carries_both_variants() -> None:
     body, digest = model_package()
     main, variants = extract_models(body)
     assert main.sha256 == digest and set(variants) == {"gpu", "candidates"}
+
+
+def test_the_builder_cli_writes_a_package_the_registry_accepts(tmp_path: Path) -> None:
+    """``python -m gpu_batch.evi_model DIR``, archived with tar as the runbook says, is a model
+    package the registry takes (the file names are the ones it expects)."""
+    import tarfile
+
+    from gpu_batch.evi_model import main
+
+    assert main([str(tmp_path / "pkg")]) == 0
+    archive = tmp_path / "evi-model-1.0.0.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(tmp_path / "pkg", arcname=".")
+    model, variants = extract_models(archive.read_bytes())
+    assert model.sha256 == hashlib.sha256((tmp_path / "pkg" / "evi.onnx").read_bytes()).hexdigest()
+    assert set(variants) == {"gpu", "candidates"}
+    assert "[smoke]" in (tmp_path / "pkg" / "hallmark.toml").read_text()

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from hallmark.docstore import InMemoryDocStore
 from hallmark.scoring.batching import BATCH
 from hallmark.scoring.job import summary_key
 from hallmark.scoring.pipeline import OutputInvalid, Plan, ScoringPipeline
-from hallmark.scoring.ports import InMemoryBlobStore
 from hallmark.scoring.schema import EVIEnvelope
+from tests.fakes.docstore import InMemoryDocStore
+from tests.fakes.scoring import InMemoryBlobStore
 
 MAIN, GPU, CAND = "a" * 64, "b" * 64, "c" * 64
 

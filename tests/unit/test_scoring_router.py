@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from gpu_batch.sample_events import make_event
 from hallmark.errors import DomainError
-from hallmark.scoring.briefs import InMemoryBriefStore, route, since_ms
+from hallmark.scoring.briefs import route, since_ms
 from hallmark.scoring.pipeline import describe_failure
 from hallmark.scoring.schema import EnrichedEvent, EVIEnvelope, EVIScores
 from hallmark.scoring.webhooks import (
@@ -33,6 +33,7 @@ from hallmark.scoring.webhooks import (
     signed_headers,
     webhook_id,
 )
+from tests.fakes.scoring import InMemoryBriefStore
 
 ROOT = Path(__file__).resolve().parents[2]
 BRIEF_SCHEMA = json.loads((ROOT / "events" / "schemas" / "BriefPayload.json").read_text())

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hallmark.docstore import InMemoryDocStore
 from hallmark.errors import DomainError, NotFound
 from hallmark.scoring.features import EviWeights, band_for
 from hallmark.scoring.weights import (
@@ -31,8 +30,9 @@ from hallmark.scoring.weights import (
     reweigh,
     target,
 )
-from hallmark.signing import LocalSigner
+from tests.fakes.docstore import InMemoryDocStore
 from tests.fakes.release import RecordingAudit
+from tests.fakes.signing import LocalSigner
 
 TRUE = np.array([0.10, 0.20, 0.40, 0.20, 0.10])  # the synthetic readers' weights (crypto)
 DEFAULT = np.array(EviWeights().as_tuple())

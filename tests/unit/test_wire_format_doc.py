@@ -33,7 +33,7 @@ def test_the_example_note_is_well_formed() -> None:
     assert lines[0] == "hallmark.local/audit/release" and lines[1] == "12" and lines[3] == ""
     assert lines[4].startswith("\u2014 hallmark.local/audit/release ")
     # the example was signed by a throwaway key: with any other key it must be refused, not crash
-    from hallmark.signing import LocalSigner
+    from tests.fakes.signing import LocalSigner
 
     try:
         open_checkpoint_note(block, lines[0], LocalSigner.generate().public_key_pem())

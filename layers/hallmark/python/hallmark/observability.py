@@ -11,8 +11,12 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+<<<<<<< HEAD
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
+=======
+from typing import Any
+>>>>>>> main
 
 from aws_lambda_powertools import Logger, Metrics
 
@@ -22,7 +26,25 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "hallmark")
+<<<<<<< HEAD
 logger = Logger(service=SERVICE)
+=======
+
+
+class InvocationLogger(Logger):
+    """Powertools' Logger whose ``inject_lambda_context`` starts every invocation from a clean
+    state (``clear_state=True``): keys appended during one invocation (``append_keys``, the
+    correlation id) are not carried into the next one on a warm execution environment, where the
+    module-level logger lives on."""
+
+    def inject_lambda_context(self, lambda_handler: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        kwargs.setdefault("clear_state", True)
+        return super().inject_lambda_context(lambda_handler, **kwargs)
+
+
+logger = InvocationLogger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+>>>>>>> main
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Hallmark"), service=SERVICE)
 
 

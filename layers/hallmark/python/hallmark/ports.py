@@ -3,6 +3,7 @@ tests use in-memory fakes or keys generated at test time."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -35,3 +36,33 @@ class AuditEmitter(Protocol):
     ) -> str:
         """Queue one event; returns its id. A repeated ``event_id`` never makes a second entry."""
         ...
+
+
+class EventPublisher(Protocol):
+    """Publishes Hallmark's own events on the bus (``detail_type`` and a JSON ``detail``)."""
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None: ...
+
+
+class TokenNotWaiting(Exception):
+    """The task token is no longer waited on (the task timed out or the execution ended)."""
+
+
+class ExecutionControl(Protocol):
+    """Starts state machine executions and settles the tasks that wait on a task token."""
+
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        """Start the execution ``name`` (idempotent on the name); returns its ARN."""
+        ...
+
+    def resume(self, token: str, output: dict[str, Any]) -> None:
+        """Complete the waiting task with ``output``; :class:`TokenNotWaiting` if nothing waits."""
+        ...
+
+    def fail(self, token: str, error: str, cause: str) -> None:
+        """Fail the waiting task with ``error``; :class:`TokenNotWaiting` if nothing waits."""
+        ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...

@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # cryptography loads on the first key operation, not with eve
     from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
-    "LocalSigner",
     "b64decode",
     "b64encode",
     "load_public_key",
@@ -118,36 +117,3 @@ def b64decode(text: str) -> bytes:
         raise ValueError("malformed base64") from exc
 
 
-class LocalSigner:
-    """A :class:`hallmark.ports.Signer` over an in-memory P-256 key (tests and local dev only).
-
-    ``key_id`` defaults to ``local:<first 16 hex of the public key fingerprint>``.
-    """
-
-    def __init__(self, private_key: ec.EllipticCurvePrivateKey | None = None, key_id: str | None = None):
-        from cryptography.hazmat.primitives.asymmetric import ec
-        self._key = private_key if private_key is not None else ec.generate_private_key(ec.SECP256R1())
-        if not isinstance(self._key.curve, ec.SECP256R1):
-            raise ValueError("LocalSigner needs a P-256 (secp256r1) key")
-        self._pem = public_key_pem(self._key.public_key())
-        self._key_id = key_id if key_id is not None else f"local:{public_key_fingerprint(self._pem)[:16]}"
-
-    @classmethod
-    def generate(cls, key_id: str | None = None) -> LocalSigner:
-        """A signer over a freshly generated key."""
-        from cryptography.hazmat.primitives.asymmetric import ec
-        return cls(ec.generate_private_key(ec.SECP256R1()), key_id)
-
-    @property
-    def key_id(self) -> str:
-        return self._key_id
-
-    def sign(self, message: bytes) -> bytes:
-        """DER ECDSA P-256/SHA-256 signature of ``message``."""
-        return self._key.sign(message, _ecdsa_sha256())
-
-    def public_key_pem(self) -> bytes:
-        return self._pem
-
-    def __repr__(self) -> str:  # never show key material
-        return f"LocalSigner(key_id={self._key_id!r})"

@@ -26,10 +26,7 @@ from botocore.exceptions import ClientError
 
 from hallmark.ceremony.models import ArtifactProvenance, Ceremony, ProvenanceAttestation, Witness
 from hallmark.ceremony.ports import TierAward
-from hallmark.ceremony.provenance import PROVENANCE_PAYLOAD_TYPE
-from hallmark.ceremony.service import CeremonyService, WitnessRegistry
 from hallmark.errors import Conflict, NotFound
-from hallmark.ports import Signer
 
 SK = "DOC"
 
@@ -231,39 +228,3 @@ class DynamoCeremonyRepository:
 
 
 # ---------------------------------------------------------------------- composition for handlers
-
-
-class _DeferredSigner:
-    """A ``Signer`` for a KMS key that is resolved on first use, so that functions which never
-    sign or verify (the ceremony API) need no key in their environment."""
-
-    def __init__(self, purpose: str) -> None:
-        self.purpose = purpose
-
-    def _signer(self) -> Signer:
-        from hallmark.adapters import runtime
-
-        return runtime.signer(self.purpose)
-
-    @property
-    def key_id(self) -> str:
-        return self._signer().key_id
-
-    def sign(self, message: bytes) -> bytes:
-        return self._signer().sign(message)
-
-    def public_key_pem(self) -> bytes:
-        return self._signer().public_key_pem()
-
-
-def ceremony_runtime(purpose: str = "proof") -> tuple[CeremonyService, DynamoCeremonyRepository, WitnessRegistry]:
-    """The ceremony service as the state machine runs it (``staged``, DSSE-signed provenance
-    with the ``purpose`` KMS key), its repository and the witness registry, on the state table."""
-    from hallmark.adapters import runtime
-
-    table = runtime.table("state")
-    repo = DynamoCeremonyRepository(table)
-    registry = WitnessRegistry(DynamoWitnessRepository(table))
-    service = CeremonyService(repo, registry, _DeferredSigner(purpose), staged=True,
-                              payload_type=PROVENANCE_PAYLOAD_TYPE)
-    return service, repo, registry

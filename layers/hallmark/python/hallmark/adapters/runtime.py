@@ -1,5 +1,8 @@
 """The composition root for Lambda handlers: builds adapters from the environment the
-topology declares (TABLE_*, BUCKET_*, QUEUE_*_URL, KEY_*_ID, STATE_MACHINE_*_ARN).
+topology declares (TABLE_*, BUCKET_*, QUEUE_*_URL, KEY_*_ID, STATE_MACHINE_*_ARN), and the
+domain's services and steps over them. :func:`ports` is the typed set of ports every step
+takes (docs, audit, bus, blobs, signer(purpose), executions, clock). Everything is cached per
+container and forgotten by :func:`reset` (the local cloud calls it between boots).
 
 Startup guards: with REQUIRE_KMS set, a function that signs fails at init when its key is
 not configured; with REQUIRE_SIGNING_PROXY / REQUIRE_MTLS, when their inputs are missing.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -21,8 +25,33 @@ from hallmark.adapters.dynamo_docs import DynamoDocStore
 from hallmark.adapters.kms_signer import KmsSigner
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    from hallmark.adapters.bus import EventBusPublisher
+    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
+    from hallmark.adapters.encryption import EnvelopeEncryptor
+    from hallmark.adapters.market_aws import S3DeliveryStore, SqsDeliveryQueue
+    from hallmark.adapters.s3 import S3BlobStore, S3Objects
+    from hallmark.adapters.s3_artifacts import S3ArtifactStore
+    from hallmark.adapters.sfn import SfnExecutions
+    from hallmark.adapters.sqs_audit_emitter import SqsAuditEmitter
+    from hallmark.adapters.sqs_quarantine import SqsQuarantine
     from hallmark.audit.checkpoints import CheckpointPolicy
     from hallmark.audit.log import AuditLog
+    from hallmark.ceremony.service import CeremonyService, WitnessRegistry
+    from hallmark.ceremony.steps import CeremonySteps
+    from hallmark.deploy.steps import DeploymentSteps
+    from hallmark.governance.registry import ApproverRegistry
+    from hallmark.governance.service import GovernanceService
+    from hallmark.governance.steps import GovernanceSteps
+    from hallmark.market.service import MarketService
+    from hallmark.ports import Signer
+    from hallmark.release.advisories import AdvisorySync, CurrentAdvisorySet
+    from hallmark.release.current import ManifestRepository
+    from hallmark.release.service import ReleaseService
+    from hallmark.release.steps import ReleaseSteps
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -107,19 +136,41 @@ def package_max_bytes() -> int:
 
 
 @cache
-def artifacts() -> Any:
+def artifacts() -> S3ArtifactStore:
     """The packages bucket as the release flow's ``ArtifactStore`` (uploads and pinned bytes)."""
     from hallmark.adapters.s3_artifacts import S3ArtifactStore
 
     return S3ArtifactStore(client("s3"), bucket("packages"))
 
 
-def release_steps() -> Any:
-    """``ReleaseSteps`` over the state table, the audit queue and the packages bucket."""
+def releases() -> ReleaseService:
+    """The release flow's records on the state table (approver capacity from governance)."""
     from hallmark.release.service import ReleaseService
+
+    return ReleaseService(docs(), audit(), governance=governance())
+
+
+def release_steps() -> ReleaseSteps:
+    """``ReleaseSteps`` over the state table, the audit queue and the packages bucket."""
     from hallmark.release.steps import ReleaseSteps
 
-    return ReleaseSteps(ReleaseService(docs(), audit(), governance=governance()), artifacts(), package_max_bytes())
+    return ReleaseSteps(releases(), artifacts(), package_max_bytes())
+
+
+def manifest_repository() -> ManifestRepository:
+    """The manifest repository bucket (envelopes and the "current" pointers)."""
+    from hallmark.release.current import ManifestRepository
+
+    return ManifestRepository(blobs("manifests"))
+
+
+def governance_steps() -> GovernanceSteps:
+    """The governance steps of the release state machine and the approvers' API."""
+    from hallmark.governance.steps import GovernanceSteps
+
+    p = ports()
+    return GovernanceSteps(governance(), releases(), manifest_repository(), p.docs, p.audit, p.bus(),
+                           p.executions(None), p.clock)
 
 
 @cache
@@ -128,21 +179,21 @@ def signer(purpose: str) -> KmsSigner:
 
 
 @cache
-def audit() -> Any:
+def audit() -> SqsAuditEmitter:
     from hallmark.adapters.sqs_audit_emitter import SqsAuditEmitter
 
     return SqsAuditEmitter(client("sqs"), require("QUEUE_AUDIT_URL"))
 
 
 @cache
-def bus() -> Any:
+def bus() -> EventBusPublisher:
     from hallmark.adapters.bus import EventBusPublisher
 
     return EventBusPublisher(client("events"), require("EVENT_BUS_NAME"))
 
 
 @cache
-def governance() -> Any:
+def governance() -> GovernanceService:
     """GovernanceService on the state table; thresholds and windows from the environment."""
     from datetime import timedelta
 
@@ -161,6 +212,85 @@ def governance() -> Any:
     )
     return GovernanceService(DynamoApprovalRepository(client("dynamodb"), name),
                              DynamoApproverRepository(client("dynamodb"), name), policy)
+
+
+@cache
+def blobs(name: str) -> S3BlobStore:
+    """Bucket ``name`` (BUCKET_<NAME>) as a flat key -> bytes store."""
+    from hallmark.adapters.s3 import S3BlobStore
+
+    return S3BlobStore(bucket(name), client("s3"))
+
+
+@cache
+def executions(state_machine: str | None = None) -> SfnExecutions:
+    """``ExecutionControl`` over Step Functions: settles task tokens; with ``state_machine``
+    (STATE_MACHINE_<NAME>_ARN) it also starts that machine's executions."""
+    from hallmark.adapters.sfn import SfnExecutions
+
+    arn = require(f"STATE_MACHINE_{state_machine.upper()}_ARN") if state_machine else None
+    return SfnExecutions(client("stepfunctions"), arn)
+
+
+class _DeferredSigner:
+    """A ``Signer`` for a KMS key that is resolved on first use, so that functions which never
+    sign or verify (the ceremony API) need no key in their environment."""
+
+    def __init__(self, purpose: str) -> None:
+        self.purpose = purpose
+
+    @property
+    def key_id(self) -> str:
+        return signer(self.purpose).key_id
+
+    def sign(self, message: bytes) -> bytes:
+        return signer(self.purpose).sign(message)
+
+    def public_key_pem(self) -> bytes:
+        return signer(self.purpose).public_key_pem()
+
+
+def ceremony(purpose: str = "proof") -> tuple[CeremonyService, DynamoCeremonyRepository, WitnessRegistry]:
+    """The ceremony service as the state machine runs it (``staged``, DSSE-signed provenance
+    with the ``purpose`` KMS key, resolved on first use), its repository and the witness
+    registry, on the state table."""
+    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository, DynamoWitnessRepository
+    from hallmark.ceremony.provenance import PROVENANCE_PAYLOAD_TYPE
+    from hallmark.ceremony.service import CeremonyService, WitnessRegistry
+
+    repo = DynamoCeremonyRepository(table("state"))
+    registry = WitnessRegistry(DynamoWitnessRepository(table("state")))
+    service = CeremonyService(repo, registry, _DeferredSigner(purpose), staged=True,
+                              payload_type=PROVENANCE_PAYLOAD_TYPE)
+    return service, repo, registry
+
+
+def ceremony_steps() -> CeremonySteps:
+    """The ceremony API's and the "Wait for witnesses" step's flow (records its own events)."""
+    from hallmark.ceremony.steps import CeremonySteps
+
+    service, repo, registry = ceremony()
+    p = ports()
+    return CeremonySteps(service, repo, registry, p.audit, p.executions("ceremony"))
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The ports a domain step takes, typed; built once per container by :func:`ports`."""
+
+    docs: DynamoDocStore
+    audit: SqsAuditEmitter
+    bus: Callable[[], EventBusPublisher]
+    blobs: Callable[[str], S3BlobStore]
+    signer: Callable[[str], Signer]
+    executions: Callable[[str | None], SfnExecutions]
+    clock: Callable[[], datetime]
+
+
+@cache
+def ports() -> Ports:
+    return Ports(docs=docs(), audit=audit(), bus=bus, blobs=blobs, signer=signer, executions=executions,
+                 clock=now)
 
 
 AUDIT_CHAINS = ("release", "governance", "ceremony", "market", "scoring")
@@ -192,6 +322,156 @@ def audit_chains() -> tuple[str, ...]:
     return AUDIT_CHAINS + tuple(c for c in extra if c not in AUDIT_CHAINS)
 
 
+@cache
+def deployment_steps() -> DeploymentSteps:
+    """``DeploymentSteps`` over Lambda / CloudWatch / SNS, the state table, the audit queue and the
+    evidence admission verifies. ``DEPLOY_EXECUTION_ROLES``: JSON environment -> execution role
+    ARN; ``DEPLOY_ALARM_TOPIC_ARN``: the operators' topic; ``DEPLOY_POLICY``: JSON policy
+    (``hallmark.deploy.models.Policy.from_json``); ``DEPLOY_BAKE_SECONDS``: the canary's bake."""
+    import json
+
+    from hallmark.adapters.bundle_runtime import release_bundle
+    from hallmark.adapters.deploy_evidence import StoredEvidence
+    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
+    from hallmark.adapters.lambda_control import BotoLambdaControl, CloudWatchMonitoring
+    from hallmark.deploy.models import Policy
+    from hallmark.deploy.steps import DeploymentSteps
+
+    evidence = StoredEvidence(docs(), artifacts(), DynamoCeremonyRepository(table("state")),
+                              {p: signer(p) for p in ("manifest", "audit", "proof")}, release_bundle,
+                              package_max_bytes())
+    arn = os.environ.get("STATE_MACHINE_DEPLOYMENT_ARN")
+    return DeploymentSteps(
+        docs=docs(), audit=audit(), evidence=evidence,
+        lam=BotoLambdaControl(client("lambda"), os.environ.get("DEPLOY_CODE_SIGNING_CONFIG_ARN")),
+        monitoring=CloudWatchMonitoring(client("logs"), client("cloudwatch"), client("sns"),
+                                        require("DEPLOY_ALARM_TOPIC_ARN")),
+        policy=Policy.from_json(os.environ.get("DEPLOY_POLICY"), int(os.environ.get("DEPLOY_BAKE_SECONDS", "600"))),
+        roles=json.loads(require("DEPLOY_EXECUTION_ROLES")), clock=now,
+        starter=executions("deployment") if arn else None,
+    )
+
+
+
+# --------------------------------------------------------------------------- market
+
+
+def market_service() -> MarketService:
+    """The marketplace on the state and ledger tables, proofs signed with the proof key
+    (MARKET_FEE_BPS, DELIVERY_TTL_SECONDS, DELIVERY_URL_TTL_SECONDS)."""
+    from datetime import timedelta
+
+    from hallmark.adapters.dynamo_ledger import DynamoLedgerRepository
+    from hallmark.market.service import MarketService
+
+    return MarketService(
+        docs(), DynamoLedgerRepository(client("dynamodb"), require("TABLE_LEDGER")), signer("proof"), audit(),
+        fee_bps=int(os.environ.get("MARKET_FEE_BPS", "500")),
+        delivery_ttl=timedelta(seconds=int(os.environ.get("DELIVERY_TTL_SECONDS", "900"))),
+        url_ttl=timedelta(seconds=int(os.environ.get("DELIVERY_URL_TTL_SECONDS", "300"))),
+    )
+
+
+def objects() -> S3Objects:
+    """Objects of any bucket the function may read, at a pinned version (released artifacts)."""
+    from hallmark.adapters.s3 import S3Objects
+
+    return S3Objects(client("s3"))
+
+
+def delivery_store() -> S3DeliveryStore:
+    from hallmark.adapters.market_aws import S3DeliveryStore
+
+    return S3DeliveryStore(client("s3"), bucket("deliveries"))
+
+
+def delivery_queue() -> SqsDeliveryQueue:
+    from hallmark.adapters.market_aws import SqsDeliveryQueue
+
+    return SqsDeliveryQueue(client("sqs"), require("QUEUE_DELIVERIES_URL"))
+
+
+def delivery_encryptor() -> EnvelopeEncryptor:
+    from hallmark.adapters.encryption import EnvelopeEncryptor
+
+    return EnvelopeEncryptor(require("KEY_DELIVERY_ID"))
+
+
+# --------------------------------------------------------------------------- approvers, audit intake
+
+
+def approver_registry() -> ApproverRegistry:
+    """The approver registry on the state table, with the governance policy."""
+    from hallmark.adapters.dynamo_governance import DynamoApproverRepository
+    from hallmark.governance.registry import ApproverRegistry
+
+    return ApproverRegistry(DynamoApproverRepository(client("dynamodb"), require("TABLE_STATE")),
+                            governance().policy)
+
+
+def idempotency_store() -> DynamoDBPersistenceLayer:
+    """Powertools' idempotency records on TABLE_IDEMPOTENCY (the checkout's Idempotency-Key)."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(table_name=require("TABLE_IDEMPOTENCY"), key_attr="id",
+                                    expiry_attr="expiration", boto3_client=client("dynamodb"))
+
+
+def audit_quarantine() -> SqsQuarantine:
+    """Where the audit writer parks a message it cannot append (QUEUE_AUDIT_DLQ_URL)."""
+    from hallmark.adapters.sqs_quarantine import SqsQuarantine
+
+    return SqsQuarantine(client("sqs"), require("QUEUE_AUDIT_DLQ_URL"))
+
+
+# --------------------------------------------------------------------------- OSV advisories
+
+
+def _number(name: str, default: float, *, zero_ok: bool = False) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from exc
+    if not (value > 0 or (zero_ok and value == 0)):
+        raise ConfigurationError(f"{name}={raw!r} must be positive")
+    return value
+
+
+def advisory_source() -> CurrentAdvisorySet:
+    """The security validator's advisory set (build once per container: it caches the parsed
+    set). ADVISORY_SET_MAX_AGE_HOURS: an older set fails validation (48);
+    ADVISORY_SET_CACHE_SECONDS: how long the pointer read is trusted (300; 0: every time)."""
+    from datetime import timedelta
+
+    from hallmark.release.advisories import CurrentAdvisorySet
+
+    return CurrentAdvisorySet(
+        blobs("packages"),
+        max_age=timedelta(hours=_number("ADVISORY_SET_MAX_AGE_HOURS", 48)),
+        ttl=timedelta(seconds=_number("ADVISORY_SET_CACHE_SECONDS", 300, zero_ok=True)),
+        clock=lambda: now(),
+    )
+
+
+def advisory_sync() -> AdvisorySync:
+    """The OSV sync: ``<Ecosystem>/all.zip`` from ADVISORY_OSV_BASE_URL (OSV's bucket by default;
+    ``file://`` only with HALLMARK_ENV=local), ADVISORY_FETCH_MAX_BYTES and
+    ADVISORY_FETCH_TIMEOUT_SECONDS per archive."""
+    from hallmark.adapters import http_fetch
+    from hallmark.release.advisories import DEFAULT_BASE_URL, AdvisorySync
+
+    fetcher = http_fetch.UrlFetcher(
+        timeout_s=_number("ADVISORY_FETCH_TIMEOUT_SECONDS", 30),
+        max_bytes=int(_number("ADVISORY_FETCH_MAX_BYTES", 1024**3)),
+        allow_file=os.environ.get("HALLMARK_ENV") == "local",
+    )
+    return AdvisorySync(fetcher, blobs("packages"), audit(),
+                        base_url=os.environ.get("ADVISORY_OSV_BASE_URL") or DEFAULT_BASE_URL)
+
+
 def ratification_seconds() -> int:
     return int(os.environ.get("RATIFICATION_WINDOW_SECONDS", str(48 * 3600)))
 
@@ -206,5 +486,6 @@ def now() -> datetime:
 
 def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
-    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log):
+    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log, blobs, executions, ports,
+              deployment_steps):
         f.cache_clear()

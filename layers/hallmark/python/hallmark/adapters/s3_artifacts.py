@@ -11,9 +11,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from hallmark.adapters.s3 import read_object
 from hallmark.release.ports import ArtifactMissing, ArtifactTooLarge, StoredObject
 
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchVersion"})
 _EXISTS = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
 
 
@@ -31,23 +31,13 @@ class S3ArtifactStore:
         return self._bucket
 
     def read(self, key: str, version_id: str | None = None, max_bytes: int | None = None) -> StoredObject:
-        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Key": key}
-        if version_id:
-            kwargs["VersionId"] = version_id
         try:
-            resp = self._s3.get_object(**kwargs)
-        except ClientError as exc:
-            if _code(exc) in _MISSING:
-                raise ArtifactMissing(f"s3://{self._bucket}/{key}") from exc
-            raise
-        body = resp["Body"]
-        if max_bytes is not None and int(resp.get("ContentLength", 0)) > max_bytes:
-            body.close()
-            raise ArtifactTooLarge(f"s3://{self._bucket}/{key} is larger than {max_bytes} bytes")
-        data = body.read() if max_bytes is None else body.read(max_bytes + 1)
-        if max_bytes is not None and len(data) > max_bytes:
-            raise ArtifactTooLarge(f"s3://{self._bucket}/{key} is larger than {max_bytes} bytes")
-        return StoredObject(bytes(data), resp.get("VersionId"))
+            data, version = read_object(self._s3, self._bucket, key, version_id, max_bytes)
+        except KeyError as exc:
+            raise ArtifactMissing(str(exc.args[0])) from exc
+        except ValueError as exc:
+            raise ArtifactTooLarge(str(exc)) from exc
+        return StoredObject(data, version)
 
     def put_once(self, key: str, data: bytes) -> str | None:
         try:

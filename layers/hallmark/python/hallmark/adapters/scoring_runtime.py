@@ -12,12 +12,13 @@ from typing import Any
 from hallmark.adapters import runtime
 from hallmark.adapters.dynamo_scoring import DynamoBriefStore, DynamoDedupe, DynamoSubscriberStore
 from hallmark.adapters.s3 import S3BlobStore, S3Objects
-from hallmark.adapters.sfn_starter import SfnExecutionStarter
+from hallmark.adapters.sfn import SfnExecutions
 from hallmark.adapters.webhook_sender import KmsSecretCipher, WebhookPoster, system_resolver
 from hallmark.scoring.batching import Intake, Limits, limits
 from hallmark.scoring.models import ModelRegistry
 from hallmark.scoring.pipeline import ScoringPipeline
 from hallmark.scoring.webhooks import WebhookService
+from hallmark.scoring.weights import FeedbackService, StoredItems, WeightsRollout
 
 
 def blobs() -> S3BlobStore:
@@ -29,7 +30,7 @@ def current_limits() -> Limits:
 
 
 def intake() -> Intake:
-    starter = SfnExecutionStarter(runtime.client("stepfunctions"), runtime.require("STATE_MACHINE_SCORING_ARN"))
+    starter = SfnExecutions(runtime.client("stepfunctions"), runtime.require("STATE_MACHINE_SCORING_ARN"))
     return Intake(runtime.docs(), blobs(), starter, current_limits())
 
 
@@ -41,6 +42,19 @@ def registry() -> ModelRegistry:
 def pipeline() -> ScoringPipeline:
     return ScoringPipeline(runtime.docs(), runtime.audit(), blobs(),
                            lease_seconds=int(os.environ.get("SCORING_LEASE_SECONDS", "4200")))
+
+
+def weights(*, sign: bool = False) -> WeightsRollout:
+    """The EVI weights rollout; ``sign``: with the weights signing key (the scheduled updater)."""
+    return WeightsRollout(runtime.docs(), runtime.audit(), runtime.signer("weights") if sign else None)
+
+
+def weights_public_key() -> bytes:
+    return runtime.signer("weights").public_key_pem()
+
+
+def feedback() -> FeedbackService:
+    return FeedbackService(runtime.docs(), runtime.audit(), StoredItems(briefs(), blobs()))
 
 
 def dedupe() -> DynamoDedupe:

@@ -66,6 +66,10 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "CeremonyInitiated", "WitnessAdded", "BlessingGiven", "CeremonyCompleted",
             "TierAwarded", "CeremonyLapsed", "DeploymentPlanned", "DeploymentRefused",
             "WitnessRegistered", "WitnessRemoved",
+            # deployments that deploy (hallmark.deploy): each step of the flow, drift and revocation
+            "DeploymentAdmitted", "DeploymentVersionPublished", "DeploymentCodeMismatch", "DeploymentProfileApplied",
+            "DeploymentCanaryStarted", "DeploymentPromoted", "DeploymentRolledBack", "DeploymentDrifted",
+            "DeploymentReverted", "DeploymentFailed",
         ),
         "market": ("OrderPlaced", "LedgerPosted", "DeliveryIssued", "SettlementPlanned", "PayoutPosted"),
         "scoring": ("EventsIngested", "BatchScored", "BriefCreated", "WebhookDelivered", "FeedbackRecorded",

@@ -27,8 +27,6 @@ from hallmark.ceremony.models import (
 )
 from hallmark.ceremony.ports import (
     CeremonyRepository,
-    InMemoryCeremonyRepository,
-    InMemoryWitnessRepository,
     TaskTokens,
     TierAward,
     WitnessRepository,
@@ -61,8 +59,6 @@ __all__ = [
     "CeremonyType",
     "DeploymentPlan",
     "Environment",
-    "InMemoryCeremonyRepository",
-    "InMemoryWitnessRepository",
     "MonitoringProfile",
     "PlannedDeployment",
     "ProvenanceAttestation",

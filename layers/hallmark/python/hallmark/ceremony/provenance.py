@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hallmark.canonical import canonical_bytes, sha256_hex, to_rfc3339
-from hallmark.ceremony.models import TIERS, Ceremony, ProvenanceAttestation, Tier
+from hallmark.ceremony.models import TIERS, ArtifactProvenance, Ceremony, ProvenanceAttestation, Tier
 from hallmark.dsse import DsseError, pae, sign_envelope, verify_envelope
 from hallmark.ports import Signer
 from hallmark.signing import b64decode, verify_signature
@@ -151,3 +151,31 @@ def attestation_failure(
     except ValueError:
         return "signature_invalid"
     return None if verify_signature(pem, payload, der) else "signature_invalid"
+
+
+def artifact_provenance_failure(
+    artifact_id: str, held: ArtifactProvenance | None, attestation: ProvenanceAttestation | None,
+    public_key_pem: str | bytes, encode: RecordEncoder = provenance_payload,
+) -> str | None:
+    """Why an artifact's current tier is not backed by a verified ceremony record (``None`` when
+    it is): the attestation must verify under ``public_key_pem`` and name this artifact, the
+    held tier and the held ceremony. Reasons: ``no_provenance``, ``provenance_missing``,
+    ``signature_mismatch``, those of :func:`attestation_failure`, ``artifact_not_in_record``,
+    ``tier_mismatch``, ``ceremony_mismatch``."""
+    if held is None:
+        return "no_provenance"
+    if attestation is None:
+        return "provenance_missing"
+    if attestation.signature_id != held.signature_id:
+        return "signature_mismatch"
+    failure = attestation_failure(attestation, public_key_pem, encode)
+    if failure is not None:
+        return failure
+    record = attestation.record
+    if artifact_id not in record.get("artifacts", ()):
+        return "artifact_not_in_record"
+    if record.get("tier") != held.tier:
+        return "tier_mismatch"
+    if record.get("ceremonyId") != held.ceremony_id:
+        return "ceremony_mismatch"
+    return None

@@ -28,6 +28,7 @@ from hallmark.ceremony.models import (
 from hallmark.ceremony.ports import CeremonyRepository, TierAward, WitnessRepository
 from hallmark.ceremony.provenance import (
     RecordEncoder,
+    artifact_provenance_failure,
     attest_dsse,
     attestation_failure,
     ceremony_payload,
@@ -335,23 +336,7 @@ class CeremonyService:
                            attestation: ProvenanceAttestation | None) -> str | None:
         """Why the artifact's provenance does not verify (``None`` when it does): it must be
         signed by this service's key and name this artifact, this tier and this ceremony."""
-        if held is None:
-            return "no_provenance"
-        if attestation is None:
-            return "provenance_missing"
-        if attestation.signature_id != held.signature_id:
-            return "signature_mismatch"
-        failure = attestation_failure(attestation, self._signer.public_key_pem(), self._encode)
-        if failure is not None:
-            return failure
-        record = attestation.record
-        if artifact_id not in record.get("artifacts", ()):
-            return "artifact_not_in_record"
-        if record.get("tier") != held.tier:
-            return "tier_mismatch"
-        if record.get("ceremonyId") != held.ceremony_id:
-            return "ceremony_mismatch"
-        return None
+        return artifact_provenance_failure(artifact_id, held, attestation, self._signer.public_key_pem(), self._encode)
 
     def verify(self, attestation: ProvenanceAttestation) -> bool:
         return attestation_failure(attestation, self._signer.public_key_pem(), self._encode) is None

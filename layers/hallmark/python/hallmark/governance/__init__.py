@@ -27,8 +27,6 @@ from hallmark.governance.models import (
 from hallmark.governance.ports import (
     ApprovalRepository,
     ApproverRepository,
-    InMemoryApprovalRepository,
-    InMemoryApproverRepository,
     NonceClaim,
 )
 from hallmark.governance.registry import ApproverRegistry, RegistryChange
@@ -46,8 +44,6 @@ __all__ = [
     "Decision",
     "GovernanceService",
     "Impact",
-    "InMemoryApprovalRepository",
-    "InMemoryApproverRepository",
     "NonceClaim",
     "Opened",
     "Outcome",

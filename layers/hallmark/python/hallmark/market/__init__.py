@@ -11,7 +11,6 @@ from hallmark.market.ledger import (
     Account,
     BalanceConflict,
     CheckoutPlan,
-    InMemoryLedgerRepository,
     LedgerRepository,
     LedgerService,
     PostedTransaction,
@@ -30,7 +29,6 @@ from hallmark.market.ledger import (
 )
 from hallmark.market.orders import (
     AccountNames,
-    InMemoryOrderRepository,
     Order,
     OrderChange,
     OrderRepository,
@@ -56,8 +54,6 @@ __all__ = [
     "AccountNames",
     "BalanceConflict",
     "CheckoutPlan",
-    "InMemoryLedgerRepository",
-    "InMemoryOrderRepository",
     "LedgerRepository",
     "LedgerService",
     "Order",

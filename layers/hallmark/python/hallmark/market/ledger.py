@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -200,48 +199,6 @@ class LedgerRepository(Protocol):
         digest matches (idempotent replay), else ``tx_id_reused``.
         """
         ...
-
-
-class InMemoryLedgerRepository:
-    def __init__(self) -> None:
-        self._accounts: dict[str, Account] = {}
-        self._balances: dict[str, int] = {}
-        self._txs: dict[str, PostedTransaction] = {}
-        self._lock = threading.Lock()
-
-    def get_account(self, account_id: str) -> Account | None:
-        with self._lock:
-            return self._accounts.get(account_id)
-
-    def create_account(self, account: Account) -> None:
-        with self._lock:
-            if account.account_id in self._accounts:
-                raise Conflict(f"account {account.account_id!r} exists", {"account": account.account_id})
-            self._accounts[account.account_id] = account
-            self._balances[account.account_id] = 0
-
-    def balances(self, account_ids: Iterable[str]) -> dict[str, int]:
-        with self._lock:
-            return {a: self._balances.get(a, 0) for a in account_ids}
-
-    def get_transaction(self, tx_id: str) -> PostedTransaction | None:
-        with self._lock:
-            return self._txs.get(tx_id)
-
-    def post(self, tx: Transaction, expected_balances: Mapping[str, int], *, posted_at: datetime) -> PostOutcome:
-        deltas = net_deltas(tx)
-        with self._lock:
-            existing = self._txs.get(tx.tx_id)
-            if existing is not None:
-                return PostOutcome(replay_or_refuse(existing, tx), True)
-            stale = [a for a in deltas if self._balances.get(a) != expected_balances.get(a)]
-            if stale:
-                raise BalanceConflict(stale)
-            after = {a: expected_balances[a] + d for a, d in deltas.items()}
-            posted = PostedTransaction(tx=tx, digest=tx.digest, balances_after=after, posted_at=posted_at)
-            self._balances.update(after)
-            self._txs[tx.tx_id] = posted
-            return PostOutcome(posted, False)
 
 
 def replay_or_refuse(existing: PostedTransaction, tx: Transaction) -> PostedTransaction:

@@ -8,7 +8,6 @@ retried step re-posts nothing.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +17,7 @@ from pydantic import StrictInt, field_validator
 
 from hallmark._domain import DomainModel, EventDraft, UtcDatetime
 from hallmark.canonical import as_utc
-from hallmark.errors import Conflict, DomainError, NotFound
+from hallmark.errors import DomainError, NotFound
 from hallmark.governance.models import check_id
 from hallmark.market.delivery import (
     DEFAULT_DELIVERY_TTL,
@@ -84,29 +83,6 @@ class OrderRepository(Protocol):
     def create(self, order: Order) -> None: ...
 
     def save(self, order: Order, *, expected_version: int) -> None: ...
-
-
-class InMemoryOrderRepository:
-    def __init__(self) -> None:
-        self._items: dict[str, Order] = {}
-        self._lock = threading.Lock()
-
-    def get(self, order_id: str) -> Order | None:
-        with self._lock:
-            return self._items.get(order_id)
-
-    def create(self, order: Order) -> None:
-        with self._lock:
-            if order.order_id in self._items:
-                raise Conflict(f"order {order.order_id!r} exists", {"orderId": order.order_id})
-            self._items[order.order_id] = order
-
-    def save(self, order: Order, *, expected_version: int) -> None:
-        with self._lock:
-            current = self._items.get(order.order_id)
-            if current is None or current.version != expected_version:
-                raise Conflict("order changed concurrently", {"orderId": order.order_id})
-            self._items[order.order_id] = order
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hallmark._domain import EventDraft, Principal, emit_by_flow
-from hallmark.access import require_order_reader, require_settlement_reader
+from hallmark.access import ORDER_READERS, may_read, require_order_reader, require_settlement_reader
 from hallmark.canonical import as_utc, parse_rfc3339, sha256_hex, to_rfc3339
 from hallmark.docstore import DocStore
 from hallmark.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
@@ -51,7 +51,8 @@ from hallmark.market.settlement import (
     plan_digest,
     post_payout,
 )
-from hallmark.market.store import DocOrderRepository, ProofStore
+from hallmark.market.store import ORDER, DocOrderRepository, ProofStore
+from hallmark.pagination import paginate, scan_kind
 from hallmark.ports import AuditEmitter, Signer
 
 LISTING = "listing"  # documents written by the release pipeline (hallmark.release.publish)
@@ -87,9 +88,11 @@ class Catalogue:
     def listing(self, listing_id: str) -> dict[str, Any]:
         return self._view(self.doc(listing_id))
 
-    def listings(self, limit: int = 100) -> list[dict[str, Any]]:
-        docs = sorted(self._docs.query(LISTING, limit), key=lambda d: (d.get("createdAt") or "", d["listingId"]))
-        return [self._view(d) for d in docs]
+    def listings(self, limit: int = 100, next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Oldest first, a page at a time (``GET /listings``, :mod:`hallmark.pagination`)."""
+        docs, token = paginate(scan_kind(self._docs, LISTING), key=lambda d: (d.get("createdAt") or "", d["listingId"]),
+                               limit=limit, next_token=next_token, route="GET /listings")
+        return [self._view(d) for d in docs], token
 
     def doc(self, listing_id: str) -> dict[str, Any]:
         doc = self._docs.get(LISTING, listing_id)
@@ -270,6 +273,17 @@ class MarketService:
         return {"orderId": order.order_id, "status": order.status, "deliveryProofId": order.delivery_proof_id}
 
     # ------------------------------------------------------------------ views
+    def list_orders(self, caller: Principal, *, status: str | None = None, limit: int = 50,
+                    next_token: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """``GET /orders``: the caller's own orders (auditors and superadmins: every order),
+        newest first, a page at a time."""
+        orders = [o for o in (Order.model_validate(d) for d in scan_kind(self._docs, ORDER))
+                  if may_read(caller, [o.buyer], ORDER_READERS) and (status is None or o.status == status)]
+        page, token = paginate(orders, key=lambda o: (o.placed_at.isoformat(), o.order_id), limit=limit,
+                               next_token=next_token, route="GET /orders", newest_first=True,
+                               filters={"status": status})
+        return [o.to_json_dict() for o in page], token
+
     def order_view(self, order_id: str, caller: Principal, store: DeliveryStore | None, key_arn: str | None,
                    now: datetime) -> dict[str, Any]:
         """The order, its proofs and its delivery. Only the buyer (or an auditor/superadmin)

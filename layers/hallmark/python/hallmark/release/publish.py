@@ -16,10 +16,6 @@ from hallmark.release.service import CHAIN
 LISTING = "listing"
 
 
-def repository_key(meta: dict[str, Any], package_id: str) -> str:
-    return f"manifests/{meta['name']}/{meta['version']}/{package_id}.dsse.json"
-
-
 def create_listing(store: DocStore, audit: AuditEmitter, package: dict[str, Any], manifest: dict[str, Any],
                    repository: dict[str, Any], now: Any) -> dict[str, Any]:
     """One listing per package (idempotent: a retried step returns the existing listing)."""

@@ -21,7 +21,8 @@ from urllib.parse import unquote, unquote_plus
 from hallmark.canonical import canonical_bytes
 from hallmark.dsse import manifest_signature_id, sign_envelope
 from hallmark.errors import DomainError, NotFound
-from hallmark.ports import Signer
+from hallmark.ports import EventPublisher, Signer
+from hallmark.release.current import ManifestRepository
 from hallmark.release.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge, PinnedRef
 from hallmark.release.service import ReleaseService, UploadAlreadyClaimed
 from hallmark.signing import public_key_fingerprint
@@ -248,6 +249,19 @@ class ReleaseSteps:
         if len(subjects) != 1 or subjects[0].get("digest", {}).get("sha256") != pinned.sha256:
             raise IntegrityError("the staged manifest's subject is not the pinned artifact")
         return body
+
+    def commit(self, package_id: str, manifest: dict[str, Any], repository: ManifestRepository,
+               bus: EventPublisher) -> dict[str, Any]:
+        """RepoWriter: commit the checked staged envelope to the manifest repository, record
+        where, move the package name's "current" pointer to it, announce ManifestCommitted."""
+        package = self.service.get(package_id)
+        body = self.staged_envelope(package_id, manifest["stagedKey"])
+        ref = repository.commit(package, body, manifest["signatureId"])
+        self.service.record_repository(package_id, ref)
+        repository.point(package["meta"]["name"], {"packageId": package_id, "version": package["meta"]["version"],
+                                                   **ref, "manifestSignatureId": manifest["signatureId"]})
+        bus.publish("ManifestCommitted", {"packageId": package_id, **ref, "manifestSignatureId": manifest["signatureId"]})
+        return ref
 
 
 def _pinned_of(doc: dict[str, Any]) -> PinnedRef:

@@ -182,24 +182,3 @@ def route(batch_id: str, envelopes: Sequence[EVIEnvelope], events: Sequence[Enri
     return out
 
 
-class InMemoryBriefStore:
-    def __init__(self) -> None:
-        self.items: dict[str, StoredBrief] = {}
-
-    def put(self, brief: StoredBrief) -> bool:
-        if brief.brief.brief_id in self.items:
-            return False
-        self.items[brief.brief.brief_id] = brief
-        return True
-
-    def get(self, brief_id: str) -> StoredBrief | None:
-        return self.items.get(brief_id)
-
-    def list(self, *, domain: Domain | None, impact_level: ImpactLevel | None, since_ms: int | None,
-             limit: int) -> list[StoredBrief]:
-        out = [b for b in self.items.values()
-               if (domain is None or b.domain == domain)
-               and (impact_level is None or b.brief.impact_level == impact_level)
-               and (since_ms is None or b.brief.created_at >= since_ms)]
-        out.sort(key=lambda b: (-b.brief.created_at, b.brief.brief_id))
-        return out[:limit]

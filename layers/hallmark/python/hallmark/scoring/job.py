@@ -33,9 +33,10 @@ from pydantic import ValidationError
 
 from hallmark.scoring.briefs import route
 from hallmark.scoring.coverage import CoverageIndex, coverage_key, event_topics
-from hallmark.scoring.features import ScoringConfig, compute_features, embedding_matrix
+from hallmark.scoring.features import EviWeights, ScoringConfig, compute_features, embedding_matrix
 from hallmark.scoring.ports import BlobStore
 from hallmark.scoring.schema import EMBEDDING_DIM, EnrichedEvent, EVIEnvelope
+from hallmark.scoring.weights import DEFAULT_VERSION, Assignment, reweigh
 
 if TYPE_CHECKING:  # numpy and onnxruntime load when a job runs, not when a handler imports this
     import numpy as np
@@ -69,6 +70,7 @@ class JobResult:
     seconds: float = 0.0
     mode: str = "exact"  # or "int8": int8 candidates re-ranked exactly in float32
     candidate_model_digest: str = ""
+    weights: dict[str, Any] = field(default_factory=dict)  # version, canary, shadow bands
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -76,15 +78,17 @@ class JobResult:
             "mode": self.mode, "candidateModelDigest": self.candidate_model_digest,
             "provider": self.provider, "events": self.events, "scored": self.scored,
             "rejected": len(self.rejected), "bands": self.bands, "corpusRowsBefore": self.corpus_rows_before,
-            "corpusRowsAfter": self.corpus_rows_after, "seconds": round(self.seconds, 3),
+            "corpusRowsAfter": self.corpus_rows_after, "seconds": round(self.seconds, 3), "weights": self.weights,
         }
 
 
 def parse_batch(data: bytes) -> tuple[list[EnrichedEvent], list[Rejected]]:
-    """EnrichedEvents from JSON Lines; invalid lines are reported, not fatal."""
+    """EnrichedEvents from JSON Lines; invalid lines are reported, not fatal. Lines end at ``\n``
+    only: a JSON string may hold U+2028, U+0085 and the like raw, which ``str.splitlines`` would
+    also cut at."""
     events: list[EnrichedEvent] = []
     rejected: list[Rejected] = []
-    for n, line in enumerate(data.decode("utf-8").splitlines(), start=1):
+    for n, line in enumerate(data.decode("utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -170,6 +174,41 @@ def summary_key(output_key: str) -> str:
     return f"{output_key}.summary.json"
 
 
+def weights_key(output_key: str) -> str:
+    """Where the plan step puts the batch's weights assignment (JSON): next to its envelopes."""
+    return f"{output_key}.weights.json"
+
+
+def load_assignment(store: BlobStore, output_key: str) -> Assignment | None:
+    try:
+        raw = store.get(weights_key(output_key))
+    except KeyError:
+        return None
+    return Assignment.from_dict(json.loads(raw))
+
+
+def apply_weights(envelopes: Sequence[EVIEnvelope], events: Sequence[EnrichedEvent], assignment: Assignment | None,
+                  config: ScoringConfig) -> tuple[list[EVIEnvelope], dict[str, Any]]:
+    """Envelopes re-weighed with the assignment's per-domain weights, each naming its weights
+    version; the shadow weights' bands of the same events for the summary. Without an assignment
+    the model's weights stand (``w-0`` when they are the defaults, ``config`` otherwise)."""
+    if assignment is None:
+        version = DEFAULT_VERSION if config.weights == EviWeights() else "config"
+        return [e.model_copy(update={"weights_version": version}) for e in envelopes], {"weightsVersion": version}
+    domains = [e.domain for e in events]
+    scores = [e.scores for e in envelopes]
+    matrix = [[s.freshness, s.novelty, s.impact, s.confidence, s.gap] for s in scores]
+    totals, bands = reweigh(matrix, domains, assignment.scoring, config.cutoffs)
+    out = [e.model_copy(update={"total_evi": float(t), "band": b, "weights_version": assignment.scoring.version})
+           for e, t, b in zip(envelopes, totals.tolist(), bands, strict=True)]
+    info: dict[str, Any] = {"weightsVersion": assignment.scoring.version, "canary": assignment.canary}
+    if assignment.shadow is not None:
+        _, shadow = reweigh(matrix, domains, assignment.shadow, config.cutoffs)
+        info.update(shadowWeightsVersion=assignment.shadow.version, shadowBands=dict(Counter(shadow)),
+                    shadowChanged=sum(1 for a, b in zip(bands, shadow, strict=True) if a != b))
+    return out, info
+
+
 def run_job(
     *,
     store: BlobStore,
@@ -218,7 +257,8 @@ def run_job(
     queries = embedding_matrix(events)
     int8 = runner.candidate_session is not None and len(events) >= int8_min_batch and corpus.shape[0] > 0
     prepared = runner.prepare_corpus(corpus, normalized=True, int8=int8)
-    envelopes = runner.score(feats, queries, prepared)
+    envelopes, weights_info = apply_weights(runner.score(feats, queries, prepared), events,
+                                            load_assignment(store, output_key or default_output_key(batch_key)), cfg)
 
     out_key = output_key or default_output_key(batch_key)
     store.put(out_key, "".join(env.model_dump_json() + "\n" for env in envelopes).encode("utf-8"))
@@ -235,7 +275,7 @@ def run_job(
         events=len(events) + len(rejected), scored=len(envelopes), rejected=rejected,
         bands=dict(Counter(env.band for env in envelopes)), corpus_rows_before=corpus.shape[0],
         corpus_rows_after=rows_after, seconds=time.perf_counter() - started, mode="int8" if int8 else "exact",
-        candidate_model_digest=runner.candidate_digest if int8 else "",
+        candidate_model_digest=runner.candidate_digest if int8 else "", weights=weights_info,
     )
     summary = json.dumps(result.summary(), sort_keys=True)
     store.put(summary_key(out_key), summary.encode("utf-8"))

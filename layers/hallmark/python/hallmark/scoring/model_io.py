@@ -27,6 +27,9 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+MODEL_FILE: Final = "evi.onnx"
+"""The float32 model's file name in a model package (the registry requires it; the builder writes it)."""
+
 CorpusDType = Literal["float32", "float16", "int8"]
 CORPUS_DTYPES: Final[tuple[CorpusDType, ...]] = ("float32", "float16", "int8")
 

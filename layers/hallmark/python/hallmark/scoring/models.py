@@ -48,11 +48,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from hallmark.docstore import DocStore
 from hallmark.dsse import IN_TOTO_PAYLOAD_TYPE, DsseError, manifest_signature_id, verify_envelope
 from hallmark.errors import Conflict, DomainError, NotFound
+from hallmark.scoring.model_io import MODEL_FILE
 from hallmark.scoring.ports import BlobStore
 
 MODEL = "scoring-model"
 ACTIVE = "active"
-MODEL_FILE = "evi.onnx"
 VARIANTS = ("gpu", "candidates")
 """The optional ``[model.<variant>]`` tables: the float16 GPU model, the int8 candidate model."""
 DECLARATION = "hallmark.toml"

@@ -31,10 +31,11 @@ from hallmark.errors import Conflict, NotFound
 from hallmark.ports import AuditEmitter
 from hallmark.scoring.batching import BATCH, Limits, output_key
 from hallmark.scoring.briefs import BriefStore, route
-from hallmark.scoring.job import DEFAULT_CORPUS_KEY, npy_rows, summary_key
+from hallmark.scoring.job import DEFAULT_CORPUS_KEY, load_assignment, npy_rows, summary_key, weights_key
 from hallmark.scoring.models import ActiveModel
 from hallmark.scoring.schema import EnrichedEvent, EVIEnvelope
 from hallmark.scoring.webhooks import SubscriberStore, deliveries
+from hallmark.scoring.weights import Assignment
 
 CHAIN = "scoring"
 LEASE = "scoring-lease"
@@ -59,6 +60,8 @@ class RangeReader(Protocol):
     def get(self, key: str) -> bytes: ...
 
     def get_range(self, key: str, start: int, length: int) -> bytes: ...
+
+    def put(self, key: str, data: bytes) -> None: ...
 
 
 def audit_id(*parts: str) -> str:
@@ -89,6 +92,8 @@ class Plan:
     candidateModelKey: str = ""  # the int8 candidate model for the CPU int8 mode ("" when none)
     candidateModelDigest: str = ""
     int8MinBatch: int = 0  # the runners use the candidate model for batches of at least this size (0: never)
+    weightsVersion: str = ""  # the EVI weights version scoring the batch ("" : the model's own weights)
+    canary: bool = False  # a canary batch of a new weights version (the active weights score it in shadow)
 
     def model_digests(self) -> dict[str, str]:
         """The signed digests a runner may load for this batch, by role (absent variants left out)."""
@@ -162,11 +167,17 @@ class ScoringPipeline:
             return 0
 
     # ------------------------------------------------------------------ steps
-    def plan(self, batch_id: str, execution_arn: str, model: ActiveModel, limits: Limits) -> Plan:
+    def plan(self, batch_id: str, execution_arn: str, model: ActiveModel, limits: Limits,
+             assign: Callable[[str], Assignment] | None = None) -> Plan:
+        """``assign``: the batch's EVI weights (``WeightsRollout.assign``, signatures checked), written
+        beside the envelopes-to-be for the runner (``job.weights_key``)."""
         doc = self.batch(batch_id)
         if doc["status"] in TERMINAL:
             raise BatchFinished(f"batch {batch_id} is already {doc['status']}")
+        assignment = assign(batch_id) if assign is not None else None  # refuses unsigned weights first
         self.acquire(batch_id)
+        if assignment is not None:
+            self.blobs.put(weights_key(output_key(batch_id)), json.dumps(assignment.as_dict()).encode("utf-8"))
         corpus = self.corpus_rows()
         size = int(doc["events"])
         work = size * corpus
@@ -178,6 +189,7 @@ class ScoringPipeline:
             gpuModelKey=model.gpuModelKey, gpuModelDigest=model.gpuModelDigest,
             candidateModelKey=model.candidateModelKey, candidateModelDigest=model.candidateModelDigest,
             int8MinBatch=limits.int8_min_batch if model.candidateModelDigest else 0,
+            weightsVersion=assignment.scoring.version if assignment else "", canary=bool(assignment and assignment.canary),
         )
         self._set(batch_id, "Scoring", executionArn=execution_arn, runner=plan.runner, work=work,
                   corpusSize=corpus, threshold=limits.gpu_threshold,
@@ -187,6 +199,8 @@ class ScoringPipeline:
                         data={"batchId": batch_id, "batchDigest": plan.batchDigest, "events": size,
                               "duplicates": int(doc.get("duplicates", 0)), "rejected": int(doc.get("rejected", 0)),
                               "modelDigest": model.modelDigest, "modelDigests": plan.model_digests(),
+                              **({"weightsVersion": plan.weightsVersion, "canary": plan.canary}
+                                 if plan.weightsVersion else {}),
                               "manifestSignatureId": model.manifestSignatureId},
                         event_id=audit_id(batch_id, "EventsIngested"))
         return plan
@@ -197,7 +211,7 @@ class ScoringPipeline:
         except KeyError:
             raise OutputInvalid(f"the runner wrote no envelopes at {plan['outputKey']}") from None
         envelopes: list[EVIEnvelope] = []
-        for n, line in enumerate(raw.decode("utf-8").splitlines(), start=1):
+        for n, line in enumerate(raw.decode("utf-8").split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -228,7 +242,10 @@ class ScoringPipeline:
                                     "does not name for that role")
         return run
 
-    def record(self, plan: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
+    def record(self, plan: dict[str, Any], scored: dict[str, Any],
+               count_canary: Callable[[str, Assignment], None] | None = None) -> dict[str, Any]:
+        """``count_canary``: ``WeightsRollout.record_batch`` (a scored canary batch counts towards
+        the canary's promotion)."""
         batch_id = plan["batchId"]
         envelopes, digest = self.read_envelopes(plan)
         if len(envelopes) > plan["size"]:
@@ -241,8 +258,14 @@ class ScoringPipeline:
                   "outputDigest": digest, "corpusRowsAfter": rows, "jobId": scored.get("jobId"),
                   "provider": run.get("provider") or scored.get("provider"), "modelDigest": run["modelDigest"],
                   "mode": run["mode"]}
+        assignment = load_assignment(self.blobs, plan["outputKey"])
+        if assignment is not None:
+            result["weightsVersion"] = assignment.scoring.version
+            result["canary"] = assignment.canary
         self._set(batch_id, "Scored", scores=result)
         self.release(batch_id)
+        if assignment is not None and count_canary is not None:
+            count_canary(batch_id, assignment)
         self.audit.emit(chain=CHAIN, type="BatchScored", actor=f"system:{runner}", subject=batch_id,
                         data={"batchId": batch_id, "batchDigest": plan["batchDigest"],
                               "modelDigest": run["modelDigest"], "mode": run["mode"],
@@ -250,7 +273,9 @@ class ScoringPipeline:
                                  if run["candidateModelDigest"] else {}),
                               "manifestSignatureId": plan["manifestSignatureId"], "runner": runner, "events": plan["size"], "scored": len(envelopes), "bands": bands,
                               "outputDigest": digest, "corpusRows": rows, "work": plan["work"],
-                              "threshold": plan["threshold"]},
+                              "threshold": plan["threshold"],
+                              **({"weightsVersion": assignment.scoring.version, "canary": assignment.canary}
+                                 if assignment is not None else {})},
                         event_id=audit_id(batch_id, "BatchScored"))
         return result
 
@@ -261,7 +286,7 @@ class ScoringPipeline:
         batch_id = plan["batchId"]
         envelopes, _ = self.read_envelopes(plan)
         events: list[EnrichedEvent] = []
-        for line in self.blobs.get(plan["batchKey"]).decode("utf-8").splitlines():
+        for line in self.blobs.get(plan["batchKey"]).decode("utf-8").split("\n"):
             if line.strip():
                 try:
                     events.append(EnrichedEvent.model_validate_json(line))

@@ -17,21 +17,3 @@ class BlobStore(Protocol):
         ...
 
 
-class InMemoryBlobStore:
-    """A BlobStore (and the intake's ChunkStore, the pipeline's RangeReader) in a dict: tests and
-    local runs."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes:
-        return self.objects[key]
-
-    def get_range(self, key: str, start: int, length: int) -> bytes:
-        return self.objects[key][start:start + length]
-
-    def put(self, key: str, data: bytes) -> None:
-        self.objects[key] = data
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)

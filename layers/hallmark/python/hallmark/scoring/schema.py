@@ -96,6 +96,8 @@ class EVIEnvelope(_Strict):
     total_evi: UnitFloat
     band: Band
     explanations: dict[str, str] = Field(default_factory=dict)
+    weights_version: Annotated[str, StringConstraints(max_length=64)] | None = None
+    """The EVI weights version that scored it (``hallmark.scoring.weights``; w-0: the defaults)."""
 
 
 class Evidence(_Strict):

@@ -32,6 +32,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import json
 import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -47,9 +48,10 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from hallmark.docstore import DocStore, update
 from hallmark.errors import Conflict, DomainError, NotFound
 from hallmark.ports import AuditEmitter, Signer
+from hallmark.scoring.batching import batch_key, output_key
 from hallmark.scoring.features import SCORE_NAMES, BandCutoffs, EviWeights
 from hallmark.scoring.reference import bands as band_indices
-from hallmark.scoring.schema import BANDS, Band
+from hallmark.scoring.schema import BANDS, Band, EVIEnvelope
 from hallmark.signing import verify_signature
 
 CHAIN = "scoring"
@@ -327,7 +329,8 @@ class RolloutState:
 class WeightsRollout:
     """The scheduled updater's steps and the scoring plan's weights assignment."""
 
-    def __init__(self, docs: DocStore, audit: AuditEmitter, signer: Signer, policy: RolloutPolicy | None = None,
+    def __init__(self, docs: DocStore, audit: AuditEmitter, signer: Signer | None = None,
+                 policy: RolloutPolicy | None = None,
                  cutoffs: BandCutoffs | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self.docs, self.audit, self.signer = docs, audit, signer
         self.policy = policy or RolloutPolicy()
@@ -442,6 +445,8 @@ class WeightsRollout:
             weights[domain] = tuple(round(float(x), 9) for x in w / w.sum())
         if moved < p.min_change:
             return {"action": "none", "samples": samples}
+        if self.signer is None:
+            raise WeightsUnsigned("the weights updater needs the weights signing key")
         serial = st.serial + 1
         version = WeightsVersion(f"w-{serial}", weights, st.active.version, _rfc3339(self.clock())).signed(self.signer)
 
@@ -458,3 +463,59 @@ class WeightsRollout:
                         event_id=str(uuid.uuid5(NAMESPACE, f"WeightsProposed/{version.version}")))
         return {"action": "proposed", "version": version.version, "weights": version.as_dict()["weights"],
                 "samples": samples}
+
+
+class BlobReader(Protocol):
+    def get(self, key: str) -> bytes: ...
+
+
+class BriefLookup(Protocol):
+    def get(self, brief_id: str) -> Any: ...
+
+
+class StoredItems:
+    """``ScoredItems`` from what the scoring flow stored: a batch's envelopes (``scored/<batchId>.jsonl``)
+    and events (``batches/<batchId>.jsonl``) in the scoring bucket, and the briefs. A brief's scores
+    are the mean of its events' envelopes."""
+
+    def __init__(self, briefs: BriefLookup, blobs: BlobReader) -> None:
+        self.briefs, self.blobs = briefs, blobs
+
+    def _batch(self, batch_id: str) -> tuple[dict[str, EVIEnvelope], dict[str, str]]:
+        try:
+            scored, events = self.blobs.get(output_key(batch_id)), self.blobs.get(batch_key(batch_id))
+        except KeyError:
+            return {}, {}
+        lines = [x for x in scored.decode("utf-8").split("\n") if x.strip()]
+        envelopes = {e.event_id: e for e in map(EVIEnvelope.model_validate_json, lines)}
+        domains: dict[str, str] = {}
+        for line in events.decode("utf-8").split("\n"):
+            try:
+                doc = json.loads(line)
+                domains[str(doc["event_id"])] = str(doc["domain"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line the runners refused too
+        return envelopes, domains
+
+    def envelope(self, event_id: str, batch_id: str) -> ScoredItem | None:
+        envelopes, domains = self._batch(batch_id)
+        env = envelopes.get(event_id)
+        if env is None or event_id not in domains:
+            return None
+        s = env.scores
+        return ScoredItem("envelope", event_id, domains[event_id],
+                          (s.freshness, s.novelty, s.impact, s.confidence, s.gap), env.band,
+                          env.weights_version or DEFAULT_VERSION, batch_id)
+
+    def brief(self, brief_id: str) -> ScoredItem | None:
+        stored = self.briefs.get(brief_id)
+        if stored is None:
+            return None
+        envelopes, _ = self._batch(stored.batch_id)
+        mine = [envelopes[e] for e in stored.brief.event_ids if e in envelopes]
+        if not mine:
+            return None
+        mean = np.mean([[e.scores.freshness, e.scores.novelty, e.scores.impact, e.scores.confidence, e.scores.gap]
+                        for e in mine], axis=0)
+        return ScoredItem("brief", brief_id, stored.domain, tuple(float(x) for x in mean),  # type: ignore[arg-type]
+                          stored.band, mine[0].weights_version or DEFAULT_VERSION, stored.batch_id)

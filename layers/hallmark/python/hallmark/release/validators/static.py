@@ -34,6 +34,7 @@ from license_expression import (
 )
 
 from hallmark.release.validators.archive import ArchiveFormat, PackageView
+from hallmark.release.validators.lambda_package import PACKAGE_TYPE, LambdaPackageError, lambda_spec
 from hallmark.release.validators.model import ValidationResult, ValidatorConfig
 
 __all__ = ["LicenseVerdict", "evaluate_license", "validate_static"]
@@ -163,7 +164,18 @@ def validate_static(pkg: PackageView, config: ValidatorConfig) -> ValidationResu
             reasons.append(f"license: {verdict.reason}")
     findings.append({"check": "license", "ok": license_ok, "expression": normalized})
 
-    passed = format_ok and size_ok and checksum_ok and license_ok
+    # the lambda package type: a zip declaring a handler and an allowed runtime
+    lambda_ok = True
+    stats_lambda: dict[str, str] | None = None
+    if meta is not None and meta.type == PACKAGE_TYPE:
+        try:
+            stats_lambda = lambda_spec(pkg.data).to_json_dict()
+        except LambdaPackageError as exc:
+            lambda_ok = False
+            reasons.append(f"lambda: {exc}")
+        findings.append({"check": "lambda", "ok": lambda_ok, **(stats_lambda or {})})
+
+    passed = format_ok and size_ok and checksum_ok and license_ok and lambda_ok
     if passed:
         reasons.append(
             f"format {fmt.value}, {pkg.size} bytes, checksum matches, license {normalized} allowed"
@@ -173,5 +185,6 @@ def validate_static(pkg: PackageView, config: ValidatorConfig) -> ValidationResu
         passed=passed,
         reasons=reasons,
         findings=findings,
-        stats={"format": fmt.value, "size": pkg.size, "sha256": pkg.sha256, "license": normalized},
+        stats={"format": fmt.value, "size": pkg.size, "sha256": pkg.sha256, "license": normalized,
+               **({"lambda": stats_lambda} if stats_lambda else {})},
     )

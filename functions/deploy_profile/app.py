@@ -1,0 +1,16 @@
+"""Deployment step 3: the tier profile applied (concurrency, log retention, alarms with actions, tags)."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hallmark.adapters import runtime
+from hallmark.errors import transient_errors
+from hallmark.observability import logger
+
+
+@transient_errors
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result: dict[str, Any] = runtime.deployment_steps().profile(event["deploymentId"])
+    return result
