@@ -11,12 +11,8 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-<<<<<<< HEAD
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-=======
-from typing import Any
->>>>>>> main
 
 from aws_lambda_powertools import Logger, Metrics
 
@@ -26,9 +22,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "hallmark")
-<<<<<<< HEAD
-logger = Logger(service=SERVICE)
-=======
 
 
 class InvocationLogger(Logger):
@@ -43,8 +36,6 @@ class InvocationLogger(Logger):
 
 
 logger = InvocationLogger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
->>>>>>> main
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Hallmark"), service=SERVICE)
 
 
