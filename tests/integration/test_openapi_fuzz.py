@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
         proc = subprocess.Popen([*HALLMARK, "local", "serve", "--port", str(port)], env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # boot imports every handler; slow on a loaded 2-core machine
     while True:
         try:
             urllib.request.urlopen(base + "/health", timeout=1)
