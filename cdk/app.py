@@ -14,9 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from aws_cdk import App, Environment, Validations
+from aws_cdk import App, Aspects, Environment, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from cdk.alarms import PageOnAlarm
 from cdk.api_stack import ApiStack
 from cdk.hallmark_stack import ConcernStack
 from cdk.refs import Registry, cid
@@ -77,6 +78,7 @@ def build_app(app: App | None = None) -> App:
                      description=f"Hallmark: {', '.join(concerns)}")
     ApiStack(app, API_STACK, topology=TOPOLOGY, refs=refs, oidc_issuer=issuer, oidc_audience=[audience], env=env,
              description="Hallmark HTTP API (every concern's routes) and the operations dashboard")
+    Aspects.of(app).add(PageOnAlarm())
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

@@ -34,8 +34,17 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from cdk.alarms import AlarmTopic
 from cdk.deployment import DeploymentInfra
-from cdk.refs import Registry, export_name, role_arn, role_name, state_machine_arn
+from cdk.refs import (
+    Registry,
+    dlq_alarm_name,
+    execution_alarm_name,
+    export_name,
+    role_arn,
+    role_name,
+    state_machine_arn,
+)
 from cdk.scoring_batch import ScoringBatch
 from hallmark.release.steps import PIN_PREFIX
 from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
@@ -43,6 +52,8 @@ from hallmark_tools.topology.deployment import DEPLOYERS
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = lambda_.Runtime.PYTHON_3_13
+DLQ_MAX_AGE_S = 3600
+"""A dead-lettered message nobody redrove within this long pages (besides the depth alarm)."""
 
 
 def acknowledge(scope: Construct, rule: str, reason: str) -> None:
@@ -105,6 +116,7 @@ class ConcernStack(Stack):
             self.bus = events.EventBus(self, "Bus", event_bus_name=BUS_NAME)
             refs.bus_owner = self
             refs.constructs[("bus", BUS_NAME)] = self.bus
+            self.alarm_topic = AlarmTopic(self, "Alarms")
         self._keys()
         self._storage()
         self._messaging()
@@ -226,17 +238,22 @@ class ConcernStack(Stack):
             self.dlqs[q.name] = dlq
             self.refs.declare(self, "queue", q.name, queue, {"url": queue.queue_url, "arn": queue.queue_arn})
             self.refs.declare(self, "queue", q.dlq_name, dlq, {"url": dlq.queue_url, "arn": dlq.queue_arn})
-            alarm = cw.Alarm(
-                self, f"{q.name.title().replace('_', '')}DlqDepth",
-                alarm_name=f"hallmark-{q.name}-dlq-depth",
-                alarm_description=f"Messages in the {q.name} dead-letter queue: see docs/runbooks/publish_retries.md",
-                metric=dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)),
-                threshold=0,
-                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            )
-            self.alarms.append(alarm)
+            for what, metric, threshold, why in (
+                ("depth", dlq.metric_approximate_number_of_messages_visible(period=Duration.minutes(1)), 0,
+                 "Messages in"),
+                ("age", dlq.metric_approximate_age_of_oldest_message(period=Duration.minutes(5), statistic="Maximum"),
+                 DLQ_MAX_AGE_S, f"A message older than {DLQ_MAX_AGE_S // 3600} h waits in"),
+            ):
+                self.alarms.append(cw.Alarm(
+                    self, f"{_cid(q.name)}Dlq{what.title()}",
+                    alarm_name=dlq_alarm_name(q.name, what),
+                    alarm_description=f"{why} the {q.name} dead-letter queue: see docs/runbooks/publish_retries.md",
+                    metric=metric,
+                    threshold=threshold,
+                    comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    evaluation_periods=1,
+                    treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                ))
 
     # ------------------------------------------------------------ functions
     def _functions(self) -> None:
@@ -453,6 +470,17 @@ class ConcernStack(Stack):
                 acknowledge(machine, f"AwsSolutions-IAM5[Resource::<{self.get_logical_id(self.functions[fn_name].node.default_child)}.Arn>:*]",  # type: ignore[arg-type]
                             "Invoking any version/alias of this one function.")
             self.state_machines[sm.name] = machine
+            period = Duration.minutes(5)
+            for what, metric in (("failed", machine.metric_failed(period=period, statistic="Sum")),
+                                 ("timed-out", machine.metric_timed_out(period=period, statistic="Sum"))):
+                self.alarms.append(cw.Alarm(
+                    self, f"{_cid(sm.name)}Executions{_cid(what)}",
+                    alarm_name=execution_alarm_name(sm.name, what),
+                    alarm_description=f"An execution of hallmark-{sm.name} {what.replace('-', ' ')}: "
+                                      "see docs/runbooks/publish_retries.md",
+                    metric=metric, threshold=0, comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    evaluation_periods=1, treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+                ))
 
     def _rules(self) -> None:
         for rule in self.own.rules:

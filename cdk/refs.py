@@ -26,6 +26,18 @@ from hallmark_tools.topology import BUS_NAME
 ALARM_TOPIC = "hallmark-alarms"
 
 
+DLQ_ALARMS = ("depth", "age")
+EXECUTION_ALARMS = ("failed", "timed-out")
+
+
+def dlq_alarm_name(queue: str, what: str) -> str:
+    return f"hallmark-{queue}-dlq-{what}"
+
+
+def execution_alarm_name(state_machine: str, what: str) -> str:
+    return f"hallmark-{state_machine}-executions-{what}"
+
+
 def export_name(kind: str, name: str, attr: str) -> str:
     return f"hallmark-{kind}-{name}-{attr}".replace("_", "-")
 

@@ -34,6 +34,13 @@ from hallmark_tools.topology.scoring import GPU_INSTANCE_CLASSES, JOB_DEFINITION
 
 ROOT = Path(__file__).resolve().parents[1]
 # The image needs only the domain layer and the job: everything else stays out of the build context.
+INTERFACE_ENDPOINTS = (("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
+                       ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
+                       ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+                       ("Ecs", ec2.InterfaceVpcEndpointAwsService.ECS),
+                       ("EcsAgent", ec2.InterfaceVpcEndpointAwsService.ECS_AGENT),
+                       ("EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY))
+"""What a job in isolated subnets needs to pull its image, log and talk to the ECS agent."""
 IMAGE_CONTEXT_EXCLUDE = ["**", "!gpu_batch/**", "!layers/hallmark/python/**", "**/__pycache__", "**/*.pyc"]
 
 
@@ -47,13 +54,19 @@ class ScoringBatch(Construct):
         super().__init__(scope, cid)
         stack = Stack.of(self)
 
-        # ------------------------------------------------------------ network (no internet)
+        # ------------------------------------------------------------ network
+        # Default: isolated subnets, no internet; six interface endpoints (about $88/month idle,
+        # docs/operating-costs.md). `-c scoringBatchNetwork=public`: public subnets behind an
+        # internet gateway (no NAT), the S3 gateway endpoint only; no inbound rule either way.
+        public = self.node.try_get_context("scoringBatchNetwork") == "public"
+        if self.node.try_get_context("scoringBatchNetwork") not in (None, "isolated", "public"):
+            raise SystemExit("scoringBatchNetwork must be 'isolated' (default) or 'public'")
+        subnet_type = ec2.SubnetType.PUBLIC if public else ec2.SubnetType.PRIVATE_ISOLATED
         self.vpc = ec2.Vpc(
             self, "Vpc",
             max_azs=2,
             nat_gateways=0,
-            subnet_configuration=[ec2.SubnetConfiguration(name="jobs", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED,
-                                                          cidr_mask=20)],
+            subnet_configuration=[ec2.SubnetConfiguration(name="jobs", subnet_type=subnet_type, cidr_mask=20)],
             gateway_endpoints={"S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)},
         )
         flow_logs = logs.LogGroup(self, "FlowLogs", retention=logs.RetentionDays.THREE_MONTHS,
@@ -61,24 +74,21 @@ class ScoringBatch(Construct):
         self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_logs),
                               traffic_type=ec2.FlowLogTrafficType.ALL)
         group = ec2.SecurityGroup(self, "JobsSecurityGroup", vpc=self.vpc, allow_all_outbound=True,
-                                  description="Hallmark GPU scoring jobs: no inbound; outbound to the VPC endpoints")
-        endpoints = ec2.SecurityGroup(self, "EndpointsSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
-                                      description="VPC interface endpoints: HTTPS from the scoring jobs only")
-        endpoints.add_ingress_rule(group, ec2.Port.tcp(443), "HTTPS from the scoring jobs")
-        for name, service in (("EcrApi", ec2.InterfaceVpcEndpointAwsService.ECR),
-                              ("EcrDocker", ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER),
-                              ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
-                              ("Ecs", ec2.InterfaceVpcEndpointAwsService.ECS),
-                              ("EcsAgent", ec2.InterfaceVpcEndpointAwsService.ECS_AGENT),
-                              ("EcsTelemetry", ec2.InterfaceVpcEndpointAwsService.ECS_TELEMETRY)):
-            self.vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True, open=False,
-                                            security_groups=[endpoints])
+                                  description="Hallmark GPU scoring jobs: no inbound; outbound to the VPC endpoints"
+                                  if not public else "Hallmark GPU scoring jobs: no inbound; outbound HTTPS to AWS")
+        if not public:
+            endpoints = ec2.SecurityGroup(self, "EndpointsSecurityGroup", vpc=self.vpc, allow_all_outbound=False,
+                                          description="VPC interface endpoints: HTTPS from the scoring jobs only")
+            endpoints.add_ingress_rule(group, ec2.Port.tcp(443), "HTTPS from the scoring jobs")
+            for name, service in INTERFACE_ENDPOINTS:
+                self.vpc.add_interface_endpoint(name, service=service, private_dns_enabled=True, open=False,
+                                                security_groups=[endpoints])
 
         # ------------------------------------------------------------ compute
         self.compute_environment = batch.ManagedEc2EcsComputeEnvironment(
             self, "GpuSpot",
             vpc=self.vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED),
+            vpc_subnets=ec2.SubnetSelection(subnet_type=subnet_type),
             security_groups=[group],
             instance_classes=[ec2.InstanceClass(c.upper()) for c in GPU_INSTANCE_CLASSES],
             use_optimal_instance_classes=False,

@@ -3,7 +3,7 @@ paths misbehave (``localcloud.chaos``), then the dead letters redriven and the i
 
 :data:`CHAOS_STEPS` is the scenario reduced to what each flow needs (release, governance,
 ceremony, market, scoring, audit), for the tests; ``hallmark demo --chaos SEED`` runs the whole
-one. :func:`settle` lets the cloud go idle and redrives every dead-letter queue to its source until
+one (:data:`DEMO_STEPS`). :func:`settle` lets the cloud go idle and redrives every dead-letter queue to its source until
 none holds anything; :func:`check_invariants` then says, each with its evidence:
 
 - ``packages terminal``: every package is Published, Rejected or RolledBack; every ceremony
@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hallmark_tools.scenarios import ceremony, governance, market, release, scoring
+from hallmark_tools.scenarios import STEPS, ceremony, governance, market, release, scoring
 from hallmark_tools.scenarios.audit import step_export
 from hallmark_tools.scenarios.base import DemoContext, Step
 from hallmark_tools.topology import env_name
@@ -40,14 +40,20 @@ ONCE_PER_SUBJECT = {"market": ("OrderPlaced", "DeliveryIssued", "LedgerPosted", 
                     "release": ("PackagePublished", "PackageRejected", "ManifestSigned")}
 
 
-def step_small_ingest(ctx: DemoContext) -> dict[str, Any]:
-    """The scoring ingest, small: 40 events (three instant), one duplicate, one invalid, one batch."""
+def _scoring_events(ctx: DemoContext, count: int, *, batch_max: int) -> tuple[scoring.Synth, list[dict[str, Any]]]:
+    """The corpus seeded, batches sealed at ``batch_max`` events; ``count`` events, three instant."""
     synth = scoring.Synth()
     scoring.seed_corpus(ctx.cloud, synth.corpus())
     ctx.driver.ok("PUT", "/scoring/config", "superadmin",
-                  {"batchMaxEvents": 500, "batchMaxAgeSeconds": 3600, "gpuThreshold": 1_000_000})
-    events = synth.mix(40)
+                  {"batchMaxEvents": batch_max, "batchMaxAgeSeconds": 3600, "gpuThreshold": 1_000_000})
+    events = synth.mix(count)
     events[:3] = [synth.event("instant") for _ in range(3)]
+    return synth, events
+
+
+def step_small_ingest(ctx: DemoContext) -> dict[str, Any]:
+    """The scoring ingest, small: 40 events (three instant), one duplicate, one invalid, one batch."""
+    synth, events = _scoring_events(ctx, 40, batch_max=500)
     dup = dict(events[5], event_id="1b0e0c4e-6f1a-4c55-9d39-25c2a5d4e111")
     bad = scoring.invalid_events(synth)["domain"]
     scoring.put_events(ctx.cloud, [*events, dup, bad])
@@ -56,6 +62,23 @@ def step_small_ingest(ctx: DemoContext) -> dict[str, Any]:
     batches = [scoring.wait_batch(ctx.driver, s["batchId"]) for s in sealed]
     assert batches and all(b["status"] == "Routed" for b in batches), batches
     return {"batches": [{"batchId": b["batchId"], "events": b["events"], "status": b["status"]} for b in batches]}
+
+
+def step_ingest_at_least_once(ctx: DemoContext) -> dict[str, Any]:
+    """The bulk ingest (``scoring.step_ingest``) without its exact batch sizes, which hold only
+    when every SQS message is delivered once: a redelivered event is accepted again (it claimed
+    its own content hash) and may be in a batch twice; the router dedupes on ``event_id``."""
+    _, events = _scoring_events(ctx, 500, batch_max=250)
+    scoring.put_events(ctx.cloud, events)
+    scoring.wait_ingested(ctx.cloud)
+    scoring.flush(ctx.driver)
+    listed = ctx.driver.ok("GET", "/scoring/batches?limit=50", "auditor")["items"]
+    batches = [scoring.wait_batch(ctx.driver, d["batchId"], timeout=300) for d in listed]
+    assert batches and all(d["status"] == "Routed" for d in batches), [d["status"] for d in batches]
+    total = sum(d["events"] for d in batches)
+    assert total >= len(events), (total, len(events))
+    ctx.facts["scoring_batches"] = batches
+    return {"sent": len(events), "inBatches": total, "batches": len(batches)}
 
 
 CHAOS_STEPS: list[tuple[str, Step]] = [
@@ -218,3 +241,20 @@ def fingerprint(cloud: LocalCloud) -> dict[str, Any]:
     types = {c: dict(Counter(json.loads(line)["type"] for line in log.export(c)[0])) for c in chains()}
     packages = sorted(f"{d.get('name')}@{d.get('version')}={d.get('status')}" for d in _docs(cloud, "package"))
     return {"audit": types, "packages": packages}
+
+
+def step_settle(ctx: DemoContext) -> dict[str, Any]:
+    """Redrive the dead letters while every consumer is still up (the next step stops the
+    webhook receiver: a delivery redriven after that would fail again, for that reason)."""
+    return {"redriven": settle(ctx.cloud)}
+
+
+DEMO_STEPS: list[tuple[str, Step]] = []
+"""The whole demo scenario as ``hallmark demo --chaos`` runs it: the bulk ingest without its
+exact batch sizes (:func:`step_ingest_at_least_once`), the dead letters redriven before the
+webhook receiver stops (:func:`step_settle`)."""
+for _title, _step in STEPS:
+    if _step is scoring.step_tampered:
+        DEMO_STEPS.append(("Chaos: redrive the dead letters while every consumer is up", step_settle))
+    DEMO_STEPS.append(("Scoring: 500 events on the bus -> batches scored and routed (at least once)",
+                       step_ingest_at_least_once) if _step is scoring.step_ingest else (_title, _step))

@@ -10,13 +10,15 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from hallmark_tools import cli_api
+
 console = Console(soft_wrap=True)
 
 
 def bundle_command(
     args: list[str] = typer.Argument(..., help="PACKAGE_ID (download) or: verify FILE"),
     out: Path = typer.Option(Path("bundle.json"), "--out", help="where the downloaded bundle goes"),
-    api: str = typer.Option("http://127.0.0.1:8080", "--api", help="the Hallmark API base URL"),
+    api: str = cli_api.API_OPTION,
     token: str = typer.Option("", "--token", envvar="HALLMARK_TOKEN", help="a bearer token (a reader of the package)"),
     order: str = typer.Option("", "--order", help="download: add this order's ledger and delivery proofs"),
     keys: Path = typer.Option(None, "--keys", help="verify: directory holding manifest.pem, audit.pem (and proof.pem "
@@ -46,8 +48,16 @@ def bundle_command(
         with urllib.request.urlopen(req, timeout=60) as resp:
             body = resp.read()
     except urllib.error.HTTPError as err:
-        console.print(f"[bold red]FAILED[/] {err.code}: {err.read()[:500].decode(errors='replace')}")
-        raise typer.Exit(2) from None
+        raw = err.read()
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError:
+            answer = {"message": raw[:200].decode("utf-8", "replace")}
+        failure = cli_api.api_error(err.code, answer)
+        cli_api.fail(failure.code, failure.message, failure.hint)
+    except (urllib.error.URLError, OSError) as err:
+        cli_api.fail("api_unreachable", f"cannot reach {api}: {getattr(err, 'reason', err)}",
+                     "start the local cloud (hallmark local serve) or pass --api / set HALLMARK_API")
     json.loads(body)  # a JSON document, or fail here rather than at verify time
     out.write_bytes(body)
     console.print(f"wrote {out} ({len(body)} bytes)")

@@ -4,6 +4,8 @@
 * ``hallmark witness sign --key KEY.pem --ceremony ID``: fetches the ceremony, signs the exact
   ``signingPayload`` bytes here (DER ECDSA P-256/SHA-256; the key never leaves the machine) and
   posts the signature (the token's ``sub`` is the witness id);
+* ``hallmark witness payload --ceremony ID --out FILE`` and ``hallmark witness add --ceremony ID
+  --signature SIG.der``: the same with a signer outside the CLI (openssl, an HSM);
 * ``hallmark ceremony open --tier T --artifact A ... --blessing TEXT`` prints the ceremony id;
 * ``hallmark ceremony status ID [--wait]``: status, witnesses so far, tier awarded.
 """
@@ -65,11 +67,52 @@ def witness_sign(
             raise CliError("bad_key", f"{key} is not an ECDSA P-256 private key")
         doc = cli_api.ok("GET", f"{base}/ceremonies/{ceremony}", token)
         payload = base64.b64decode(doc["signingPayload"])
-        signature = base64.b64encode(private.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
-        answer = cli_api.ok("POST", f"{base}/ceremonies/{ceremony}/witnesses", token, {"signature": signature})
-        after = answer.get("ceremony") or {}
-        print(f"signed ceremony {ceremony} (statement {doc.get('statementDigest')}): status {after.get('status')}, "
-              f"{len(after.get('witnesses') or [])}/{after.get('requiredWitnesses')} witnesses")
+        _add(base, token, ceremony, private.sign(payload, ec.ECDSA(hashes.SHA256())), doc)
+
+    cli_api.run_cli(run)
+
+
+def _add(base: str, token: str, ceremony: str, der_signature: bytes, doc: dict[str, Any]) -> None:
+    signature = base64.b64encode(der_signature).decode()
+    answer = cli_api.ok("POST", f"{base}/ceremonies/{ceremony}/witnesses", token, {"signature": signature})
+    after = answer.get("ceremony") or {}
+    print(f"signed ceremony {ceremony} (statement {doc.get('statementDigest')}): status {after.get('status')}, "
+          f"{len(after.get('witnesses') or [])}/{after.get('requiredWitnesses')} witnesses")
+
+
+@witness_app.command("payload")
+def witness_payload(
+    ceremony: str = typer.Option(..., "--ceremony", help="the ceremony id"),
+    out: Path = typer.Option(..., "--out", dir_okay=False, help="where to write the exact bytes to sign"),
+    api: str = API,
+    token: str = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="your bearer token"),
+) -> None:
+    """Write a ceremony's signingPayload bytes, for a signer outside this CLI (openssl, an HSM):
+    ``openssl dgst -sha256 -sign KEY.pem -out SIG.der FILE``, then ``hallmark witness add``."""
+    def run() -> None:
+        doc = cli_api.ok("GET", f"{api.rstrip('/')}/ceremonies/{ceremony}", token)
+        out.write_bytes(base64.b64decode(doc["signingPayload"]))
+        print(f"wrote {out} (statement {doc.get('statementDigest')})")
+
+    cli_api.run_cli(run)
+
+
+@witness_app.command("add")
+def witness_add(
+    ceremony: str = typer.Option(..., "--ceremony", help="the ceremony id"),
+    signature: Path = typer.Option(..., "--signature", exists=True, dir_okay=False,
+                                   help="a DER ECDSA P-256/SHA-256 signature over the payload (openssl dgst -sign)"),
+    api: str = API,
+    token: str = typer.Option(..., "--token", envvar=cli_api.TOKEN_ENV, help="your bearer token (sub = your witness id)"),
+) -> None:
+    """Add a signature made elsewhere (over ``hallmark witness payload``'s bytes) to a ceremony."""
+    def run() -> None:
+        base = api.rstrip("/")
+        der = signature.read_bytes()
+        if not der or der[0] != 0x30 or len(der) > 80:
+            raise CliError("bad_signature", f"{signature} is not a DER ECDSA signature",
+                           "openssl dgst -sha256 -sign KEY.pem -out SIG.der PAYLOAD")
+        _add(base, token, ceremony, der, cli_api.ok("GET", f"{base}/ceremonies/{ceremony}", token))
 
     cli_api.run_cli(run)
 

@@ -6,7 +6,10 @@ import pytest
 
 #: example values: synth refuses to run without them (cdk/app.py)
 CONTEXT = {"oidcIssuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_EXAMPLE",
-           "oidcAudience": "hallmark-example-client"}
+           "oidcAudience": "hallmark-example-client",
+           # the alarm topic's subscriptions (cdk/alarms.py)
+           "alarmEmails": "oncall@example.com",
+           "alarmHttpsEndpoints": "https://pager.example.com/hallmark"}
 
 
 def synth_app(**context: Any) -> Any:

@@ -112,7 +112,7 @@ def test_event_bus_and_state_machines(template: Any) -> None:
 
 def test_slo_alarms_and_dashboard(template: Any) -> None:
     names = {a["Properties"].get("AlarmName") for a in template.find_resources("AWS::CloudWatch::Alarm").values()}
-    for slo in ("hallmark-slo-manifest-sign-p95", "hallmark-slo-api-p99", "hallmark-slo-submit-to-publish-p95",
+    for slo in ("hallmark-slo-manifest-sign-p95", "hallmark-slo-api-p95", "hallmark-slo-submit-to-publish-p95",
                 "hallmark-slo-validation-static-p95"):
         assert slo in names
     assert any(n.endswith("-dlq-depth") for n in names if n)

@@ -69,3 +69,21 @@ def test_synth_refuses_without_the_identity_provider(missing: str) -> None:
     context = {k: v for k, v in CONTEXT.items() if k != missing}
     with pytest.raises(SystemExit, match=r"-c oidcIssuer=.* -c oidcAudience="):
         build_app(App(context={"aws:cdk:bundling-stacks": [], **context}))
+
+
+def test_the_cheaper_batch_network_drops_the_interface_endpoints() -> None:
+    """docs/operating-costs.md: `-c scoringBatchNetwork=public` (public subnets, no NAT, the S3
+    gateway endpoint only) removes the six interface endpoints that cost money while idle."""
+    from aws_cdk.assertions import Template
+
+    from cdk.app import stack_of
+    from cdk.scoring_batch import INTERFACE_ENDPOINTS
+    from tests.infra.conftest import synth_app
+
+    def endpoints(**context: str) -> list[str]:
+        t = Template.from_stack(synth_app(**context).node.find_child(stack_of("scoring")))  # type: ignore[arg-type]
+        return [e["Properties"].get("VpcEndpointType", "Gateway")
+                for e in t.find_resources("AWS::EC2::VPCEndpoint").values()]
+
+    assert sorted(endpoints()) == ["Gateway"] + ["Interface"] * len(INTERFACE_ENDPOINTS)
+    assert endpoints(scoringBatchNetwork="public") == ["Gateway"]

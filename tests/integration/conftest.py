@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from hallmark.adapters.bus import EventBusPublisher
 from hallmark_tools.driver import Driver
 from hallmark_tools.localcloud.cloud import LocalCloud
 from hallmark_tools.localcloud.server import free_port, make_server
+from tests.bus_schemas import violations
 
 
 @pytest.fixture(scope="module")
@@ -32,3 +36,22 @@ def http_api(shared_cloud: LocalCloud) -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def bus_events_validate(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every detail published on the bus during a test validates against its JSON Schema
+    (``events/schemas/bus``); the test fails at teardown naming each violation."""
+    found: list[str] = []
+    publish = EventBusPublisher.publish
+
+    def checked(self: EventBusPublisher, detail_type: str, detail: dict[str, Any]) -> None:
+        try:
+            found.extend(violations(detail_type, json.loads(json.dumps(detail))))
+        except AssertionError as exc:  # a detail type without a schema
+            found.append(str(exc))
+        publish(self, detail_type, detail)
+
+    monkeypatch.setattr(EventBusPublisher, "publish", checked)
+    yield found
+    assert not found, found

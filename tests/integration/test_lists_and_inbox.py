@@ -172,3 +172,31 @@ def test_inbox_lists_a_pending_upgrade_until_decided(driver: Driver, approvers: 
     assert f"upgrade {upgrade}" not in _cli(["inbox"], http_api, token).stdout
     listed = _cli(["packages", "--name", "inbox-up"], http_api, driver.tokens["submitter"])
     assert listed.returncode == 0 and f"{pid}  inbox-up@2.0.0  AwaitingApproval" in listed.stdout, listed.stdout
+
+
+def test_a_witness_signs_with_openssl_through_payload_and_add(driver: Driver, http_api: str, tmp_path: Path) -> None:
+    """The witness path without the CLI's signer: the exact payload bytes out, openssl signs them,
+    the DER signature goes back in."""
+    from hallmark_tools.scenarios.ceremony import Witnesses
+
+    witness = "openssl-witness"
+    witnesses = Witnesses(driver, [witness])
+    key = tmp_path / "w.pem"
+    key.write_bytes(witnesses.keys[witness].private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    artifact = _published(driver, "witnessed-by-openssl")["packageId"]
+    opened = witnesses.open(witness, "bronze", [artifact])
+    assert opened.status == 201, opened.body
+    cid = opened.json()["ceremonyId"]
+    token = witnesses.token(witness)
+    bad = tmp_path / "bad.der"
+    bad.write_bytes(b"not a signature")
+    refused = _cli(["witness", "add", "--ceremony", cid, "--signature", str(bad)], http_api, token)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: bad_signature"), refused.stderr
+    assert _cli(["witness", "payload", "--ceremony", cid, "--out", str(tmp_path / "payload")], http_api,
+                token).returncode == 0
+    subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key), "-out", str(tmp_path / "sig.der"),
+                    str(tmp_path / "payload")], check=True, capture_output=True)
+    added = _cli(["witness", "add", "--ceremony", cid, "--signature", str(tmp_path / "sig.der")], http_api, token)
+    assert added.returncode == 0 and "1/1 witnesses" in added.stdout, added.stdout + added.stderr
+    assert witnesses.wait(cid)["status"] == "Completed"
