@@ -184,6 +184,11 @@ app.command("inbox")(inbox_command)
 app.command("packages")(packages_command)
 app.command("report")(report_command)
 
+from hallmark_tools.cli_deploy import deploy_command, deployments_app  # noqa: E402  (deployments, issue 24)
+
+app.command("deploy")(deploy_command)
+app.add_typer(deployments_app, name="deployments")
+
 
 def main() -> None:  # pragma: no cover - console script entry
     sys.exit(app())

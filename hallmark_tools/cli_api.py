@@ -79,9 +79,10 @@ def api_error(status: int, body: Any) -> CliError:
     return CliError(code, f"{message} [HTTP {status}]", HINTS.get(code))
 
 
-def call(method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 30) -> tuple[int, Any]:
+def call(method: str, url: str, token: str | None = None, body: Any = None, timeout: float = 30,
+         extra_headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """(status, parsed JSON or None). Unreachable API: CliError with what to do."""
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **(extra_headers or {})}
     if token:
         headers["authorization"] = f"Bearer {token}"
     data = json.dumps(body).encode() if body is not None else None
@@ -102,8 +103,9 @@ def call(method: str, url: str, token: str | None = None, body: Any = None, time
         return status, {"message": raw[:200].decode("utf-8", "replace")}
 
 
-def ok(method: str, url: str, token: str | None = None, body: Any = None) -> Any:
-    status, answer = call(method, url, token, body)
+def ok(method: str, url: str, token: str | None = None, body: Any = None,
+       extra_headers: dict[str, str] | None = None) -> Any:
+    status, answer = call(method, url, token, body, extra_headers=extra_headers)
     if status >= 300:
         raise api_error(status, answer)
     return answer

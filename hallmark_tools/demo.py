@@ -19,7 +19,10 @@ from hallmark_tools.localcloud.chaos import Chaos
 from hallmark_tools.localcloud.cloud import LocalCloud
 from hallmark_tools.scenarios import STEPS, DemoContext, Step
 
-DEMO_ENV = {"RATIFICATION_WINDOW_SECONDS": "5", "APPROVAL_TIMEOUT_SECONDS": "600"}
+DEMO_ENV = {"RATIFICATION_WINDOW_SECONDS": "5", "APPROVAL_TIMEOUT_SECONDS": "600",
+            # the canary's bake (10 minutes on AWS) and how soon a deployment's manifest entry is
+            # checkpointed (admission waits for its inclusion proof)
+            "DEPLOY_BAKE_SECONDS": "3", "AUDIT_CHECKPOINT_EVERY_SECONDS": "2"}
 
 
 def run_demo(out: Path, console: Console, steps: list[tuple[str, Step]] | None = None,
@@ -76,6 +79,7 @@ def run_demo(out: Path, console: Console, steps: list[tuple[str, Step]] | None =
                        ("manifests/*.dsse.json", "signed manifests (DSSE over in-toto)"),
                        ("audit/<chain>.events.jsonl", "audit events"),
                        ("audit/<chain>.checkpoints.jsonl", "signed Merkle checkpoints"),
+                       ("deployments/*.json", "deployments: live CodeSha256 and the signed sha256"),
                        ("summary.json", "what ran, ids, statuses, timings")):
         table.add_row(str(out / path), what)
     console.print(table)

@@ -61,9 +61,9 @@ def request(body: Annotated[DeploymentRequest, Body()]) -> Response[Any]:
 def list_deployments(package: Annotated[str | None, Query(max_length=128)] = None,
                      environment: Annotated[Environment | None, Query()] = None,
                      limit: Annotated[int, Query(ge=1, le=100)] = 50,
-                     cursor: Annotated[str | None, Query(max_length=300)] = None) -> dict[str, Any]:
+                     nextToken: Annotated[str | None, Query(max_length=2048)] = None) -> dict[str, Any]:
     result: dict[str, Any] = runtime.deployment_steps().list_deployments(
-        package=package, environment=environment, limit=limit, cursor=cursor)
+        package=package, environment=environment, limit=limit, next_token=nextToken)
     return result
 
 

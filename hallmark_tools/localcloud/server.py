@@ -149,6 +149,16 @@ def make_server(cloud: LocalCloud, port: int) -> LocalApiServer:
             self.end_headers()
             self.wfile.write(body)
 
+        def _page(self) -> None:
+            from hallmark_tools.dashboard import deployments_page
+
+            status, body = deployments_page(cloud)
+            self.send_response(status)
+            self.send_header("content-type", "text/html; charset=utf-8" if status == 200 else "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def _refuse(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
             """A JSON error, then the connection closes: the unread body (if any) is never read."""
             body = json.dumps({"error": {"code": code, "message": message, "details": details or {}}}).encode()
@@ -194,6 +204,9 @@ def make_server(cloud: LocalCloud, port: int) -> LocalApiServer:
                 return
             if self.command == "GET" and self.path.partition("?")[0] == "/openapi.json":
                 self._openapi()  # the API's OpenAPI document, unauthenticated
+                return
+            if self.command == "GET" and self.path.partition("?")[0] == "/ui/deployments":
+                self._page()  # the deployments dashboard (hallmark_tools.dashboard)
                 return
             headers = {k: v for k, v in self.headers.items()}
             resp = cloud.api(self.command, self.path, body=body, headers=headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hallmark_tools.scenarios import audit, ceremony, governance, market, release, scoring
+from hallmark_tools.scenarios import audit, ceremony, deployment, governance, market, release, scoring
 from hallmark_tools.scenarios.base import DemoContext, Step
 
 STEPS: list[tuple[str, Step]] = [
@@ -11,6 +11,7 @@ STEPS: list[tuple[str, Step]] = [
     *ceremony.STEPS,
     *market.STEPS,
     *scoring.STEPS,
+    *deployment.STEPS,
     *audit.STEPS,  # last: exports and verifies what every flow wrote
 ]
 

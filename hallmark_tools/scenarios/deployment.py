@@ -157,7 +157,7 @@ def step_canary_rollback(ctx: DemoContext) -> dict[str, Any]:
 def step_drift(ctx: DemoContext) -> dict[str, Any]:
     d = _deployer(ctx)
     name = ctx.facts["fn"]
-    d.release(name, "1.2.0", "bronze")
+    d.release(name, "1.2.0", "bronze", greeting="hello again")
     doc = d.wait(d.deploy(name, "1.2.0", "staging"))
     assert doc["stage"] == "live", doc
     signed = code_sha256_b64(doc["signedSha256"])

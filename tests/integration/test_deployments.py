@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -94,7 +95,7 @@ def test_canary_lifecycle_and_drift(cloud: LocalCloud, d: Deployer) -> None:
     assert "DeploymentRolledBack" in [e["type"] for e in _events(cloud, canary["deploymentId"])]
 
     # v3: canary, alarms quiet -> promoted to 100 %; a second request meanwhile is refused 409
-    d.release(name, "1.2.0", "bronze")
+    d.release(name, "1.2.0", "bronze", greeting="hello again")
     key = uuid.uuid4().hex
     resp = d.request(name, "1.2.0", "staging", key=key)
     assert resp.status == 202 and resp.json()["statusUrl"] == f"/deployments/{resp.json()['deploymentId']}"
@@ -118,10 +119,13 @@ def test_canary_lifecycle_and_drift(cloud: LocalCloud, d: Deployer) -> None:
     assert any(x["field"] == "codeSha256 ($LATEST)" and x["live"] == tampered for x in drifted["data"]["differences"])
     assert d.code_sha256(fn) == code_sha256_b64(promoted["signedSha256"])
     listed = d.driver.ok("GET", f"/deployments?package={name}&environment=staging&limit=2", "auditor")
-    assert [x["deploymentId"] for x in listed["deployments"]] == [third, canary["deploymentId"]]
-    rest = d.driver.ok("GET", f"/deployments?package={name}&environment=staging&limit=2&cursor={listed['nextCursor']}",
-                       "auditor")
-    assert [x["deploymentId"] for x in rest["deployments"]] == [first["deploymentId"]] and rest["nextCursor"] is None
+    assert [x["deploymentId"] for x in listed["items"]] == [third, canary["deploymentId"]]
+    rest = d.driver.ok("GET", f"/deployments?package={name}&environment=staging&limit=2&nextToken="
+                       f"{quote(listed['nextToken'], safe='')}", "auditor")
+    assert [x["deploymentId"] for x in rest["items"]] == [first["deploymentId"]] and rest["nextToken"] is None
+    other = d.driver.call("GET", f"/deployments?environment=production&nextToken={quote(listed['nextToken'], safe='')}",
+                          "auditor")
+    assert other.status == 400 and other.json()["error"]["code"] == "invalid_next_token"  # another filter
 
 
 def _refused(cloud: LocalCloud, d: Deployer, name: str, version: str, env: str, reason: str) -> None:

@@ -5,6 +5,7 @@ that waits on a task token."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,20 +21,29 @@ def _code(exc: ClientError) -> str:
 
 
 class SfnExecutions:
-    def __init__(self, sfn: Any, state_machine_arn: str | None = None) -> None:
+    """``state_machine_arn``: the machine :meth:`start` starts, or a callable that names it when
+    first needed (a function that only settles tokens needs no ARN in its environment)."""
+
+    def __init__(self, sfn: Any, state_machine_arn: str | Callable[[], str] | None = None) -> None:
         self.sfn = sfn
-        self.state_machine_arn = state_machine_arn
+        self._arn = state_machine_arn
+
+    @property
+    def state_machine_arn(self) -> str:
+        arn = self._arn() if callable(self._arn) else self._arn
+        if not arn:
+            raise ValueError("this ExecutionControl was built without a state machine to start")
+        return arn
 
     def start(self, name: str, payload: dict[str, Any]) -> str:
-        if not self.state_machine_arn:
-            raise ValueError("this ExecutionControl was built without a state machine to start")
+        arn = self.state_machine_arn
         try:
-            return str(self.sfn.start_execution(stateMachineArn=self.state_machine_arn, name=name,
+            return str(self.sfn.start_execution(stateMachineArn=arn, name=name,
                                                 input=json.dumps(payload, sort_keys=True))["executionArn"])
         except ClientError as exc:
             if _code(exc) != "ExecutionAlreadyExists":
                 raise
-        return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        return arn.replace(":stateMachine:", ":execution:") + f":{name}"
 
     def resume(self, token: str, output: dict[str, Any]) -> None:
         try:

@@ -16,7 +16,7 @@ from hallmark._domain import Principal, emit_all
 from hallmark.ceremony.models import Ceremony
 from hallmark.ceremony.ports import TaskTokens
 from hallmark.ceremony.service import CeremonyChange, CeremonyService, WitnessChange, WitnessRegistry
-from hallmark.ports import AuditEmitter, ExecutionControl, TokenNotWaiting
+from hallmark.ports import AuditEmitter, EventPublisher, ExecutionControl, TokenNotWaiting
 
 CHAIN = "ceremony"
 
@@ -42,8 +42,9 @@ def _witnessed(ceremony_id: str) -> dict[str, str]:
 
 class CeremonySteps:
     def __init__(self, service: CeremonyService, tokens: TaskTokens, registry: WitnessRegistry,
-                 audit: AuditEmitter, executions: ExecutionControl) -> None:
+                 audit: AuditEmitter, executions: ExecutionControl, bus: EventPublisher) -> None:
         self.service = service
+        self.bus = bus
         self.tokens = tokens
         self.registry = registry
         self.audit = audit
@@ -110,3 +111,25 @@ class CeremonySteps:
                 self.tokens.release_task_token(ceremony_id)
                 raise
         return {"ceremonyId": ceremony_id, "waiting": claimed is None}
+
+    def award(self, ceremony_id: str, now: datetime) -> dict[str, object]:
+        """The "Award tiers" step: every artifact moves up to its tier in one conditional
+        transaction (``TierAwarded`` each, audited); ``CeremonyCompleted`` and ``TierAwarded``
+        are published on the bus for other systems."""
+        done = self.service.retrying(ceremony_id, lambda c: self.service.award_tiers(c, now))
+        emit_all(self.audit, CHAIN, done.events)
+        ceremony = done.ceremony
+        attestation = ceremony.provenance
+        if attestation is None:
+            raise ValueError(f"ceremony {ceremony_id} has no signed provenance to award tiers on")
+        self.bus.publish("CeremonyCompleted", {"ceremonyId": ceremony.ceremony_id, "tier": ceremony.tier,
+                                               "signatureId": attestation.signature_id,
+                                               "artifacts": list(ceremony.artifacts),
+                                               "witnesses": attestation.record["witnesses"]})
+        for artifact in ceremony.awarded:
+            self.bus.publish("TierAwarded", {"artifactId": artifact, "tier": ceremony.tier,
+                                             "ceremonyId": ceremony.ceremony_id,
+                                             "signatureId": attestation.signature_id})
+        return {"ceremonyId": ceremony.ceremony_id, "status": ceremony.status, "tier": ceremony.tier,
+                "awarded": list(ceremony.awarded),
+                "alreadyHeld": [a for a in ceremony.artifacts if a not in ceremony.awarded]}

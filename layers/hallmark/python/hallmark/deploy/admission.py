@@ -66,9 +66,10 @@ def _statement(bundle: Mapping[str, Any]) -> dict[str, Any]:
 def admission_failure(ev: ReleaseEvidence, environment: str, policy: Policy) -> Admitted | Refusal:
     """Admit or refuse (raises :class:`AwaitingCheckpoint` while the proofs cannot exist yet).
 
-    The tier is the one a ceremony record names for this package, verified twice: the record's
-    DSSE signature under the proof key (:func:`artifact_provenance_failure`) and, when the bundle
-    carries the ceremony part, the bundle's ceremony checks (witness signatures, proved events)."""
+    The tier is the one a ceremony record names for this package: the bundle's ceremony part,
+    verified by :func:`verify_bundle` (the records' DSSE signatures under the proof key, each
+    witness's signature, the ``TierAwarded`` events proved), or, for a bundle without that part,
+    the stored record verified by :func:`artifact_provenance_failure`."""
     package_id = str(ev.package.get("packageId"))
     audit = ev.bundle.get("audit") or {}
     items = audit.get("events") or []
@@ -104,21 +105,26 @@ def admission_failure(ev: ReleaseEvidence, environment: str, policy: Policy) -> 
         spec = lambda_spec(ev.artifact)
     except LambdaPackageError as exc:
         return Refusal("not_a_lambda_package", str(exc))
-    why = artifact_provenance_failure(package_id, ev.provenance, ev.attestation, ev.keys["proof"])
-    if why is not None or ev.attestation is None:
-        return Refusal("tier_unverified", f"no verified ceremony record for {package_id}: {why}")
     if failed:  # the bundle's ceremony part (witnesses, proved ceremony events), or anything else
         if uncovered:
             raise AwaitingCheckpoint(package_id)
         return Refusal("tier_unverified" if bundle.get("ceremony") else "evidence_invalid",
                        f"{failed[0].name}: {failed[0].detail}")
-    tier = str(ev.attestation.record["tier"])
-    if bundle.get("ceremony") is not None and bundle["ceremony"].get("tier") != tier:
-        return Refusal("tier_unverified", f"the bundle's tier {bundle['ceremony'].get('tier')} is not the record's {tier}")
+    part = bundle.get("ceremony")
+    if part is not None:  # verified above: records under proof.pem, witnesses, TierAwarded proved
+        tier = str(part["tier"])
+        provenance_id = str(part["ceremonies"][-1]["attestation"]["signatureId"])
+    else:  # a bundle without the ceremony part: the stored record, verified here
+        why = artifact_provenance_failure(package_id, ev.provenance, ev.attestation, ev.keys["proof"])
+        if why is not None or ev.attestation is None:
+            if uncovered and why == "no_provenance":
+                raise AwaitingCheckpoint(package_id)
+            return Refusal("tier_unverified", f"no verified ceremony record for {package_id}: {why}")
+        tier, provenance_id = str(ev.attestation.record["tier"]), ev.attestation.signature_id
     if not policy.tier_allowed(tier, environment):
         return Refusal("tier_below_minimum",
                        f"tier {tier} is below {environment}'s minimum {policy.min_tier.get(environment)}")
     subject = statement["subject"][0]["digest"]["sha256"]
     return Admitted(tier=tier, signed_sha256=str(subject),
                     manifest_signature_id=manifest_signature_id(bundle["manifest"]["envelope"]),
-                    provenance_signature_id=ev.attestation.signature_id, spec=spec, emergency=emergency)
+                    provenance_signature_id=provenance_id, spec=spec, emergency=emergency)

@@ -112,21 +112,19 @@ class DeploymentSteps:
         return doc
 
     def list_deployments(self, *, package: str | None = None, environment: str | None = None, limit: int = 50,
-             cursor: str | None = None) -> dict[str, Any]:
-        """Newest first, ``limit`` a page; ``nextCursor`` continues after the page's last record."""
-        docs = [d for d in self.docs.query(KIND, limit=100_000)
+                         next_token: str | None = None) -> dict[str, Any]:
+        """Newest first, ``limit`` a page (``hallmark.pagination``: ``items`` and ``nextToken``)."""
+        from hallmark.pagination import paginate, scan_kind
+
+        docs = [d for d in scan_kind(self.docs, KIND)
                 if (package is None or d["package"] == package)
                 and (environment is None or d["environment"] == environment)]
-        docs.sort(key=lambda d: (d["requestedAt"], d["deploymentId"]), reverse=True)
-        if cursor:
-            after = tuple(cursor.split("|", 1))
-            docs = [d for d in docs if (d["requestedAt"], d["deploymentId"]) < after]
-        page = docs[:limit]
-        for d in page:
+        for d in docs:
             d.pop("version", None)
-        more = len(docs) > limit
-        return {"deployments": page,
-                "nextCursor": f"{page[-1]['requestedAt']}|{page[-1]['deploymentId']}" if more and page else None}
+        items, token = paginate(docs, key=lambda d: (d["requestedAt"], d["deploymentId"]), limit=limit,
+                                next_token=next_token, route="deployments", newest_first=True,
+                                filters={"package": package, "environment": environment})
+        return {"items": items, "nextToken": token}
 
     # ------------------------------------------------------------------ flow
     def admit(self, deployment_id: str) -> dict[str, Any]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import datetime
 from typing import Any
 
 from hallmark.audit.events import derive_event_id
 from hallmark.canonical import to_rfc3339
 from hallmark.docstore import DocStore
 from hallmark.errors import Conflict
-from hallmark.ports import AuditEmitter
-from hallmark.release.service import CHAIN
+from hallmark.ports import AuditEmitter, EventPublisher
+from hallmark.release.service import CHAIN, ReleaseService
 
 LISTING = "listing"
 
@@ -49,3 +50,18 @@ def create_listing(store: DocStore, audit: AuditEmitter, package: dict[str, Any]
                      "price": listing["price"], "currency": listing["currency"]},
                event_id=derive_event_id(package["packageId"], "ListingCreated"))
     return listing
+
+
+def list_for_sale(service: ReleaseService, bus: EventPublisher, package_id: str, manifest: dict[str, Any],
+                  repository: dict[str, Any], now: datetime) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The "Create listing" step: the listing carrying the manifest's signature id
+    (ListingCreated), the package Published (PackagePublished), both announced on the bus.
+    Returns the announced detail and the published package record."""
+    package = service.get(package_id)
+    listing = create_listing(service.store, service.audit, package, manifest, repository, now)
+    published = service.mark_published(package["packageId"], repository, listing["listingId"])
+    detail = {"packageId": package["packageId"], "listingId": listing["listingId"],
+              "manifestSignatureId": listing["manifestSignatureId"]}
+    bus.publish("ListingCreated", detail)
+    bus.publish("PackagePublished", detail)
+    return detail, published

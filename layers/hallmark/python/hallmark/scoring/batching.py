@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hallmark.canonical import to_rfc3339
 from hallmark.docstore import DocStore
 from hallmark.errors import Conflict, NotFound
 
@@ -90,7 +91,7 @@ def limits(env: Mapping[str, str], docs: DocStore | None = None) -> Limits:
 def update_config(docs: DocStore, env: Mapping[str, str], change: ConfigUpdate, actor: str,
                   now: datetime | None = None) -> dict[str, Any]:
     values = {k: v for k, v in change.model_dump().items() if v is not None}
-    at = (now or datetime.now(UTC)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    at = to_rfc3339(now or datetime.now(UTC))
     for _ in range(5):
         doc = docs.get(CONFIG, CURRENT)
         try:
@@ -150,7 +151,7 @@ def _fresh(batch_id: str, now_ms: int) -> dict[str, Any]:
 
 
 def _ms_to_rfc3339(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return to_rfc3339(datetime.fromtimestamp(ms / 1000, UTC))
 
 
 class Intake:

@@ -30,7 +30,6 @@ is planned, and both runners refuse a model file whose sha256 is not ``modelDige
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import re
@@ -45,6 +44,7 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hallmark.canonical import sha256_hex, to_rfc3339
 from hallmark.docstore import DocStore
 from hallmark.dsse import IN_TOTO_PAYLOAD_TYPE, DsseError, manifest_signature_id, verify_envelope
 from hallmark.errors import Conflict, DomainError, NotFound
@@ -113,10 +113,6 @@ class ActiveModel:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _reader(tf: tarfile.TarFile, member: tarfile.TarInfo) -> Callable[[], bytes]:
@@ -295,7 +291,7 @@ class ModelRegistry:
             manifestSignatureId=manifest_signature_id(envelope),
             manifestDigest=str(manifest.get("digest", "")), manifestRef=dict(ref), artifactSha256=subject_digest,
             packageId=package_id, packageName=str(meta.get("name", "")), packageVersion=str(meta.get("version", "")),
-            registeredAt=self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"), registeredBy=actor,
+            registeredAt=to_rfc3339(self.clock()), registeredBy=actor,
         )
         for _ in range(5):
             current = self.docs.get(MODEL, ACTIVE)

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from hallmark.audit.events import derive_event_id
+from hallmark.canonical import to_rfc3339
 from hallmark.docstore import DocStore, update
 from hallmark.errors import Conflict, NotFound
 from hallmark.ports import AuditEmitter
@@ -62,14 +64,6 @@ class RangeReader(Protocol):
     def get_range(self, key: str, start: int, length: int) -> bytes: ...
 
     def put(self, key: str, data: bytes) -> None: ...
-
-
-def audit_id(*parts: str) -> str:
-    return str(uuid.uuid5(NAMESPACE, "/".join(parts)))
-
-
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -127,7 +121,7 @@ class ScoringPipeline:
             doc.update(fields)
             if status and doc.get("status") != status:
                 doc["status"] = status
-                doc["history"].append({"status": status, "at": rfc3339(self.clock())})
+                doc["history"].append({"status": status, "at": to_rfc3339(self.clock())})
 
         return update(self.docs, BATCH, batch_id, change)
 
@@ -202,7 +196,7 @@ class ScoringPipeline:
                               **({"weightsVersion": plan.weightsVersion, "canary": plan.canary}
                                  if plan.weightsVersion else {}),
                               "manifestSignatureId": model.manifestSignatureId},
-                        event_id=audit_id(batch_id, "EventsIngested"))
+                        event_id=derive_event_id(batch_id, "EventsIngested"))
         return plan
 
     def read_envelopes(self, plan: dict[str, Any]) -> tuple[list[EVIEnvelope], str]:
@@ -276,7 +270,7 @@ class ScoringPipeline:
                               "threshold": plan["threshold"],
                               **({"weightsVersion": assignment.scoring.version, "canary": assignment.canary}
                                  if assignment is not None else {})},
-                        event_id=audit_id(batch_id, "BatchScored"))
+                        event_id=derive_event_id(batch_id, "BatchScored"))
         return result
 
     def route(self, plan: dict[str, Any], briefs: BriefStore, subscribers: SubscriberStore,
@@ -302,7 +296,7 @@ class ScoringPipeline:
                                   "domain": stored.domain, "events": len(b.event_ids), "impactLevel": b.impact_level,
                                   "confidenceScore": b.confidence_score, "batchDigest": plan["batchDigest"],
                                   "modelDigest": plan["modelDigest"]},
-                            event_id=audit_id(batch_id, "BriefCreated", b.brief_id))
+                            event_id=derive_event_id(batch_id, "BriefCreated", b.brief_id))
         messages = deliveries(subscribers.list(), routing.instant, routing.briefs, batch_id=batch_id,
                               batch_digest=plan["batchDigest"], model_digest=plan["modelDigest"], now=now)
         if messages:

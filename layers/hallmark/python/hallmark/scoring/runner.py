@@ -18,7 +18,6 @@ the CPU provider, and streams the corpus through the model in chunks (see ``mode
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import re
@@ -32,6 +31,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from pydantic import TypeAdapter
 
+from hallmark.canonical import sha256_hex
 from hallmark.scoring import model_io as io
 from hallmark.scoring.features import SCORE_NAMES, EventFeatures, ScoringConfig, feature_matrix
 from hallmark.scoring.schema import BANDS, EVIEnvelope
@@ -65,10 +65,6 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 class ModelDigestMismatch(RuntimeError):
     """The model file is not the one the signed manifest names; nothing was loaded."""
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _expected(digest: str) -> str:

@@ -26,6 +26,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from standardwebhooks import Webhook
 
+from hallmark.canonical import to_rfc3339
 from hallmark.errors import NotFound
 from hallmark.netguard import Resolver, vet_url
 from hallmark.scoring.briefs import Scored, StoredBrief
@@ -116,7 +117,7 @@ class WebhookService:
         sub = Subscriber(
             subscriberId=sid, url=url, bands=list(req.bands), description=req.description,
             secretCiphertext=base64.b64encode(ciphertext).decode("ascii"),
-            createdAt=self.clock().isoformat(timespec="milliseconds").replace("+00:00", "Z"), createdBy=actor,
+            createdAt=to_rfc3339(self.clock()), createdBy=actor,
         )
         self.store.put(sub)
         return sub, secret
@@ -139,7 +140,7 @@ def _instant_payload(s: Scored, batch_id: str, model_digest: str, now: datetime)
     ev, env = s.event, s.envelope
     return {
         "type": INSTANT_TYPE,
-        "timestamp": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "timestamp": to_rfc3339(now),
         "data": {
             "event_id": ev.event_id, "batch_id": batch_id, "band": env.band, "total_evi": env.total_evi,
             "scores": env.scores.model_dump(), "domain": ev.domain, "source": ev.source,
@@ -164,7 +165,7 @@ def deliveries(subscribers: Sequence[Subscriber], instant: Sequence[Scored], bri
                             "payload": _instant_payload(s, batch_id, model_digest, now)})
         for b in briefs:
             if b.band in sub.bands:
-                payload = {"type": BRIEF_TYPE, "timestamp": now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                payload = {"type": BRIEF_TYPE, "timestamp": to_rfc3339(now),
                            "data": {**b.as_dict(), "model_digest": model_digest}}
                 out.append({**common, "webhookId": webhook_id(sub.subscriberId, BRIEF_TYPE, b.brief.brief_id),
                             "subscriberId": sub.subscriberId, "type": BRIEF_TYPE, "subject": b.brief.brief_id,

@@ -45,6 +45,7 @@ import numpy.typing as npt
 import rfc8785
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from hallmark.canonical import to_rfc3339
 from hallmark.docstore import DocStore, update
 from hallmark.errors import Conflict, DomainError, NotFound
 from hallmark.ports import AuditEmitter, Signer
@@ -226,10 +227,6 @@ def reweigh(scores: npt.ArrayLike, domains: Sequence[str], version: WeightsVersi
 # --- feedback ----------------------------------------------------------------------------------
 
 
-def _rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class FeedbackService:
     """Records verdicts on briefs and envelopes (idempotent per caller and item, audited)."""
 
@@ -251,7 +248,7 @@ class FeedbackService:
         ident = f"{kind}:{item_id}:{caller}"
         doc = {"kind": kind, "itemId": item_id, "caller": caller, "verdict": body.verdict, "band": body.band,
                "domain": item.domain, "scores": list(item.scores), "scoredBand": item.band,
-               "weightsVersion": item.weights_version, "batchId": item.batch_id, "at": _rfc3339(self.clock())}
+               "weightsVersion": item.weights_version, "batchId": item.batch_id, "at": to_rfc3339(self.clock())}
         existing = self.docs.get(FEEDBACK, ident)
         if existing is not None and (existing["verdict"], existing.get("band")) == (body.verdict, body.band):
             return {k: v for k, v in existing.items() if k != "version"}, False
@@ -448,7 +445,7 @@ class WeightsRollout:
         if self.signer is None:
             raise WeightsUnsigned("the weights updater needs the weights signing key")
         serial = st.serial + 1
-        version = WeightsVersion(f"w-{serial}", weights, st.active.version, _rfc3339(self.clock())).signed(self.signer)
+        version = WeightsVersion(f"w-{serial}", weights, st.active.version, to_rfc3339(self.clock())).signed(self.signer)
 
         def change(s: RolloutState) -> None:
             if s.canary is None and s.serial == st.serial:
