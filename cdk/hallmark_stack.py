@@ -47,6 +47,7 @@ from cdk.refs import (
 )
 from cdk.scoring_batch import ScoringBatch
 from hallmark.release.steps import PIN_PREFIX
+from hallmark_tools.layers import REQUIREMENTS, layers_for
 from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
 from hallmark_tools.topology.deployment import DEPLOYERS
 
@@ -265,20 +266,25 @@ class ConcernStack(Stack):
             compatible_runtimes=[RUNTIME],
             description="The hallmark domain library (runtime code only)",
         )
-        requirements = ROOT / "layers" / "hallmark" / "requirements.txt"
-        self.deps_layer = lambda_.LayerVersion(
-            self, "DependenciesLayer",
-            code=lambda_.Code.from_asset(
-                str(requirements.parent),
-                bundling=BundlingOptions(
-                    image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
-                    command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
-                    local=PipLayerBundler(requirements),
+        needed = {name: layers_for(fn.code_dir) for name, fn in ((f.name, f) for f in self.own.functions)}
+        self.deps_layers: dict[str, lambda_.LayerVersion] = {}
+        for layer in sorted({x for v in needed.values() for x in v}):
+            requirements = REQUIREMENTS[layer]
+            self.deps_layers[layer] = lambda_.LayerVersion(
+                self, "DependenciesLayer" if layer == "lean" else f"{_cid(layer)}DependenciesLayer",
+                code=lambda_.Code.from_asset(
+                    str(requirements.parent),
+                    exclude=["python"],  # only requirements.txt: the lean layer's folder holds the domain code
+                    bundling=BundlingOptions(
+                        image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.13"),
+                        command=["bash", "-c", "pip install -r requirements.txt -t /asset-output/python"],
+                        local=PipLayerBundler(requirements),
+                    ),
                 ),
-            ),
-            compatible_runtimes=[RUNTIME],
-            description="Third-party runtime dependencies of the hallmark layer",
-        )
+                compatible_runtimes=[RUNTIME],
+                description="Third-party runtime dependencies of every function" if layer == "lean"
+                else f"The {layer} functions' own dependencies (hallmark_tools/layers.py)",
+            )
         routes = route_env(self.topology.functions)
         for fn in self.own.functions:
             log_group = logs.LogGroup(
@@ -315,7 +321,7 @@ class ConcernStack(Stack):
                 runtime=RUNTIME,
                 handler=fn.handler,
                 code=lambda_.Code.from_asset(str(ROOT / "functions" / fn.code_dir), exclude=["**/__pycache__"]),
-                layers=[self.deps_layer, self.layer],
+                layers=[*(self.deps_layers[x] for x in needed[fn.name]), self.layer],
                 memory_size=fn.memory,
                 timeout=Duration.seconds(fn.timeout),
                 reserved_concurrent_executions=fn.reserved_concurrency,

@@ -50,7 +50,6 @@ def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{
     """The release bundle: manifest, approvals with the registry keys, ceremony provenance and
     tier, the purchase's proofs (``?order=``), audit events with proofs."""
     from hallmark.access import require_order_reader, require_package_reader
-    from hallmark.adapters.bundle_runtime import release_bundle
     from hallmark.http import caller_of
     from hallmark.market.store import DocOrderRepository
 
@@ -68,7 +67,7 @@ def bundle(packageId: Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{
             raise NotFound("order of package", f"{packageId}/{order}")
     else:
         require_package_reader(caller, package)
-    return release_bundle(package, bought)
+    return runtime.release_bundle(package, bought)
 
 @app.get("/audit/<chain>/events")
 def events(chain: Chain, after: Annotated[int, Query(ge=0)] = 0,

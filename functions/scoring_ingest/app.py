@@ -7,6 +7,7 @@ Partial batch failures: only the records that could not be handled are retried."
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -21,7 +22,11 @@ from hallmark.adapters import runtime, scoring_runtime
 from hallmark.observability import logger, metrics
 from hallmark.scoring.ingest import Accepted, Duplicate, EventValidator, Ingestor, Rejected, reject_message
 
-VALIDATOR = EventValidator(json.loads(Path(__file__).with_name("EnrichedEvent.json").read_text()))
+
+@functools.cache
+def validator() -> EventValidator:
+    """The producers' schema, compiled on the first batch (jsonschema is not loaded at import)."""
+    return EventValidator(json.loads(Path(__file__).with_name("EnrichedEvent.json").read_text()))
 
 
 def _send_rejects(rejects: list[tuple[SQSRecord, Rejected]], now_s: int) -> list[str]:
@@ -46,7 +51,7 @@ def _send_rejects(rejects: list[tuple[SQSRecord, Rejected]], now_s: int) -> list
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now_s = int(time.time())
-    ingestor = Ingestor(VALIDATOR, scoring_runtime.dedupe())
+    ingestor = Ingestor(validator(), scoring_runtime.dedupe())
     valid: list[tuple[str, Accepted]] = []
     rejects: list[tuple[SQSRecord, Rejected]] = []
 

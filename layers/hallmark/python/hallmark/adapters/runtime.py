@@ -10,6 +10,7 @@ not configured; with REQUIRE_SIGNING_PROXY / REQUIRE_MTLS, when their inputs are
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
@@ -364,7 +365,6 @@ def deployment_steps() -> DeploymentSteps:
     (``hallmark.deploy.models.Policy.from_json``); ``DEPLOY_BAKE_SECONDS``: the canary's bake."""
     import json
 
-    from hallmark.adapters.bundle_runtime import release_bundle
     from hallmark.adapters.deploy_evidence import StoredEvidence
     from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
     from hallmark.adapters.lambda_control import BotoLambdaControl, CloudWatchMonitoring
@@ -504,6 +504,49 @@ def advisory_sync() -> AdvisorySync:
     )
     return AdvisorySync(fetcher, blobs("packages"), audit(),
                         base_url=os.environ.get("ADVISORY_OSV_BASE_URL") or DEFAULT_BASE_URL)
+
+
+
+# --------------------------------------------------------------------------- release bundle
+
+
+def release_bundle(package: dict[str, Any], bought: Any | None = None) -> dict[str, Any]:
+    """The release bundle, assembled from the state table, the manifests bucket and the audit log
+    (``GET /packages/{id}/bundle`` serves it; deployment admission verifies it): ``hallmark.bundle/v1``
+    of ``package`` (``not_published`` when it has no manifest yet), with its ceremony provenance,
+    and the purchase's proofs when ``bought`` (an order of it) is given."""
+    from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository, DynamoWitnessRepository
+    from hallmark.adapters.dynamo_governance import DynamoApproverRepository
+    from hallmark.bundle import KEY_PURPOSES, collect_bundle
+    from hallmark.errors import NotFound
+    from hallmark.market.store import ProofStore
+    from hallmark.public_keys import describe_keys
+
+    ref = (package.get("manifest") or {}).get("repository")
+    if not ref:
+        raise NotFound("published manifest of package", str(package.get("packageId")), code="not_published")
+    proofs = ProofStore(docs())
+    envelope = json.loads(objects().read(ref["bucket"], ref["key"]))
+    gov = governance()
+    upgrade = gov.load("upgrade", package["upgradeId"]) if package.get("upgradeId") else None
+    approver_keys: dict[str, list[dict[str, str]]] = {}
+    if upgrade is not None:
+        repo = DynamoApproverRepository(client("dynamodb"), require("TABLE_STATE"))
+        for approver_id in {r.approver_id for r in upgrade.approvals}:
+            a = repo.get(approver_id)
+            if a is not None:
+                approver_keys[approver_id] = [{"keyFingerprint": a.key_fingerprint, "publicKeyPem": a.public_key_pem},
+                                              *({"keyFingerprint": k.key_fingerprint, "publicKeyPem": k.public_key_pem}
+                                                for k in a.previous_keys)]
+    impact = package.get("impact", package["meta"]["impact"])
+    fingerprints = {k["purpose"]: k["fingerprint"] for k in describe_keys({p: signer(p) for p in KEY_PURPOSES})}
+    state = table("state")
+    return collect_bundle(package, envelope, upgrade=upgrade, approver_keys=approver_keys,
+                          threshold=gov.threshold_for(impact), audit_log=audit_log(),
+                          key_fingerprints=fingerprints, ceremonies=DynamoCeremonyRepository(state),
+                          witnesses=DynamoWitnessRepository(state), order=bought,
+                          order_proofs=(proofs.get(bought.ledger_proof_id), proofs.get(bought.delivery_proof_id))
+                          if bought else (None, None), subjects=subjects())
 
 
 def ratification_seconds() -> int:

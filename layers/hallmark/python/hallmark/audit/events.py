@@ -119,7 +119,7 @@ def event_hash(event: Mapping[str, Any]) -> str:
 class CheckpointRef(BaseModel):
     """An event's ``signature``: the first checkpoint that covers it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     checkpoint: int = Field(ge=1)
     keyId: str = Field(min_length=1)
@@ -128,7 +128,7 @@ class CheckpointRef(BaseModel):
 class AuditEvent(BaseModel):
     """One entry of a chain, exactly the wire format's fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     id: str = Field(min_length=1, max_length=256)
     chain: str = Field(pattern=CHAIN_PATTERN)
