@@ -162,6 +162,22 @@ def verify_manifest(envelope: Mapping[str, Any], manifest_key_pem: bytes, listin
              "manifest_subject", "the decrypted artifact is not the manifest's subject", checks)
 
 
+def _deliver(order_id: str, order: Mapping[str, Any], listing: Mapping[str, Any], plaintext: bytes, digest: str,
+             out_dir: Path | None, checks: dict[str, bool]) -> FetchReport:
+    """Every check held: write the artifact (under a safe name) and report."""
+    path: Path | None = None
+    if out_dir is not None:
+        name = str(listing.get("artifactName") or "")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / (name if _SAFE_NAME.match(name) else f"{order_id}.bin")
+        path.write_bytes(plaintext)
+    return FetchReport(order_id=order_id, listing_id=listing["listingId"], path=str(path) if path else None,
+                       artifact_sha256=digest, manifest_digest=listing["manifestDigest"],
+                       manifest_signature_id=listing["manifestSignatureId"],
+                       ledger_proof_id=order["ledgerProofId"], delivery_proof_id=order["deliveryProofId"],
+                       checks=checks)
+
+
 def fetch_order(
     order_id: str,
     *,
@@ -207,17 +223,7 @@ def fetch_order(
     if manifest_key_pem is not None and read_manifest is not None:
         verify_manifest(read_manifest(listing["manifestRef"]), manifest_key_pem, listing, digest, checks)
 
-    path: Path | None = None
-    if out_dir is not None:
-        name = str(listing.get("artifactName") or "")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / (name if _SAFE_NAME.match(name) else f"{order_id}.bin")
-        path.write_bytes(plaintext)
-    return FetchReport(order_id=order_id, listing_id=listing["listingId"], path=str(path) if path else None,
-                       artifact_sha256=digest, manifest_digest=listing["manifestDigest"],
-                       manifest_signature_id=listing["manifestSignatureId"],
-                       ledger_proof_id=order["ledgerProofId"], delivery_proof_id=order["deliveryProofId"],
-                       checks=checks)
+    return _deliver(order_id, order, listing, plaintext, digest, out_dir, checks)
 
 
 def public_keys(get_json: Callable[[str], Any]) -> dict[str, bytes]:
@@ -253,17 +259,7 @@ def fetch_via_api(order_id: str, *, get_json: Callable[[str], Any], out_dir: Pat
     _require(digest == content.get("contentSha256") == listing["artifactSha256"], "artifact_sha256",
              "the decrypted artifact is not the listing's artifact", checks)
     verify_manifest(content.get("manifestEnvelope") or {}, keys["manifest"], listing, digest, checks)
-    path: Path | None = None
-    if out_dir is not None:
-        name = str(listing.get("artifactName") or "")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / (name if _SAFE_NAME.match(name) else f"{order_id}.bin")
-        path.write_bytes(plaintext)
-    return FetchReport(order_id=order_id, listing_id=listing["listingId"], path=str(path) if path else None,
-                       artifact_sha256=digest, manifest_digest=listing["manifestDigest"],
-                       manifest_signature_id=listing["manifestSignatureId"],
-                       ledger_proof_id=order["ledgerProofId"], delivery_proof_id=order["deliveryProofId"],
-                       checks=checks)
+    return _deliver(order_id, order, listing, plaintext, digest, out_dir, checks)
 
 
 # --------------------------------------------------------------------------- the command
