@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from hallmark.adapters.bus import EventBusPublisher
     from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
+    from hallmark.adapters.dynamo_scoring import DynamoBriefStore, DynamoDedupe, DynamoSubscriberStore
     from hallmark.adapters.encryption import EnvelopeEncryptor
     from hallmark.adapters.market_aws import S3DeliveryStore, SqsDeliveryQueue
     from hallmark.adapters.s3 import S3BlobStore, S3Objects
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from hallmark.adapters.sfn import SfnExecutions
     from hallmark.adapters.sqs_audit_emitter import SqsAuditEmitter
     from hallmark.adapters.sqs_quarantine import SqsQuarantine
+    from hallmark.adapters.sqs_queue import SqsQueue
+    from hallmark.adapters.webhook_sender import WebhookPoster
     from hallmark.audit.checkpoints import CheckpointPolicy
     from hallmark.audit.log import AuditLog
     from hallmark.ceremony.service import CeremonyService, WitnessRegistry
@@ -53,6 +56,11 @@ if TYPE_CHECKING:
     from hallmark.release.current import ManifestRepository
     from hallmark.release.service import ReleaseService
     from hallmark.release.steps import ReleaseSteps
+    from hallmark.scoring.batching import Intake, Limits
+    from hallmark.scoring.models import ModelRegistry
+    from hallmark.scoring.pipeline import ScoringPipeline
+    from hallmark.scoring.webhooks import WebhookService
+    from hallmark.scoring.weights import FeedbackService, WeightsRollout
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -395,6 +403,106 @@ def delivery_encryptor() -> EnvelopeEncryptor:
     from hallmark.adapters.encryption import EnvelopeEncryptor
 
     return EnvelopeEncryptor(require("KEY_DELIVERY_ID"))
+
+
+# --------------------------------------------------------------------------- scoring
+# TABLE_SCORING, BUCKET_SCORING, QUEUE_*_URL, KEY_WEBHOOKS_ID, STATE_MACHINE_SCORING_ARN
+
+
+def queue(name: str) -> SqsQueue:
+    """Queue ``name`` (QUEUE_<NAME>_URL; the variable is read when a message is first sent)."""
+    from hallmark.adapters.sqs_queue import SqsQueue
+
+    return SqsQueue(client("sqs"), lambda: require(f"QUEUE_{name.upper()}_URL"))
+
+
+def send_batch(name: str, messages: list[dict[str, Any]]) -> None:
+    """Send JSON messages to queue ``name``, ten per call; raises if any is refused."""
+    bodies = [json.dumps(m, sort_keys=True) for m in messages]
+    failed = queue(name).send_batch(bodies, stop_on_failure=True)
+    if failed:
+        raise RuntimeError(f"SQS refused {len(failed)} message(s) for {name} (from message {failed[0]})")
+
+
+def scoring_limits() -> Limits:
+    from hallmark.scoring.batching import limits
+
+    return limits(os.environ, docs())
+
+
+def scoring_intake() -> Intake:
+    from hallmark.scoring.batching import Intake
+
+    return Intake(docs(), blobs("scoring"), executions("scoring"), scoring_limits())
+
+
+def model_registry() -> ModelRegistry:
+    from hallmark.scoring.models import ModelRegistry
+
+    return ModelRegistry(docs(), objects(), blobs("scoring"), lambda: signer("manifest").public_key_pem())
+
+
+def scoring_pipeline() -> ScoringPipeline:
+    from hallmark.scoring.pipeline import ScoringPipeline
+
+    return ScoringPipeline(docs(), audit(), blobs("scoring"),
+                           lease_seconds=int(os.environ.get("SCORING_LEASE_SECONDS", "4200")))
+
+
+def weights(*, sign: bool = False) -> WeightsRollout:
+    """The EVI weights rollout; ``sign``: with the weights signing key (the scheduled updater)."""
+    from hallmark.scoring.weights import WeightsRollout
+
+    return WeightsRollout(docs(), audit(), signer("weights") if sign else None)
+
+
+def weights_public_key() -> bytes:
+    return signer("weights").public_key_pem()
+
+
+def feedback() -> FeedbackService:
+    from hallmark.scoring.weights import FeedbackService, StoredItems
+
+    return FeedbackService(docs(), audit(), StoredItems(briefs(), blobs("scoring")))
+
+
+def scoring_dedupe() -> DynamoDedupe:
+    from hallmark.adapters.dynamo_scoring import DynamoDedupe
+
+    return DynamoDedupe(table("scoring"))
+
+
+def briefs() -> DynamoBriefStore:
+    from hallmark.adapters.dynamo_scoring import DynamoBriefStore
+
+    return DynamoBriefStore(table("scoring"))
+
+
+def subscribers() -> DynamoSubscriberStore:
+    from hallmark.adapters.dynamo_scoring import DynamoSubscriberStore
+
+    return DynamoSubscriberStore(table("scoring"))
+
+
+def local_http() -> bool:
+    """Webhooks to the loopback only on the local cloud (a receiver in the same process)."""
+    return os.environ.get("HALLMARK_ENV") == "local"
+
+
+def webhooks() -> WebhookService:
+    from hallmark.adapters.webhook_sender import KmsSecretCipher, system_resolver
+    from hallmark.scoring.webhooks import WebhookService
+
+    cipher = KmsSecretCipher(client("kms"), require("KEY_WEBHOOKS_ID"))
+    # http to the loopback only on the local cloud; https elsewhere
+    return WebhookService(subscribers(), cipher, resolve=system_resolver, allow_local_http=local_http())
+
+
+def webhook_poster() -> WebhookPoster:
+    """Delivers to the address vetted at send time (the URL checked again: DNS rebinding)."""
+    from hallmark.adapters.webhook_sender import WebhookPoster, system_resolver
+
+    return WebhookPoster(resolve=system_resolver, allow_loopback=local_http())
 
 
 # --------------------------------------------------------------------------- approvers, audit intake
