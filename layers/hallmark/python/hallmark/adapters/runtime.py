@@ -224,6 +224,40 @@ def governance() -> GovernanceService:
 
 
 @cache
+def subjects() -> Any:
+    """The privacy vault's subject records (read by bundles: person id <-> pseudonym)."""
+    from hallmark.adapters.dynamo_privacy import DynamoSubjectStore
+
+    return DynamoSubjectStore(table("state"))
+
+
+@cache
+def privacy() -> Any:
+    """The privacy vault (``hallmark.privacy``): subject records in the state table, data keys
+    wrapped by the KMS privacy key."""
+    from hallmark.adapters.dynamo_privacy import KmsDataKeys
+    from hallmark.privacy.vault import Vault
+
+    return Vault(subjects(), KmsDataKeys(client("kms"), require("KEY_PRIVACY_ID")))
+
+
+def erasure_steps() -> Any:
+    """``ErasureSteps``: the vault, the state table, the audit queue and the settlement multisig."""
+    from hallmark.adapters.dynamo_privacy import DynamoStateRecords
+    from hallmark.privacy.steps import ErasureSteps
+
+    return ErasureSteps(privacy(), docs(), audit(), governance(), DynamoStateRecords(table("state")))
+
+
+def pseudonymizer() -> Any:
+    """The audit intake's boundary: a queued message with its persons pseudonymized."""
+    from hallmark.privacy.personal import pseudonymize
+
+    vault = privacy()
+    return lambda msg: pseudonymize(msg, vault)
+
+
+@cache
 def blobs(name: str) -> S3BlobStore:
     """Bucket ``name`` (BUCKET_<NAME>) as a flat key -> bytes store."""
     from hallmark.adapters.s3 import S3BlobStore
@@ -620,7 +654,7 @@ def release_bundle(package: dict[str, Any], bought: Any | None = None) -> dict[s
                           key_fingerprints=fingerprints, ceremonies=DynamoCeremonyRepository(state),
                           witnesses=DynamoWitnessRepository(state), order=bought,
                           order_proofs=(proofs.get(bought.ledger_proof_id), proofs.get(bought.delivery_proof_id))
-                          if bought else (None, None))
+                          if bought else (None, None), subjects=subjects())
 
 
 def ratification_seconds() -> int:
@@ -637,6 +671,7 @@ def now() -> datetime:
 
 def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
-    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log, blobs, executions, ports,
+    for f in (client, table, docs, artifacts, signer, audit, bus, governance, subjects, privacy, audit_log, blobs,
+              executions, ports,
               deployment_steps):
         f.cache_clear()
