@@ -61,6 +61,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "ApproverAdded", "ApproverRemoved", "ApproverKeyRotated", "SettlementExpired",
             # the impact policy, changed through 3-of-5 approvals
             "ImpactPolicyChanged",
+            # a subject's key material destroyed (personal data crypto-shredded; PROTOTYPE)
+            "SubjectErased",
         ),
         "ceremony": (
             "CeremonyInitiated", "WitnessAdded", "BlessingGiven", "CeremonyCompleted",
