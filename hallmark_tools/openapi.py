@@ -11,17 +11,29 @@ API Gateway and ``hallmark.http`` really do:
   ``security`` is ``[]``; each operation lists its roles in ``x-hallmark-roles``;
 - errors have the one shape ``{"error": {"code", "message", "details"}}``: request validation
   answers 400 (not Powertools' default 422 ``HTTPValidationError``), a missing or bad token 401,
-  a role outside the route's roles 403, an oversize body 413.
+  a role outside the route's roles 403, an oversize body 413, a body that is not JSON 415;
+- the success status is the one the route function really answers with: read from its source
+  (``return Response(201, ...)``; a plain ``return {...}`` is 200), every success response is an
+  ``application/json`` object;
+- every authenticated operation declares the domain refusals (``hallmark.errors``: 402, 404,
+  409, 422 ...; ``error.code`` names which), the statuses found literally in ``hallmark`` and
+  the handlers (``DomainError(..., 402)``, ``error_response(409, ...)``);
+- checkout declares its required ``Idempotency-Key`` header.
 
 ``hallmark local serve`` serves the document at ``GET /openapi.json`` (unauthenticated).
 """
 
 from __future__ import annotations
 
+import ast
 import copy
+import functools
 import importlib.util
+import inspect
 import json
+import re
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -53,6 +65,17 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 Loader = Callable[[Function], ModuleType]
+
+#: Header parameters a route reads itself (not through a Powertools ``Header()`` parameter).
+HEADERS: dict[str, list[dict[str, Any]]] = {
+    "POST /listings/{listingId}/checkout": [{
+        "name": "Idempotency-Key", "in": "header", "required": True,
+        "description": "1-255 visible ASCII characters; a retry with the same key answers the first "
+                       "checkout again (Idempotency-Replayed: true) and charges nothing",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    }],
+}
+_LITERAL_STATUS = re.compile(r"(?:error_response\(|DomainError\([^()]*?,\s*|http_status=)([1-5][0-9]{2})\b")
 
 
 def api_functions(topology: Topology = TOPOLOGY) -> list[Function]:
@@ -105,26 +128,101 @@ def _merge_components(schemas: list[tuple[str, dict[str, Any]]]) -> None:
                     raise ValueError(f"components.{kind}.{name} differs between {prior[0]} and {owner}")
 
 
-def _decorate(operation: dict[str, Any], route: Route, fn: Function) -> None:
+@functools.cache
+def refusal_statuses() -> tuple[int, ...]:
+    """Every 4xx a domain step or a handler can refuse with: ``HTTP_STATUS_BY_CODE`` and the
+    statuses written literally in the layer and the handlers."""
+    from hallmark.errors import HTTP_STATUS_BY_CODE
+
+    found = set(HTTP_STATUS_BY_CODE.values()) | {400}
+    for base in (ROOT / "layers" / "hallmark" / "python" / "hallmark", ROOT / "functions"):
+        for path in base.rglob("*.py"):
+            found |= {int(m) for m in _LITERAL_STATUS.findall(path.read_text(encoding="utf-8"))}
+    return tuple(sorted(s for s in found if 400 <= s < 500 and s not in (401, 403, 413, 415)))
+
+
+def _int_literals(node: ast.expr | None) -> set[int]:
+    """The statuses an expression can take: an int literal, or each branch of ``a if c else b``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return {node.value}
+    if isinstance(node, ast.IfExp):
+        body, orelse = _int_literals(node.body), _int_literals(node.orelse)
+        return body | orelse if body and orelse else set()
+    return set()
+
+
+def success_statuses(func: Callable[..., Any]) -> list[int]:
+    """The 2xx a route function answers with: ``Response(<2xx>, ...)`` literals among its returns,
+    200 for any other return (Powertools serialises a returned dict with 200)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(func))))
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Return) or node.value is None:
+            continue
+        call = node.value
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Response":
+            arg = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "status_code"), None)
+            literals = _int_literals(arg)
+            if literals:
+                found |= {v for v in literals if 200 <= v < 300}
+                continue
+        found.add(200)
+    return sorted(found) or [200]
+
+
+def route_functions(resolver: Any) -> dict[tuple[str, str], Callable[..., Any]]:
+    """(method, OpenAPI path) -> the route function, from a Powertools resolver."""
+    out: dict[tuple[str, str], Callable[..., Any]] = {}
+    for route in [*resolver._static_routes, *resolver._dynamic_routes]:
+        path = re.sub(r"<(\w+)>", r"{\1}", route.path)
+        for method in route.method.split("|") if isinstance(route.method, str) else route.method:
+            out[(method.lower(), path)] = route.func
+    return out
+
+
+def _success(operation: dict[str, Any], statuses: list[int]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    generated = responses.pop("200", None) or {}
+    schema = (generated.get("content", {}).get("application/json", {}).get("schema") or {})
+    if set(schema) <= {"title"}:  # Powertools' "Return" placeholder: the handlers answer JSON objects
+        schema = {"type": "object", "additionalProperties": True}
+    for status in statuses:
+        responses[str(status)] = {"description": generated.get("description", "Successful Response")
+                                  if status == 200 else {201: "Created", 202: "Accepted"}.get(status, "Success"),
+                                  "content": {"application/json": {"schema": schema}}}
+
+
+def _decorate(operation: dict[str, Any], route: Route, fn: Function, func: Callable[..., Any] | None = None) -> None:
     operation.setdefault("tags", [fn.name])
     operation["x-hallmark-function"] = fn.name
     operation["x-hallmark-roles"] = list(route.roles)
+    if func is not None:
+        _success(operation, success_statuses(func))
     responses: dict[str, Any] = operation.setdefault("responses", {})
     responses.pop("422", None)  # hallmark.http renders request validation errors as 400
+    if route.key in HEADERS:
+        params = operation.setdefault("parameters", [])
+        params.extend(h for h in HEADERS[route.key] if h["name"] not in {p.get("name") for p in params})
     if operation.get("parameters") or operation.get("requestBody"):
         responses.setdefault("400", _error_response("Malformed JSON or a request that does not match the schema"))
+    if route.method in ("POST", "PUT", "PATCH"):
+        responses.setdefault("413", _error_response("The request body is over the size limit"))
+        responses.setdefault("415", _error_response("The request body is not application/json"))
     if route.public:
         operation["security"] = []
         return
+    for status in refusal_statuses():
+        responses.setdefault(str(status), _error_response(
+            "A domain refusal (error.code says which: not_found, conflict, insufficient_funds ...)"))
     operation["security"] = [{SECURITY_SCHEME: []}]
     responses.setdefault("401", _error_response("No bearer token, or one that is expired or not ours"))
+    responses.setdefault("403", _error_response(
+        (f"The caller has none of the roles {', '.join(route.roles)}, or " if route.roles else "")
+        + "a domain refusal of this caller (forbidden, unknown_witness, context_mismatch ...)"))
     if route.roles:
-        responses.setdefault("403", _error_response(f"The caller has none of the roles {', '.join(route.roles)}"))
         operation["description"] = (operation.get("description", "") + f"\n\nRoles: {', '.join(route.roles)}.").strip()
     else:
         operation["description"] = (operation.get("description", "") + "\n\nRoles: any authenticated caller.").strip()
-    if route.method in ("POST", "PUT", "PATCH"):
-        responses.setdefault("413", _error_response("The request body is over the size limit"))
 
 
 def _drop_unreferenced(doc: dict[str, Any], names: tuple[str, ...]) -> None:
@@ -163,8 +261,11 @@ def build_openapi(topology: Topology = TOPOLOGY, load: Loader = import_function,
         on_conflict="error",
     )
     owners: list[tuple[str, dict[str, Any]]] = []
+    funcs: dict[tuple[str, str], Callable[..., Any]] = {}
     for fn in api_functions(topology):
-        schema = json.loads(_resolver(load(fn)).get_openapi_json_schema())
+        resolver = _resolver(load(fn))
+        funcs.update(route_functions(resolver))
+        schema = json.loads(resolver.get_openapi_json_schema())
         owners.append((fn.name, schema))
         merger.add_schema(schema)
     _merge_components(owners)
@@ -180,7 +281,7 @@ def build_openapi(topology: Topology = TOPOLOGY, load: Loader = import_function,
         raise ValueError(f"handlers and topology disagree: declared but not registered {missing}, "
                          f"registered but not routed {extra}")
     for (method, path), (route, fn) in declared.items():
-        _decorate(doc["paths"][path][method], route, fn)
+        _decorate(doc["paths"][path][method], route, fn, funcs.get((method, path)))
 
     schemas: dict[str, Any] = doc["components"].setdefault("schemas", {})
     schemas["Error"] = ERROR_SCHEMA

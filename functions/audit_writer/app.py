@@ -3,7 +3,8 @@ conditional write on the head, idempotent on the event id; signs checkpoints whe
 
 A poison message (one no retry can append) is moved to the DLQ by its own path and acknowledged
 (hallmark.audit.intake), so the events queued behind it in the same chain are appended; any other
-failure fails the message and, FIFO, the rest of its group (``skip_group_on_error``), in order."""
+failure fails the message and, FIFO, the rest of its group (``skip_group_on_error``), in order.
+Persons named by an event are pseudonymized on the way in (docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ processor = SqsFifoPartialProcessor(skip_group_on_error=True)  # one chain faili
 
 def intake() -> AuditIntake:
     # built per record from runtime's cached clients (reset between local-cloud boots)
-    return AuditIntake(audit_log(), runtime.audit_quarantine())
+    return AuditIntake(audit_log(), runtime.audit_quarantine(), privacy=runtime.pseudonymizer())
 
 
 def record_handler(record: SQSRecord) -> None:

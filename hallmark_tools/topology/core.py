@@ -32,8 +32,10 @@ PART = Part(
             description="Appends audit events to their chain (FIFO, conditional write) and signs checkpoints.",
             timeout=60,
             queue=QueueTrigger("audit", batch_size=10),
-            # poison messages go to the DLQ by the writer's own path (hallmark.audit.intake)
-            access=(rw("table", "audit"), Access("key", "audit", ("sign",)), Access("queue", "audit-dlq", ("send",))),
+            # poison messages go to the DLQ by the writer's own path (hallmark.audit.intake); persons are
+            # pseudonymized there (docs/privacy.md): subject records in the state table, data keys under "privacy"
+            access=(rw("table", "audit"), Access("key", "audit", ("sign",)), Access("queue", "audit-dlq", ("send",)),
+                    rw("table", "state"), Access("key", "privacy", ("encrypt", "decrypt"))),
         ),
         Function(
             name="audit_checkpointer",
@@ -77,7 +79,7 @@ PART = Part(
         Bucket("packages", eventbridge=True, versioned=True),
         Bucket("manifests", object_lock=True),
     ),
-    keys=(Key("manifest"), Key("audit"), Key("proof")),
+    keys=(Key("manifest"), Key("audit"), Key("proof"), Key("privacy", usage="ENCRYPT_DECRYPT")),
     rules=(
         Rule(
             name="audit-checkpoint-tick",

@@ -35,6 +35,17 @@ PART = Part(
             access=(*GOVERNANCE_STATE, CALLBACK),
         ),
         Function(
+            name="privacy_api",
+            description="Erasure of a person (3-of-5 approved like a settlement): scrubs the state table, destroys the key material.",
+            routes=(
+                Route("POST", "/privacy/erasure", roles=("superadmin",)),
+                Route("GET", "/privacy/erasure/{erasureId}", roles=("superadmin", "approver", "auditor")),
+                Route("POST", "/privacy/erasure/{erasureId}/approvals", roles=("approver",)),
+                Route("POST", "/privacy/erasure/{erasureId}/execute", roles=("superadmin",)),
+            ),
+            access=(*GOVERNANCE_STATE, Access("key", "privacy", ("encrypt", "decrypt"))),
+        ),
+        Function(
             name="approvers_api",
             description="The approver registry (public keys), managed by superadmin.",
             routes=(

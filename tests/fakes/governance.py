@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
+from typing import Any
 
 from hallmark.errors import Conflict, DomainError
 from hallmark.governance.models import ApprovalSubject, Approver, SubjectKind
@@ -69,3 +71,20 @@ class InMemoryApprovalRepository:
     def nonce_used(self, approver_id: str, nonce: str) -> bool:
         with self._lock:
             return (approver_id, nonce) in self._nonces
+
+
+def registered_approvers(ids: list[str], now: datetime) -> tuple[dict[str, Any], InMemoryApproverRepository, Any]:
+    """Approvers ``ids`` with keys generated here, registered by a superadmin at ``now``:
+    ``(private keys by id, the repository, the ApproverRegistry)``."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from hallmark._domain import Caller
+    from hallmark.governance import ApproverRegistry
+    from hallmark.signing import public_pem_of
+
+    keys = {a: ec.generate_private_key(ec.SECP256R1()) for a in ids}
+    approvers = InMemoryApproverRepository()
+    registry = ApproverRegistry(approvers)
+    for a in ids:
+        registry.add(Caller("root", frozenset({"superadmin"})), a, public_pem_of(keys[a]), now)
+    return keys, approvers, registry

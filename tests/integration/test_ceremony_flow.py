@@ -85,10 +85,17 @@ def _status(cloud: LocalCloud, ceremony_id: str) -> str:
 
 
 def _audit(cloud: LocalCloud, *subjects: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The ceremony chain's events of ``subjects``, read with the privacy vault (the chain names
+    witnesses by pseudonym: docs/privacy.md)."""
+    from hallmark.adapters import runtime
     from hallmark.adapters.runtime import audit_log
+    from hallmark.privacy.names import named, names_of
 
     cloud.wait_idle()
-    return [(e.type, e.subject, dict(e.data)) for e in audit_log().store.events("ceremony") if e.subject in subjects]
+    events = [e.to_wire() for e in audit_log().store.events("ceremony")]
+    names = names_of(runtime.subjects(), events)
+    return [(e["type"], e["subject"], dict(e["data"])) for e in (named(ev, names) for ev in events)
+            if e["subject"] in subjects]
 
 
 def _tier(driver: Driver, artifact: str) -> str | None:

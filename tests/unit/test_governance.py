@@ -24,7 +24,11 @@ from hallmark.governance import (
     sign_approval,
 )
 from hallmark.signing import public_pem_of
-from tests.fakes.governance import InMemoryApprovalRepository, InMemoryApproverRepository
+from tests.fakes.governance import (
+    InMemoryApprovalRepository,
+    InMemoryApproverRepository,
+    registered_approvers,
+)
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
@@ -56,11 +60,7 @@ class World:
 
 @pytest.fixture()
 def world() -> World:
-    keys = {a: ec.generate_private_key(ec.SECP256R1()) for a in APPROVERS}
-    approvers = InMemoryApproverRepository()
-    registry = ApproverRegistry(approvers)
-    for a in APPROVERS:
-        registry.add(ROOT, a, public_pem_of(keys[a]), NOW)
+    keys, approvers, registry = registered_approvers(APPROVERS, NOW)
     approvals = InMemoryApprovalRepository()
     return World(keys, approvers, approvals, registry, GovernanceService(approvals, approvers))
 

@@ -116,6 +116,7 @@ class DomainModel(BaseModel):
         alias_generator=to_camel,
         validate_by_name=True,
         validate_by_alias=True,
+        defer_build=True,  # the core schema is built on first use: a handler pays only for the models it uses
     )
 
     def to_json_dict(self) -> dict[str, Any]:

@@ -11,13 +11,16 @@ Format ``hallmark.bundle/v1`` (``docs/wire-format.md`` section 9)::
      "ceremony": null | {"artifactId", "tier", "ceremonies": [{"ceremonyId", "attestation"}], "witnesses"},
      "purchase": null | {"orderId", "order", "ledgerProof", "deliveryProof"},
      "audit": {"events": [{"event": <wire event>, "proof": <inclusion proof document>}]},
-     "keys": {<purpose>: <fingerprint>}}
+     "keys": {<purpose>: <fingerprint>},
+     "pseudonyms": {<psn>: <person id>}}
 
 It holds the manifest, the governance approvals with the registry keys that signed them, the
 release's audit events with inclusion proofs, the ceremony provenance and tier when the package
 holds one (``ceremony``), and for a purchase the ledger and delivery proofs (``purchase``; see
 :mod:`hallmark.bundle_parts`); the events those parts rest on are in ``audit.events`` with the
 release's. ``sigstore`` is the manifest again as a Sigstore bundle v0.3 (:func:`sigstore_bundle`).
+Audit events name people by pseudonym; ``pseudonyms`` pairs them with the ids the signed records
+use, for the subjects not erased (:mod:`hallmark.privacy.names`, docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from hallmark.dsse import DsseError, verify_envelope
 from hallmark.governance.messages import approval_message
 from hallmark.market.orders import Order
 from hallmark.market.proofs import SignedProof
+from hallmark.privacy.names import lookup, named, names_of, valid_names
+from hallmark.privacy.vault import SubjectStore
 from hallmark.signing import public_key_fingerprint, verify_signature
 
 __all__ = ["BUNDLE_VERSION", "KEY_PURPOSES", "SIGSTORE_MEDIA_TYPE", "Check", "collect_bundle", "prove_events",
@@ -246,6 +251,10 @@ def verify_bundle(bundle: Any, keys: Mapping[str, bytes], artifact: bytes | None
     logged: list[Mapping[str, Any]] = []
     pid = str(bundle.get("packageId"))
     audit_checks = _audit(bundle, keys.get("audit"), pid, logged)
+    names = valid_names(bundle.get("pseudonyms"))
+    if names is None:
+        audit_checks.append(Check("pseudonyms", False, "the pseudonym table is malformed or not one to one"))
+    logged = [named(ev, names or {}) for ev in logged]  # paired with the signed records by person id
     if statement is not None and digest is not None:
         subject = _subject_digest(statement)
         if artifact is not None:
@@ -290,6 +299,7 @@ def collect_bundle(
     witnesses: WitnessSource | None = None,
     order: Order | None = None,
     order_proofs: tuple[SignedProof | None, SignedProof | None] = (None, None),
+    subjects: SubjectStore | None = None,
 ) -> dict[str, Any]:
     """Assemble the bundle of one package.
 
@@ -299,18 +309,19 @@ def collect_bundle(
     the package's events (those covered by a checkpoint get a proof against the latest
     checkpoint; uncovered ones are left out and counted). With ``ceremonies`` and ``witnesses``
     (repositories) the ceremonies that awarded the package its tier are included; with ``order``
-    (an order of this package) and its ``(ledger, delivery)`` proofs, the purchase.
+    (an order of this package) and its ``(ledger, delivery)`` proofs, the purchase. ``subjects``
+    (the privacy vault's records) maps the people named to the pseudonyms the chains use.
     """
     pid = str(package["packageId"])
-    subjects = {pid} | ({str(upgrade.upgrade_id)} if upgrade is not None else set())
+    ids = {pid} | ({str(upgrade.upgrade_id)} if upgrade is not None else set())
     if upgrade is not None:  # the approvers' registry events (ApproverAdded, ...) bind their keys to the log
-        subjects |= {str(r.approver_id) for r in upgrade.approvals}
+        ids |= {lookup(subjects, str(r.approver_id)) for r in upgrade.approvals}
 
     def prove(chain: str, keep: Callable[[Any], bool]) -> tuple[list[dict[str, Any]], int]:
         return prove_events(audit_log, chain, keep)
 
     def ours(ev: Any) -> bool:
-        return bool(ev.subject in subjects and (ev.subject in (pid, getattr(upgrade, "upgrade_id", None))
+        return bool(ev.subject in ids and (ev.subject in (pid, getattr(upgrade, "upgrade_id", None))
                                                 or ev.type in REGISTRY_EVENTS))
 
     items: list[dict[str, Any]] = []
@@ -320,7 +331,8 @@ def collect_bundle(
         items, uncovered = items + more, uncovered + left
     ceremony = purchase = None
     if ceremonies is not None and witnesses is not None:
-        ceremony, more, left = collect_ceremony(pid, audit_log.store.events("ceremony"), ceremonies, witnesses, prove)
+        ceremony, more, left = collect_ceremony(pid, audit_log.store.events("ceremony"), ceremonies, witnesses, prove,
+                                                  lambda w: lookup(subjects, w))
         items, uncovered = items + more, uncovered + left
     if order is not None:
         purchase, more, left = collect_purchase(order, *order_proofs, prove)
@@ -349,4 +361,5 @@ def collect_bundle(
         "keys": dict(key_fingerprints),
         "sigstore": sigstore_bundle(envelope, str(key_fingerprints.get("manifest", ""))),
         "notIncluded": absent,
+        "pseudonyms": names_of(subjects, [i["event"] for i in items]),
     }

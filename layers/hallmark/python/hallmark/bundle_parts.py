@@ -131,7 +131,8 @@ def witness_statement(record: Mapping[str, Any], deadline: object) -> bytes:
 
 
 def collect_ceremony(package_id: str, ceremony_events: Iterable[Any], ceremonies: CeremonySource,
-                     witnesses: WitnessSource, prove: Prover) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int]:
+                     witnesses: WitnessSource, prove: Prover, pseudonym: Callable[[str], str] = str,
+                     ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int]:
     """The ceremony part of ``package_id`` (None when it holds no tier), with the ceremony
     chain's events it rests on (proved) and how many of those no checkpoint covers yet."""
     awards = [e for e in ceremony_events if e.type == "TierAwarded" and e.subject == package_id]
@@ -148,6 +149,7 @@ def collect_ceremony(package_id: str, ceremony_events: Iterable[Any], ceremonies
                 registry[sig.witness_id] = {"keyFingerprint": w.key_fingerprint, "publicKeyPem": w.public_key_pem}
     cids = {c.ceremony_id for c in found}
     wids = {s.witness_id for c in found for s in c.witnesses}
+    wids |= {pseudonym(w) for w in wids}  # the chain names witnesses by pseudonym (docs/privacy.md)
 
     def keep(e: Any) -> bool:
         return bool(e.subject in cids or (e.subject == package_id and e.type == "TierAwarded")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import re
@@ -16,6 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from hallmark._domain import Caller
 from hallmark.errors import DomainError
@@ -139,6 +141,42 @@ def current_caller(app: APIGatewayHttpResolver) -> Caller | None:
     return Caller(sub=str(claims["sub"]), roles=roles)
 
 
+def validation_response(raw_errors: Any) -> Response[Any]:
+    """400 listing pydantic's errors: ``malformed_json`` or ``invalid_request``."""
+    errors = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in raw_errors
+    ]
+    malformed = any(e["type"] in ("json_invalid", "model_attributes_type") for e in errors)
+    code, msg = ("malformed_json", "the body is not valid JSON") if malformed else (
+        "invalid_request", "the request does not match the schema")
+    return error_response(400, code, msg, {"errors": errors})
+
+
+@functools.cache
+def _strict_adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def strict_body_refusal(app: APIGatewayHttpResolver) -> Response[Any] | None:
+    """400 for a body the route's model accepts only by coercion: ``true`` for an integer, a
+    string for a number, or a JSON array for an object (Powertools validates in pydantic's lax
+    mode, and takes the first item of an array sent for an object). The body must match its
+    model in strict mode, which is what the OpenAPI document's JSON Schema says; Powertools'
+    own validation still runs after this (defaults, aliases, the handler's arguments)."""
+    route = app.context.get("_route")
+    params = getattr(getattr(route, "dependant", None), "body_params", None) or []
+    if len(params) != 1 or getattr(params[0].field_info, "embed", False):
+        return None
+    body = app.current_event.body
+    value = None if not body else app.current_event.json_body
+    try:
+        _strict_adapter(params[0].field_info.annotation).validate_python(value, strict=True)
+    except ValidationError as exc:
+        return validation_response([{**e, "loc": ("body", *e.get("loc", ()))} for e in exc.errors()])
+    return None
+
+
 def make_resolver() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
     public_routes = set(json.loads(os.environ.get("HALLMARK_PUBLIC_ROUTES", '["GET /health"]')))
@@ -193,7 +231,9 @@ def make_resolver() -> APIGatewayHttpResolver:
 
     def gate(app: APIGatewayHttpResolver) -> Response[Any] | None:
         refused = refusal(app)
-        return refused if refused is not None else body_refusal(app)
+        if refused is None:
+            refused = body_refusal(app)
+        return refused if refused is not None else strict_body_refusal(app)
 
     def authorize(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response[Any]:
         refused = gate(app)
@@ -224,14 +264,7 @@ def make_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(RequestValidationError)
     def _invalid(exc: RequestValidationError) -> Response[Any]:
-        errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-            for e in exc.errors()
-        ]
-        malformed = any(e["type"] in ("json_invalid", "model_attributes_type") for e in errors)
-        code, msg = ("malformed_json", "the body is not valid JSON") if malformed else (
-            "invalid_request", "the request does not match the schema")
-        return error_response(400, code, msg, {"errors": errors})
+        return validation_response(exc.errors())
 
     @app.exception_handler(json.JSONDecodeError)
     def _malformed(exc: json.JSONDecodeError) -> Response[Any]:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING
 
 from hallmark.canonical import sha256_hex
+
+if TYPE_CHECKING:  # cryptography loads on the first key operation, not with every handler
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 __all__ = [
     "b64decode",
@@ -29,11 +29,19 @@ __all__ = [
     "verify_signature",
 ]
 
-_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+
+
+@functools.cache
+def _ecdsa_sha256() -> ec.ECDSA:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.ECDSA(hashes.SHA256())
 
 
 def public_key_pem(key: ec.EllipticCurvePublicKey) -> bytes:
     """The SubjectPublicKeyInfo PEM of ``key``."""
+    from cryptography.hazmat.primitives import serialization
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -54,6 +62,8 @@ def load_public_key(pem: str | bytes) -> ec.EllipticCurvePublicKey:
 
 @functools.lru_cache(maxsize=64)
 def _load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     try:
         key = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError) as exc:
@@ -65,6 +75,7 @@ def _load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
 
 def public_key_fingerprint(pem: str | bytes) -> str:
     """Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (stable across PEM line wrapping)."""
+    from cryptography.hazmat.primitives import serialization
     der = load_public_key(pem).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -76,9 +87,10 @@ def verify_signature(public_key_pem: str | bytes, message: bytes, der_sig: bytes
 
     Returns False for a wrong or malformed signature; raises ``ValueError`` for an unusable key.
     """
+    from cryptography.exceptions import InvalidSignature
     key = load_public_key(public_key_pem)
     try:
-        key.verify(der_sig, message, _ECDSA_SHA256)
+        key.verify(der_sig, message, _ecdsa_sha256())
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -86,9 +98,10 @@ def verify_signature(public_key_pem: str | bytes, message: bytes, der_sig: bytes
 
 def sign_p256(private_key: ec.EllipticCurvePrivateKey, message: bytes) -> bytes:
     """DER ECDSA P-256/SHA-256 signature with a local key (tests and the approver/witness CLIs)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
     if not isinstance(private_key.curve, ec.SECP256R1):
         raise ValueError("private key must be on NIST P-256 (secp256r1)")
-    return private_key.sign(message, _ECDSA_SHA256)
+    return private_key.sign(message, _ecdsa_sha256())
 
 
 def b64encode(data: bytes) -> str:

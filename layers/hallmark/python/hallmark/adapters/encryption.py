@@ -16,11 +16,7 @@ import struct
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import aws_encryption_sdk
-from aws_encryption_sdk import CommitmentPolicy
-from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
 from botocore.exceptions import ClientError
-from cryptography.exceptions import InvalidSignature, InvalidTag
 
 from hallmark.errors import DomainError
 
@@ -40,6 +36,9 @@ class EnvelopeError(DomainError):
 
 class EnvelopeEncryptor:
     def __init__(self, key_arn: str, *, botocore_session: botocore.session.Session | None = None) -> None:
+        import aws_encryption_sdk  # deferred: the SDK is only needed once an encryptor is built
+        from aws_encryption_sdk import CommitmentPolicy
+
         self._key_arn = key_arn
         self._client = aws_encryption_sdk.EncryptionSDKClient(
             commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT,
@@ -66,6 +65,9 @@ class EnvelopeEncryptor:
     def decrypt(self, ciphertext: bytes, expected_context: Mapping[str, str]) -> bytes:
         """Plaintext, only if the message is intact, was made with our key, and carries every
         ``expected_context`` key with the same value. Raises :class:`EnvelopeError`."""
+        from aws_encryption_sdk.exceptions import AWSEncryptionSDKClientError
+        from cryptography.exceptions import InvalidSignature, InvalidTag
+
         try:
             plaintext, header = self._client.decrypt(source=ciphertext, key_provider=self._provider)
         except ClientError as exc:

@@ -28,7 +28,6 @@ import threading
 from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import ClientError
-from cryptography.hazmat.primitives import serialization
 
 from hallmark.errors import TRANSIENT_AWS_ERRORS
 from hallmark.signing import load_public_key, verify_signature
@@ -118,6 +117,8 @@ class KmsSigner:
                     raise KmsSigningError(
                         f"key {self._key_id!r} is not a SIGN_VERIFY key", key_id=self._key_id
                     )
+                from cryptography.hazmat.primitives import serialization
+
                 der = resp["PublicKey"]
                 key = serialization.load_der_public_key(der)
                 pem = key.public_bytes(

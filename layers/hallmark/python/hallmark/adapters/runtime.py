@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from hallmark.adapters.bus import EventBusPublisher
     from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
+    from hallmark.adapters.dynamo_scoring import DynamoBriefStore, DynamoDedupe, DynamoSubscriberStore
     from hallmark.adapters.encryption import EnvelopeEncryptor
     from hallmark.adapters.market_aws import S3DeliveryStore, SqsDeliveryQueue
     from hallmark.adapters.s3 import S3BlobStore, S3Objects
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from hallmark.adapters.sfn import SfnExecutions
     from hallmark.adapters.sqs_audit_emitter import SqsAuditEmitter
     from hallmark.adapters.sqs_quarantine import SqsQuarantine
+    from hallmark.adapters.sqs_queue import SqsQueue
+    from hallmark.adapters.webhook_sender import WebhookPoster
     from hallmark.audit.checkpoints import CheckpointPolicy
     from hallmark.audit.log import AuditLog
     from hallmark.ceremony.service import CeremonyService, WitnessRegistry
@@ -53,6 +56,11 @@ if TYPE_CHECKING:
     from hallmark.release.current import ManifestRepository
     from hallmark.release.service import ReleaseService
     from hallmark.release.steps import ReleaseSteps
+    from hallmark.scoring.batching import Intake, Limits
+    from hallmark.scoring.models import ModelRegistry
+    from hallmark.scoring.pipeline import ScoringPipeline
+    from hallmark.scoring.webhooks import WebhookService
+    from hallmark.scoring.weights import FeedbackService, WeightsRollout
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -213,6 +221,40 @@ def governance() -> GovernanceService:
     )
     return GovernanceService(DynamoApprovalRepository(client("dynamodb"), name),
                              DynamoApproverRepository(client("dynamodb"), name), policy)
+
+
+@cache
+def subjects() -> Any:
+    """The privacy vault's subject records (read by bundles: person id <-> pseudonym)."""
+    from hallmark.adapters.dynamo_privacy import DynamoSubjectStore
+
+    return DynamoSubjectStore(table("state"))
+
+
+@cache
+def privacy() -> Any:
+    """The privacy vault (``hallmark.privacy``): subject records in the state table, data keys
+    wrapped by the KMS privacy key."""
+    from hallmark.adapters.dynamo_privacy import KmsDataKeys
+    from hallmark.privacy.vault import Vault
+
+    return Vault(subjects(), KmsDataKeys(client("kms"), require("KEY_PRIVACY_ID")))
+
+
+def erasure_steps() -> Any:
+    """``ErasureSteps``: the vault, the state table, the audit queue and the settlement multisig."""
+    from hallmark.adapters.dynamo_privacy import DynamoStateRecords
+    from hallmark.privacy.steps import ErasureSteps
+
+    return ErasureSteps(privacy(), docs(), audit(), governance(), DynamoStateRecords(table("state")))
+
+
+def pseudonymizer() -> Any:
+    """The audit intake's boundary: a queued message with its persons pseudonymized."""
+    from hallmark.privacy.personal import pseudonymize
+
+    vault = privacy()
+    return lambda msg: pseudonymize(msg, vault)
 
 
 @cache
@@ -397,6 +439,106 @@ def delivery_encryptor() -> EnvelopeEncryptor:
     return EnvelopeEncryptor(require("KEY_DELIVERY_ID"))
 
 
+# --------------------------------------------------------------------------- scoring
+# TABLE_SCORING, BUCKET_SCORING, QUEUE_*_URL, KEY_WEBHOOKS_ID, STATE_MACHINE_SCORING_ARN
+
+
+def queue(name: str) -> SqsQueue:
+    """Queue ``name`` (QUEUE_<NAME>_URL; the variable is read when a message is first sent)."""
+    from hallmark.adapters.sqs_queue import SqsQueue
+
+    return SqsQueue(client("sqs"), lambda: require(f"QUEUE_{name.upper()}_URL"))
+
+
+def send_batch(name: str, messages: list[dict[str, Any]]) -> None:
+    """Send JSON messages to queue ``name``, ten per call; raises if any is refused."""
+    bodies = [json.dumps(m, sort_keys=True) for m in messages]
+    failed = queue(name).send_batch(bodies, stop_on_failure=True)
+    if failed:
+        raise RuntimeError(f"SQS refused {len(failed)} message(s) for {name} (from message {failed[0]})")
+
+
+def scoring_limits() -> Limits:
+    from hallmark.scoring.batching import limits
+
+    return limits(os.environ, docs())
+
+
+def scoring_intake() -> Intake:
+    from hallmark.scoring.batching import Intake
+
+    return Intake(docs(), blobs("scoring"), executions("scoring"), scoring_limits())
+
+
+def model_registry() -> ModelRegistry:
+    from hallmark.scoring.models import ModelRegistry
+
+    return ModelRegistry(docs(), objects(), blobs("scoring"), lambda: signer("manifest").public_key_pem())
+
+
+def scoring_pipeline() -> ScoringPipeline:
+    from hallmark.scoring.pipeline import ScoringPipeline
+
+    return ScoringPipeline(docs(), audit(), blobs("scoring"),
+                           lease_seconds=int(os.environ.get("SCORING_LEASE_SECONDS", "4200")))
+
+
+def weights(*, sign: bool = False) -> WeightsRollout:
+    """The EVI weights rollout; ``sign``: with the weights signing key (the scheduled updater)."""
+    from hallmark.scoring.weights import WeightsRollout
+
+    return WeightsRollout(docs(), audit(), signer("weights") if sign else None)
+
+
+def weights_public_key() -> bytes:
+    return signer("weights").public_key_pem()
+
+
+def feedback() -> FeedbackService:
+    from hallmark.scoring.weights import FeedbackService, StoredItems
+
+    return FeedbackService(docs(), audit(), StoredItems(briefs(), blobs("scoring")))
+
+
+def scoring_dedupe() -> DynamoDedupe:
+    from hallmark.adapters.dynamo_scoring import DynamoDedupe
+
+    return DynamoDedupe(table("scoring"))
+
+
+def briefs() -> DynamoBriefStore:
+    from hallmark.adapters.dynamo_scoring import DynamoBriefStore
+
+    return DynamoBriefStore(table("scoring"))
+
+
+def subscribers() -> DynamoSubscriberStore:
+    from hallmark.adapters.dynamo_scoring import DynamoSubscriberStore
+
+    return DynamoSubscriberStore(table("scoring"))
+
+
+def local_http() -> bool:
+    """Webhooks to the loopback only on the local cloud (a receiver in the same process)."""
+    return os.environ.get("HALLMARK_ENV") == "local"
+
+
+def webhooks() -> WebhookService:
+    from hallmark.adapters.webhook_sender import KmsSecretCipher, system_resolver
+    from hallmark.scoring.webhooks import WebhookService
+
+    cipher = KmsSecretCipher(client("kms"), require("KEY_WEBHOOKS_ID"))
+    # http to the loopback only on the local cloud; https elsewhere
+    return WebhookService(subscribers(), cipher, resolve=system_resolver, allow_local_http=local_http())
+
+
+def webhook_poster() -> WebhookPoster:
+    """Delivers to the address vetted at send time (the URL checked again: DNS rebinding)."""
+    from hallmark.adapters.webhook_sender import WebhookPoster, system_resolver
+
+    return WebhookPoster(resolve=system_resolver, allow_loopback=local_http())
+
+
 # --------------------------------------------------------------------------- approvers, audit intake
 
 
@@ -512,7 +654,7 @@ def release_bundle(package: dict[str, Any], bought: Any | None = None) -> dict[s
                           key_fingerprints=fingerprints, ceremonies=DynamoCeremonyRepository(state),
                           witnesses=DynamoWitnessRepository(state), order=bought,
                           order_proofs=(proofs.get(bought.ledger_proof_id), proofs.get(bought.delivery_proof_id))
-                          if bought else (None, None))
+                          if bought else (None, None), subjects=subjects())
 
 
 def ratification_seconds() -> int:
@@ -529,6 +671,7 @@ def now() -> datetime:
 
 def reset() -> None:
     """Forget cached clients (the local cloud calls this between boots)."""
-    for f in (client, table, docs, artifacts, signer, audit, bus, governance, audit_log, blobs, executions, ports,
+    for f in (client, table, docs, artifacts, signer, audit, bus, governance, subjects, privacy, audit_log, blobs,
+              executions, ports,
               deployment_steps):
         f.cache_clear()

@@ -61,6 +61,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "ApproverAdded", "ApproverRemoved", "ApproverKeyRotated", "SettlementExpired",
             # the impact policy, changed through 3-of-5 approvals
             "ImpactPolicyChanged",
+            # a subject's key material destroyed (personal data crypto-shredded; PROTOTYPE)
+            "SubjectErased",
         ),
         "ceremony": (
             "CeremonyInitiated", "WitnessAdded", "BlessingGiven", "CeremonyCompleted",
@@ -117,7 +119,7 @@ def event_hash(event: Mapping[str, Any]) -> str:
 class CheckpointRef(BaseModel):
     """An event's ``signature``: the first checkpoint that covers it."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     checkpoint: int = Field(ge=1)
     keyId: str = Field(min_length=1)
@@ -126,7 +128,7 @@ class CheckpointRef(BaseModel):
 class AuditEvent(BaseModel):
     """One entry of a chain, exactly the wire format's fields."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     id: str = Field(min_length=1, max_length=256)
     chain: str = Field(pattern=CHAIN_PATTERN)

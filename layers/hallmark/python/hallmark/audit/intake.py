@@ -7,6 +7,10 @@ in the same group has then been received as often and is dead-lettered with it. 
 recognised here, handed to the ``Quarantine`` port (the queue's DLQ, by its own path) and
 acknowledged; the next event of the chain is appended. Anything else that fails (a store error,
 head contention) is raised: the message and the rest of its group are retried, in order.
+
+With a ``Pseudonymizer`` (``hallmark.privacy``), this is also the one boundary where personal
+data leaves the event: each person named is replaced by their pseudonym and personal free text
+is sealed before the append (docs/privacy.md); emitters stay unchanged.
 """
 
 from __future__ import annotations
@@ -27,6 +31,10 @@ class PoisonMessage(ValueError):
 
 class Quarantine(Protocol):
     def put(self, body: str, *, reason: str, message_id: str, group: str) -> None: ...
+
+
+class Pseudonymizer(Protocol):
+    def __call__(self, msg: Mapping[str, Any]) -> dict[str, Any]: ...
 
 
 class Appender(Protocol):
@@ -58,10 +66,13 @@ def parse_queued(body: str) -> dict[str, Any]:
 class AuditIntake:
     log: Appender
     quarantine: Quarantine
+    privacy: Pseudonymizer | None = None
 
     def handle(self, body: str, *, message_id: str, group: str) -> Literal["appended", "quarantined"]:
         try:
             msg = parse_queued(body)
+            if self.privacy is not None:
+                msg = self.privacy(msg)
             try:
                 self.log.append(chain=msg["chain"], id=msg["id"], ts=msg["ts"], type=msg["type"],
                                 actor=msg["actor"], subject=msg["subject"], data=msg["data"])

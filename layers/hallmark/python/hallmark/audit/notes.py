@@ -33,8 +33,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from cryptography.hazmat.primitives import serialization
-
 from hallmark.ports import Signer
 from hallmark.signing import load_public_key, verify_signature
 
@@ -72,6 +70,8 @@ def checkpoint_note_text(origin: str, size: int, root: bytes) -> str:
 
 
 def _spki_der(pem: bytes) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return load_public_key(pem).public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 

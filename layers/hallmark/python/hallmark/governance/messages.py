@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric import ec
+from typing import TYPE_CHECKING, Any
 
 from hallmark.canonical import canonical_bytes, parse_rfc3339, to_rfc3339
 from hallmark.governance.models import ApprovalSubject, Decision, SubjectKind
 from hallmark.signing import b64encode, sign_p256
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 _KEYS: dict[SubjectKind, tuple[str, str]] = {
     "upgrade": ("upgradeId", "manifestDigest"),

@@ -262,7 +262,7 @@ def parse_set(data: bytes) -> list[dict[str, Any]]:
 class AdvisoryPointer(BaseModel):
     """``advisories/current.json``: which set is current, and when it was fetched."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
     version: int = Field(ge=1)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

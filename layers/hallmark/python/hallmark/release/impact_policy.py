@@ -62,13 +62,13 @@ def highest(*impacts: Impact) -> Impact:
 
 
 class TargetRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     prefix: str = Field(min_length=1, max_length=256)
     impact: Impact
 
 
 class AiShareRule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     above: float = Field(ge=0.0, le=1.0)
     impact: Impact
 
@@ -76,7 +76,7 @@ class AiShareRule(BaseModel):
 class PolicyDocument(BaseModel):
     """The rules; every field is a minimum impact (``LOW`` = the rule never raises)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
     firstRelease: Impact = "MEDIUM"
     majorBump: Impact = "HIGH"
     rollback: Impact = "HIGH"

@@ -47,7 +47,7 @@ SCORED = "scored/"
 class ConfigUpdate(BaseModel):
     """``PUT /scoring/config``: any of the thresholds."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     batchMaxEvents: int | None = Field(default=None, ge=1, le=100_000)
     batchMaxAgeSeconds: int | None = Field(default=None, ge=1, le=86_400)

@@ -20,14 +20,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hallmark.scoring.coverage import CoverageConfig
 from hallmark.scoring.schema import EMBEDDING_DIM, Band, EnrichedEvent, ImpactLevel
+
+if TYPE_CHECKING:  # numpy is imported where arrays are built: handlers that never build one skip it
+    import numpy as np
+    import numpy.typing as npt
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
@@ -75,7 +77,7 @@ _Unit = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 class EviWeights(BaseModel):
     """Weights of the five scores (seed default [.25, .25, .30, .15, .05]); they sum to 1."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     freshness: _Unit = 0.25
     novelty: _Unit = 0.25
@@ -94,13 +96,14 @@ class EviWeights(BaseModel):
         return (self.freshness, self.novelty, self.impact, self.confidence, self.gap)
 
     def as_array(self) -> npt.NDArray[np.float32]:
+        import numpy as np
         return np.asarray(self.as_tuple(), dtype=np.float32)
 
 
 class BandCutoffs(BaseModel):
     """Lower bounds of the bands on total_evi: instant >= 0.80, same_day >= 0.60, weekly >= 0.40."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     instant: _Unit = 0.80
     same_day: _Unit = 0.60
@@ -116,13 +119,14 @@ class BandCutoffs(BaseModel):
         return (self.instant, self.same_day, self.weekly)
 
     def as_array(self) -> npt.NDArray[np.float32]:
+        import numpy as np
         return np.asarray(self.as_tuple(), dtype=np.float32)
 
 
 class ScoringConfig(BaseModel):
     """Everything tunable about EVI scoring. Load it from JSON with ``model_validate_json``."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     weights: EviWeights = Field(default_factory=EviWeights)
     cutoffs: BandCutoffs = Field(default_factory=BandCutoffs)
@@ -296,6 +300,7 @@ def feature_matrix(
     features: Sequence[EventFeatures],
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """([B, 4] float32 in FEATURE_NAMES order, [B] has_embedding) for the model."""
+    import numpy as np
     mat = np.asarray(
         [(f.freshness, f.impact, f.confidence, f.gap) for f in features], dtype=np.float32
     ).reshape(len(features), len(FEATURE_NAMES))
@@ -305,6 +310,7 @@ def feature_matrix(
 
 def embedding_matrix(events: Sequence[EnrichedEvent]) -> npt.NDArray[np.float32]:
     """[B, 768] float32 of the events' embeddings, a zero row where an event has none."""
+    import numpy as np
     out = np.zeros((len(events), EMBEDDING_DIM), dtype=np.float32)
     for i, event in enumerate(events):
         if event.payload.embeddings is not None:

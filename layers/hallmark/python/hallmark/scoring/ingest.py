@@ -27,15 +27,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as SchemaError
-from jsonschema.exceptions import best_match
 from pydantic import ValidationError
 
 from hallmark.scoring.schema import EMBEDDING_DIM, SOURCE_PATTERN, UUID_PATTERN, EnrichedEvent
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError as SchemaError
 
 DETAIL_TYPE = "EnrichedEvent"
 DEDUPE_WINDOW_S = 24 * 3600
@@ -265,6 +265,7 @@ class EventValidator:
     """
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
+        from jsonschema import Draft202012Validator  # deferred: ~80 ms, only when a validator is built
         Draft202012Validator.check_schema(schema)
         self._schema = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
         embedding_rule = schema.get("properties", {}).get("payload", {}).get("properties", {}).get("embeddings", {})
@@ -273,9 +274,11 @@ class EventValidator:
 
     @staticmethod
     def _accepts_null(rule: Mapping[str, Any]) -> bool:
+        from jsonschema import Draft202012Validator  # deferred: ~80 ms, only when a validator is built
         return bool(rule) and Draft202012Validator(rule).is_valid(None)
 
     def _schema_errors(self, detail: Any) -> Rejected | None:
+        from jsonschema.exceptions import best_match
         errors = list(self._schema.iter_errors(detail))
         if not errors:
             return None

@@ -27,19 +27,20 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import ValidationError
 
 from hallmark.scoring.briefs import route
 from hallmark.scoring.coverage import CoverageIndex, coverage_key, event_topics
 from hallmark.scoring.features import EviWeights, ScoringConfig, compute_features, embedding_matrix
 from hallmark.scoring.ports import BlobStore
-from hallmark.scoring.runner import CUDA, EviRunner, default_providers, normalise_corpus
 from hallmark.scoring.schema import EMBEDDING_DIM, EnrichedEvent, EVIEnvelope
 from hallmark.scoring.weights import DEFAULT_VERSION, Assignment, reweigh
+
+if TYPE_CHECKING:  # numpy and onnxruntime load when a job runs, not when a handler imports this
+    import numpy as np
+    import numpy.typing as npt
 
 log = logging.getLogger("hallmark.scoring.job")
 
@@ -100,6 +101,7 @@ def parse_batch(data: bytes) -> tuple[list[EnrichedEvent], list[Rejected]]:
 
 def load_corpus(store: BlobStore, key: str) -> npt.NDArray[np.float32]:
     """The stored corpus, or an empty one when there is none yet."""
+    import numpy as np
     try:
         raw = store.get(key)
     except KeyError:
@@ -113,6 +115,9 @@ def load_corpus(store: BlobStore, key: str) -> npt.NDArray[np.float32]:
 def update_corpus(corpus: npt.NDArray[np.float32], new_embeddings: npt.NDArray[np.float32],
                   max_rows: int) -> npt.NDArray[np.float32]:
     """Append the (normalised) new rows, keep the most recent ``max_rows``."""
+    import numpy as np
+
+    from hallmark.scoring.runner import normalise_corpus
     if max_rows < 0:
         raise ValueError("max_rows must be >= 0")
     merged = np.concatenate([corpus, normalise_corpus(new_embeddings)], axis=0) if len(new_embeddings) else corpus
@@ -140,6 +145,7 @@ def update_coverage(index: CoverageIndex, batch_key: str, events: Sequence[Enric
 
 
 def dump_npy(arr: npt.NDArray[Any]) -> bytes:
+    import numpy as np
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
     return buf.getvalue()
@@ -147,6 +153,7 @@ def dump_npy(arr: npt.NDArray[Any]) -> bytes:
 
 def npy_rows(header: bytes) -> int:
     """Rows of a 2-D .npy array from the first bytes of the file (its header)."""
+    import numpy as np
     fp = io.BytesIO(header)
     major, _minor = np.lib.format.read_magic(fp)
     if major == 1:
@@ -223,6 +230,8 @@ def run_job(
 ) -> JobResult:
     """Score one batch: envelopes JSONL to ``output_key``, the updated corpus back to ``corpus_key``.
     ``gpu_model`` and ``candidate_model`` are (key, sha256) of the release's variants, if any."""
+
+    from hallmark.scoring.runner import CUDA, EviRunner, default_providers
     started = time.perf_counter()
     cfg = config or ScoringConfig()
     wanted = list(providers) if providers is not None else default_providers()

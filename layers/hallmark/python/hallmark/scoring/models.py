@@ -63,7 +63,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class RegisterModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     packageId: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
 

@@ -27,7 +27,7 @@ BANDS: tuple[Band, ...] = ("instant", "same_day", "weekly", "archive")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, defer_build=True)
 
 
 class ExtractedData(_Strict):
@@ -41,7 +41,7 @@ class ExtractedData(_Strict):
 class EventPayload(_Strict):
     """The event body. ``embeddings`` is one 768-dimensional vector (seed 003 names it plural)."""
 
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, defer_build=True)
 
     raw: dict[str, Any] = Field(default_factory=dict)
     extracted: ExtractedData = Field(default_factory=ExtractedData)
@@ -55,7 +55,7 @@ class GeoLocation(_Strict):
 
 
 class EventMetadata(_Strict):
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+    model_config = ConfigDict(strict=True, extra="allow", frozen=True, defer_build=True)
 
     content_hash: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     geo_location: GeoLocation | None = None

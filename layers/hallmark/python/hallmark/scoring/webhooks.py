@@ -38,7 +38,7 @@ BRIEF_TYPE = "brief.created"
 
 
 class SubscribeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, defer_build=True)
 
     url: str = Field(min_length=8, max_length=2048)
     bands: list[SubscribableBand] = Field(min_length=1, max_length=3)

@@ -38,10 +38,8 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import numpy as np
-import numpy.typing as npt
 import rfc8785
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -51,9 +49,14 @@ from hallmark.errors import Conflict, DomainError, NotFound
 from hallmark.ports import AuditEmitter, Signer
 from hallmark.scoring.batching import batch_key, output_key
 from hallmark.scoring.features import SCORE_NAMES, BandCutoffs, EviWeights
-from hallmark.scoring.reference import bands as band_indices
 from hallmark.scoring.schema import BANDS, Band, EVIEnvelope
 from hallmark.signing import verify_signature
+
+if TYPE_CHECKING:  # numpy loads when weights are fitted or applied, not with every scoring handler
+    import numpy as np
+    import numpy.typing as npt
+
+    F64 = npt.NDArray[np.float64]
 
 CHAIN = "scoring"
 FEEDBACK = "scoring-feedback"
@@ -62,7 +65,6 @@ CURRENT = "current"
 DEFAULT_VERSION = "w-0"
 DOMAINS: tuple[str, ...] = ("crypto", "ai")
 NAMESPACE = uuid.UUID("3f6f0a52-7f0e-4c39-9d55-0b9e2d1e4a77")
-F64 = npt.NDArray[np.float64]
 Verdict = Literal["useful", "not_useful", "wrong_band"]
 ItemKind = Literal["brief", "envelope"]
 
@@ -125,6 +127,7 @@ def target(verdict: Verdict, band: Band, wanted: Band | None, cutoffs: BandCutof
 
 def project_simplex(v: F64) -> F64:
     """The Euclidean projection of ``v`` onto {w >= 0, sum w = 1} (Duchi et al., 2008)."""
+    import numpy as np
     u = np.sort(v)[::-1]
     css = np.cumsum(u) - 1.0
     ks = np.arange(1, len(v) + 1)
@@ -135,6 +138,7 @@ def project_simplex(v: F64) -> F64:
 def fit_weights(scores: npt.ArrayLike, targets: npt.ArrayLike, current: Sequence[float], *,
                 alpha: float = 1.0, max_step: float = 0.1, iterations: int = 5000) -> F64:
     """Constrained ridge (see the module docstring), then the bounded step from ``current``."""
+    import numpy as np
     s = np.asarray(scores, dtype=np.float64).reshape(-1, len(SCORE_NAMES))
     t = np.asarray(targets, dtype=np.float64).reshape(-1)
     w0 = np.asarray(current, dtype=np.float64)
@@ -218,6 +222,9 @@ def default_version() -> WeightsVersion:
 def reweigh(scores: npt.ArrayLike, domains: Sequence[str], version: WeightsVersion,
             cutoffs: BandCutoffs | None = None) -> tuple[F64, list[Band]]:
     """Totals and bands of scored events under ``version``'s per-domain weights."""
+    import numpy as np
+
+    from hallmark.scoring.reference import bands as band_indices
     s = np.asarray(scores, dtype=np.float64).reshape(-1, len(SCORE_NAMES))
     w = np.asarray([version.for_domain(d).as_tuple() for d in domains], dtype=np.float64).reshape(s.shape)
     total = np.clip((s * w).sum(axis=1), 0.0, 1.0)
@@ -424,6 +431,7 @@ class WeightsRollout:
         return {"action": "promoted" if promote else "rolled_back", **data}
 
     def _propose(self, st: RolloutState, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        import numpy as np
         p = self.policy
         weights: dict[str, tuple[float, ...]] = {}
         samples: dict[str, int] = {}
@@ -505,6 +513,7 @@ class StoredItems:
                           env.weights_version or DEFAULT_VERSION, batch_id)
 
     def brief(self, brief_id: str) -> ScoredItem | None:
+        import numpy as np
         stored = self.briefs.get(brief_id)
         if stored is None:
             return None

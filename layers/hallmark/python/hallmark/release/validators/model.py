@@ -69,7 +69,7 @@ class Impact(StrEnum):
 class PackageMeta(BaseModel):
     """What the submitter declares about a package (``POST /packages``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     version: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$")
@@ -97,7 +97,7 @@ class PackageMeta(BaseModel):
 class SmokeLimits(BaseModel):
     """Limits of the isolated smoke runner. A package's ``hallmark.toml`` may ask for less, never more."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     default_timeout_s: float = Field(default=30.0, gt=0)
     max_timeout_s: float = Field(default=120.0, gt=0)
@@ -142,7 +142,7 @@ class SmokeLimits(BaseModel):
 class ValidatorConfig(BaseModel):
     """Limits and policies of every validator, with secure defaults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     # static
     max_size: int = Field(default=100 * MiB, ge=1, description="package bytes")
@@ -222,7 +222,7 @@ class ValidationResult(BaseModel):
     back from storage with ``model_validate``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     validator: str = Field(min_length=1, max_length=64)
     passed: bool
