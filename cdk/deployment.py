@@ -100,7 +100,8 @@ class DeploymentInfra(Construct):
                                                   resources=[groups]))
         alarms = stack.format_arn(service="cloudwatch", resource="alarm", resource_name=f"{MANAGED_PREFIX}*",
                                   arn_format=_COLON)
-        fn.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:PutMetricAlarm"], resources=[alarms]))
+        fn.add_to_role_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarmHistory"], resources=[alarms]))
         # DescribeAlarms and PutMetricData have no resource-level permissions
         fn.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=["*"]))
         fn.add_to_role_policy(iam.PolicyStatement(actions=["cloudwatch:PutMetricData"], resources=["*"],

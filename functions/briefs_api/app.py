@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.errors import DomainError, NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
@@ -32,7 +32,7 @@ def list_briefs(domain: Annotated[Domain | None, Query()] = None,
         since_value = since_ms(since)
     except ValueError as exc:
         raise DomainError("invalid_request", str(exc), 400, {"since": since}) from None
-    stored = scoring_runtime.briefs().list(domain=domain, impact_level=impact_level, since_ms=since_value,
+    stored = runtime.briefs().list(domain=domain, impact_level=impact_level, since_ms=since_value,
                                            limit=MAX_SCAN)
     items, token = paginate(stored, key=lambda b: (b.brief.created_at, b.brief.brief_id), limit=limit,
                             next_token=nextToken, route="GET /briefs", newest_first=True,
@@ -43,7 +43,7 @@ def list_briefs(domain: Annotated[Domain | None, Query()] = None,
 @app.get("/briefs/<briefId>")
 @tracer.capture_method
 def get_brief(briefId: str) -> dict[str, Any]:
-    brief = scoring_runtime.briefs().get(briefId)
+    brief = runtime.briefs().get(briefId)
     if brief is None:
         raise NotFound("brief", briefId)
     return brief.as_dict()
@@ -52,7 +52,7 @@ def get_brief(briefId: str) -> dict[str, Any]:
 @app.post("/briefs/<briefId>/feedback")
 @tracer.capture_method
 def brief_feedback(briefId: str, body: Annotated[FeedbackIn, Body()]) -> Response[Any]:
-    record, changed = scoring_runtime.feedback().record("brief", briefId, caller_of(app).sub, body)
+    record, changed = runtime.feedback().record("brief", briefId, caller_of(app).sub, body)
     return Response(201 if changed else 200, "application/json", body=record)
 
 

@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import runtime, scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.errors import NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
@@ -36,7 +36,7 @@ app = make_resolver()
 @app.post("/scoring/model")
 @tracer.capture_method
 def register_model(body: Annotated[RegisterModel, Body()]) -> Response[Any]:
-    model = scoring_runtime.registry().register(body.packageId, caller_of(app).sub)
+    model = runtime.model_registry().register(body.packageId, caller_of(app).sub)
     logger.info("EVI model registered", extra={"modelDigest": model.modelDigest, "packageId": model.packageId})
     return Response(201, "application/json", body=model.as_dict())
 
@@ -44,7 +44,7 @@ def register_model(body: Annotated[RegisterModel, Body()]) -> Response[Any]:
 @app.get("/scoring/model")
 @tracer.capture_method
 def active_model() -> dict[str, Any]:
-    return scoring_runtime.registry().active().as_dict()
+    return runtime.model_registry().active().as_dict()
 
 
 @app.put("/scoring/config")
@@ -56,7 +56,7 @@ def put_config(body: Annotated[ConfigUpdate, Body()]) -> dict[str, Any]:
 @app.get("/scoring/config")
 @tracer.capture_method
 def get_config() -> dict[str, Any]:
-    return {**scoring_runtime.current_limits().as_dict(), "open": scoring_runtime.intake().open_batch()}
+    return {**runtime.scoring_limits().as_dict(), "open": runtime.scoring_intake().open_batch()}
 
 
 def _view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def get_batch(batchId: str) -> dict[str, Any]:
 @app.post("/scoring/batches/flush")
 @tracer.capture_method
 def flush() -> Response[Any]:
-    sealed = scoring_runtime.intake().seal_if_due(force=True)
+    sealed = runtime.scoring_intake().seal_if_due(force=True)
     return Response(202, "application/json", body={"sealed": [
         {"batchId": s.batch_id, "size": s.size, "batchDigest": s.batch_digest, "executionArn": s.execution_arn}
         for s in sealed]})
@@ -94,14 +94,14 @@ def flush() -> Response[Any]:
 @app.post("/scoring/envelopes/<eventId>/feedback")
 @tracer.capture_method
 def envelope_feedback(eventId: str, body: Annotated[FeedbackIn, Body()]) -> Response[Any]:
-    record, changed = scoring_runtime.feedback().record("envelope", eventId, caller_of(app).sub, body)
+    record, changed = runtime.feedback().record("envelope", eventId, caller_of(app).sub, body)
     return Response(201 if changed else 200, "application/json", body=record)
 
 
 @app.get("/scoring/weights")
 @tracer.capture_method
 def weights() -> dict[str, Any]:
-    return scoring_runtime.weights().state().as_dict()
+    return runtime.weights().state().as_dict()
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -10,7 +10,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger, metrics
 from hallmark.scoring.features import ScoringConfig
@@ -25,7 +25,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     config = ScoringConfig.model_validate_json(os.environ["SCORING_CONFIG"]) if os.environ.get("SCORING_CONFIG") else None
     candidate = (event["candidateModelKey"], event["candidateModelDigest"]) if event.get("candidateModelKey") else None
-    result = run_job(store=scoring_runtime.blobs(), batch_key=event["batchKey"], model_key=event["modelKey"],
+    result = run_job(store=runtime.blobs("scoring"), batch_key=event["batchKey"], model_key=event["modelKey"],
                      model_digest=event["modelDigest"], candidate_model=candidate,
                      int8_min_batch=int(event.get("int8MinBatch") or 0),
                      output_key=event["outputKey"], corpus_key=event["corpusKey"],

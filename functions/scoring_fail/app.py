@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger
 
@@ -15,6 +15,6 @@ from hallmark.observability import logger
 @transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = scoring_runtime.pipeline().fail(event["batchId"], event.get("error") or {}, event.get("executionArn"))
+    result = runtime.scoring_pipeline().fail(event["batchId"], event.get("error") or {}, event.get("executionArn"))
     logger.warning("batch failed", extra={"failure": result})
     return result

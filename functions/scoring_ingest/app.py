@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import runtime, scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.observability import logger, metrics
 from hallmark.scoring.ingest import Accepted, Duplicate, EventValidator, Ingestor, Rejected, reject_message
 
@@ -33,25 +33,16 @@ def _send_rejects(rejects: list[tuple[SQSRecord, Rejected]], now_s: int) -> list
     """Queue the rejects with their reason; the message ids that could not be queued."""
     if not rejects:
         return []
-    sqs, url = runtime.client("sqs"), runtime.require("QUEUE_SCORING_REJECTS_URL")
-    failed: list[str] = []
-    for start in range(0, len(rejects), 10):
-        chunk = rejects[start:start + 10]
-        entries = [{
-            "Id": str(i),
-            "MessageBody": json.dumps(reject_message(rec.body, why, rec.message_id, now_s)),
-            "MessageAttributes": {"reason": {"DataType": "String", "StringValue": why.reason[:256]}},
-        } for i, (rec, why) in enumerate(chunk)]
-        resp = sqs.send_message_batch(QueueUrl=url, Entries=entries)
-        failed += [chunk[int(f["Id"])][0].message_id for f in resp.get("Failed", [])]
-    return failed
+    bodies = [json.dumps(reject_message(rec.body, why, rec.message_id, now_s)) for rec, why in rejects]
+    reasons = [{"reason": why.reason[:256]} for _, why in rejects]
+    return [rejects[i][0].message_id for i in runtime.queue("scoring_rejects").send_batch(bodies, reasons)]
 
 
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     now_s = int(time.time())
-    ingestor = Ingestor(validator(), scoring_runtime.dedupe())
+    ingestor = Ingestor(validator(), runtime.scoring_dedupe())
     valid: list[tuple[str, Accepted]] = []
     rejects: list[tuple[SQSRecord, Rejected]] = []
 
@@ -85,7 +76,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         else:
             accepted.append((mid, outcome.line))
     try:
-        sealed = scoring_runtime.intake().append([line for _, line in accepted], duplicates=duplicates,
+        sealed = runtime.scoring_intake().append([line for _, line in accepted], duplicates=duplicates,
                                                  rejected=len(rejects) - len(unsent))
     except Exception:
         logger.exception("appending to the open batch failed: the accepted records will be retried")

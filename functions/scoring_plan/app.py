@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger
 
@@ -17,9 +17,9 @@ from hallmark.observability import logger
 @transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    model = scoring_runtime.registry().verify_active()
-    rollout, pem = scoring_runtime.weights(), scoring_runtime.weights_public_key()
-    plan = scoring_runtime.pipeline().plan(event["batchId"], event["executionArn"], model,
-                                           scoring_runtime.current_limits(), assign=lambda b: rollout.assign(b, pem))
+    model = runtime.model_registry().verify_active()
+    rollout, pem = runtime.weights(), runtime.weights_public_key()
+    plan = runtime.scoring_pipeline().plan(event["batchId"], event["executionArn"], model,
+                                           runtime.scoring_limits(), assign=lambda b: rollout.assign(b, pem))
     logger.info("batch planned", extra=plan.as_dict())
     return plan.as_dict()

@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger
 
@@ -16,5 +16,5 @@ from hallmark.observability import logger
 @transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return scoring_runtime.pipeline().record(event["plan"], event.get("scored") or {},
-                                             count_canary=scoring_runtime.weights().record_batch)
+    return runtime.scoring_pipeline().record(event["plan"], event.get("scored") or {},
+                                             count_canary=runtime.weights().record_batch)

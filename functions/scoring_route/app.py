@@ -7,7 +7,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger
 
@@ -15,6 +15,6 @@ from hallmark.observability import logger
 @transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return scoring_runtime.pipeline().route(
-        event["plan"], scoring_runtime.briefs(), scoring_runtime.subscribers(),
-        lambda messages: scoring_runtime.send_batch("webhooks", messages))
+    return runtime.scoring_pipeline().route(
+        event["plan"], runtime.briefs(), runtime.subscribers(),
+        lambda messages: runtime.send_batch("webhooks", messages))

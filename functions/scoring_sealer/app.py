@@ -7,11 +7,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.observability import logger
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    sealed = scoring_runtime.intake().seal_if_due()
+    sealed = runtime.scoring_intake().seal_if_due()
     return {"sealed": [{"batchId": s.batch_id, "size": s.size, "executionArn": s.execution_arn} for s in sealed]}

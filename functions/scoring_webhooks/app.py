@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import runtime, scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.observability import logger
 from hallmark.scoring.webhooks import DeliveryFailed, backoff_seconds, body_of, signed_headers
 
@@ -24,15 +24,15 @@ AUDIT_NS = uuid.UUID("b6f0c2d4-1e3a-4b5c-9d7e-0a1b2c3d4e5f")
 
 def record_handler(record: SQSRecord) -> None:
     msg = json.loads(record.body)
-    sub = scoring_runtime.subscribers().get(msg["subscriberId"])
+    sub = runtime.subscribers().get(msg["subscriberId"])
     if sub is None or not sub.active:
         logger.warning("webhook dropped: no such active subscriber", extra={"subscriberId": msg["subscriberId"]})
         return
-    secret = scoring_runtime.webhooks().secret_of(sub)
+    secret = runtime.webhooks().secret_of(sub)
     body = body_of(msg["payload"])
     now = datetime.now(UTC)
     attempt = int(record.attributes.approximate_receive_count or 1)
-    result = scoring_runtime.webhook_poster().post(sub.url, body, signed_headers(secret, msg["webhookId"], body, now),
+    result = runtime.webhook_poster().post(sub.url, body, signed_headers(secret, msg["webhookId"], body, now),
                                                    float(os.environ.get("WEBHOOK_TIMEOUT_S", "10")))
     if result.refused:  # the host now resolves to a non-public address (DNS rebinding): never retried
         logger.warning("webhook refused: destination not public", extra={"subscriberId": sub.subscriberId,
@@ -41,9 +41,7 @@ def record_handler(record: SQSRecord) -> None:
     if not result.ok:
         delay = backoff_seconds(attempt, int(os.environ.get("WEBHOOK_BACKOFF_BASE_S", "5")))
         try:
-            runtime.client("sqs").change_message_visibility(
-                QueueUrl=runtime.require("QUEUE_WEBHOOKS_URL"), ReceiptHandle=record.receipt_handle,
-                VisibilityTimeout=delay)
+            runtime.queue("webhooks").delay(record.receipt_handle, delay)
         except Exception:  # the retry then comes after the queue's visibility timeout
             logger.exception("could not set the webhook retry delay")
         raise DeliveryFailed(f"{sub.url} answered {result.status or result.detail}; attempt {attempt}, "

@@ -8,12 +8,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.observability import logger
 
 
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    outcome = scoring_runtime.weights(sign=True).run()
+    outcome = runtime.weights(sign=True).run()
     logger.info("weights updater", extra=outcome)
     return outcome

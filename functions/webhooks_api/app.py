@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark.adapters import scoring_runtime
+from hallmark.adapters import runtime
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
 from hallmark.scoring.webhooks import SubscribeRequest
@@ -20,7 +20,7 @@ app = make_resolver()
 @app.post("/webhooks")
 @tracer.capture_method
 def subscribe(body: Annotated[SubscribeRequest, Body()]) -> Response[Any]:
-    sub, secret = scoring_runtime.webhooks().subscribe(body, caller_of(app).sub)
+    sub, secret = runtime.webhooks().subscribe(body, caller_of(app).sub)
     logger.info("webhook subscriber added", extra={"subscriberId": sub.subscriberId, "bands": sub.bands})
     return Response(201, "application/json", body={**sub.public(), "secret": secret},
                     headers={"cache-control": "no-store"})
@@ -29,13 +29,13 @@ def subscribe(body: Annotated[SubscribeRequest, Body()]) -> Response[Any]:
 @app.delete("/webhooks/<subscriberId>")
 @tracer.capture_method
 def unsubscribe(subscriberId: str) -> dict[str, Any]:
-    return scoring_runtime.webhooks().deactivate(subscriberId).public()
+    return runtime.webhooks().deactivate(subscriberId).public()
 
 
 @app.get("/webhooks")
 @tracer.capture_method
 def list_subscribers() -> dict[str, Any]:
-    items = [s.public() for s in scoring_runtime.subscribers().list()]
+    items = [s.public() for s in runtime.subscribers().list()]
     return {"items": items, "count": len(items)}
 
 

@@ -24,6 +24,7 @@ from moto.events.models import Rule as MotoRule
 from moto.utilities.arns import parse_arn
 
 from hallmark_tools.localcloud.batch import install_batch_patches
+from hallmark_tools.localcloud.cloudwatch_patches import install_cloudwatch_patches
 from hallmark_tools.localcloud.environments import HandlerError, Throttled
 from hallmark_tools.localcloud.sqs_patches import install_sqs_patches
 
@@ -123,6 +124,7 @@ def install_patches() -> None:
     install_batch_patches(_patch)
     _patch(EventTemplateParser, "parse", staticmethod(_cached_template_parse))
     install_sqs_patches(_patch)
+    install_cloudwatch_patches(_patch)
     def simple_invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
                       response_headers: Any) -> str | bytes | None:
         name = function_name.split(":function:")[-1].split(":")[0]

@@ -83,12 +83,12 @@ def _depth(cloud: LocalCloud, queue: str) -> int:
 
 def run_burst(cloud: LocalCloud, events: list[dict[str, Any]], duplicates: int, timeout: float = 1800.0) -> BurstResult:
     """Put ``events`` unpaced (one client, ten per PutEvents call), wait until all are ingested."""
-    from hallmark.adapters import scoring_runtime
+    from hallmark.adapters import runtime
 
     started = time.perf_counter()
     put_events(cloud, events, wave=None)
     put_s = time.perf_counter() - started
-    intake = scoring_runtime.intake()
+    intake = runtime.scoring_intake()
     deadline = time.monotonic() + timeout
     while True:
         batch = intake.open_batch()

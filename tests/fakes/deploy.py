@@ -14,7 +14,14 @@ from hallmark.audit.log import AuditLog
 from hallmark.bundle import collect_bundle
 from hallmark.ceremony.models import ArtifactProvenance
 from hallmark.ceremony.provenance import attest_dsse
-from hallmark.deploy.ports import AliasState, CodeRef, FunctionSpec, LiveConfig, ReleaseEvidence
+from hallmark.deploy.ports import (
+    AlarmHistoryUnavailable,
+    AliasState,
+    CodeRef,
+    FunctionSpec,
+    LiveConfig,
+    ReleaseEvidence,
+)
 from hallmark.dsse import in_toto_statement, manifest_signature_id, sign_envelope
 from hallmark.signing import public_key_fingerprint
 from hallmark_tools import samples
@@ -108,6 +115,8 @@ class FakeLambda:
 class FakeMonitoring:
     def __init__(self) -> None:
         self.states: dict[str, str] = {}
+        self.breached: set[str] = set()  # was in ALARM during the bake (the history)
+        self.history_error: str | None = None
         self.retention: dict[str, int] = {}
         self.notified: list[dict[str, Any]] = []
 
@@ -122,6 +131,11 @@ class FakeMonitoring:
 
     def alarm_states(self, names: list[str]) -> dict[str, str]:
         return {n: self.states[n] for n in names if n in self.states}
+
+    def alarms_breached(self, names: list[str], since: datetime) -> list[str]:
+        if self.history_error:
+            raise AlarmHistoryUnavailable(self.history_error)
+        return [n for n in names if n in self.breached or self.states.get(n) == "ALARM"]
 
     def notify(self, subject: str, detail: dict[str, Any]) -> None:
         self.notified.append(detail)

@@ -136,6 +136,24 @@ def _refused(cloud: LocalCloud, d: Deployer, name: str, version: str, env: str, 
     assert refused and refused[0]["data"]["reason"] == reason
 
 
+
+def test_an_alarm_that_fires_and_clears_during_the_bake_rolls_back(cloud: LocalCloud, d: Deployer) -> None:
+    name = _name("flap")
+    d.release(name, "1.0.0", "bronze")
+    first = d.wait(d.deploy(name, "1.0.0", "staging"))
+    d.release(name, "1.1.0", "bronze", greeting="hullo")
+    canary = d.wait(d.deploy(name, "1.1.0", "staging"), ("canary", *TERMINAL))
+    assert canary["stage"] == "canary", canary
+    d.set_alarms(canary, "ALARM")
+    d.set_alarms(canary, "OK")  # cleared long before the bake ends
+    rolled = d.wait(canary["deploymentId"])
+    assert rolled["stage"] == "rolled_back" and rolled["stages"][-1]["reason"] == "alarm_during_bake", rolled
+    assert d.alias(rolled) == {"version": first["functionVersion"], "weights": {}}
+    event = next(e for e in _events(cloud, canary["deploymentId"]) if e["type"] == "DeploymentRolledBack")
+    assert event["data"]["reason"] == "alarm_during_bake" and event["data"]["breachedDuringBake"] == canary["alarms"]
+    states = cloud.client("cloudwatch").describe_alarms(AlarmNames=canary["alarms"])["MetricAlarms"]
+    assert {a["StateValue"] for a in states} == {"OK"}
+
 def test_tampered_manifest_is_refused(cloud: LocalCloud, d: Deployer) -> None:
     name = _name("tmf")
     doc = d.release(name, "1.0.0")

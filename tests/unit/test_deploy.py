@@ -42,7 +42,8 @@ class World:
         self.objects[f"sha256/{rel.sha256}"] = rel.artifact
         return rel
 
-    def run(self, name: str, version: str, env: str = "staging", *, alarm: bool = False) -> dict[str, Any]:
+    def run(self, name: str, version: str, env: str = "staging", *, alarm: bool = False,
+            flapped: bool = False, history_error: str | None = None) -> dict[str, Any]:
         doc, _ = self.steps.request(name, version, env, "sam")
         dep = doc["deploymentId"]
         if not self.steps.admit(dep)["admitted"] or not self.steps.release(dep)["ok"]:
@@ -52,7 +53,11 @@ class World:
             if alarm:
                 for n in self.steps.get(dep)["alarms"]:
                     self.mon.states[n] = "ALARM"
+            if flapped:  # ALARM then OK again within the bake: only the history shows it
+                self.mon.breached.update(self.steps.get(dep)["alarms"])
+            self.mon.history_error = history_error
             self.steps.judge(dep)
+            self.mon.history_error = None
         return self.steps.get(dep)
 
 
@@ -152,6 +157,31 @@ def test_first_deployment_goes_live_at_once_then_a_canary_rolls_back_on_alarm() 
     third = w.run("svc", "1.0.2")
     assert third["stage"] == "live"
     assert w.lam.alias(fn, "staging").version == "3"  # type: ignore[union-attr]
+
+
+def test_an_alarm_that_fired_and_cleared_during_the_bake_rolls_the_canary_back() -> None:
+    w = World()
+    w.release("svc", "1.0.0")
+    fn = w.run("svc", "1.0.0")["functionName"]
+    w.release("svc", "1.0.1")
+    flapped = w.run("svc", "1.0.1", flapped=True)
+    assert all(w.mon.states[n] != "ALARM" for n in flapped["alarms"])  # OK again at the bake's end
+    assert flapped["stage"] == "rolled_back" and w.lam.alias(fn, "staging").version == "1"  # type: ignore[union-attr]
+    event = w.audit.events[-1]
+    assert event["type"] == "DeploymentRolledBack" and event["data"]["reason"] == "alarm_during_bake"
+    assert event["data"]["breachedDuringBake"] == flapped["alarms"]
+    assert event["data"]["bakeStartedAt"] == flapped["bakeStartedAt"]
+
+
+def test_an_unreadable_alarm_history_fails_the_canary_closed() -> None:
+    w = World()
+    w.release("svc", "1.0.0")
+    fn = w.run("svc", "1.0.0")["functionName"]
+    w.release("svc", "1.0.1")
+    doc = w.run("svc", "1.0.1", history_error="AccessDenied")
+    assert doc["stage"] == "rolled_back" and w.lam.alias(fn, "staging").version == "1"  # type: ignore[union-attr]
+    assert doc["stages"][-1]["reason"] == "alarm_history_unreadable" and "AccessDenied" in doc["stages"][-1]["detail"]
+    assert w.audit.events[-1]["data"]["reason"] == "alarm_history_unreadable"
 
 
 def test_production_records_the_skipped_provisioned_concurrency() -> None:

@@ -5,12 +5,13 @@ are touched (the deployer's IAM role is limited the same way)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from hallmark.deploy.models import MANAGED_PREFIX
-from hallmark.deploy.ports import AliasState, CodeRef, FunctionSpec, LiveConfig
+from hallmark.deploy.ports import AlarmHistoryUnavailable, AliasState, CodeRef, FunctionSpec, LiveConfig
 
 #: Error codes a backend answers for an operation it does not implement (moto: 404 "Not yet
 #: implemented"); the call is then recorded as skipped, never as done.
@@ -184,8 +185,34 @@ class CloudWatchMonitoring:
                 out[a["AlarmName"]] = a["StateValue"]
         return out
 
+    def alarms_breached(self, names: list[str], since: datetime) -> list[str]:
+        """``DescribeAlarmHistory`` (``StateUpdate`` items since ``since``) per alarm: breached when
+        a state change since then entered or left ``ALARM``; any error reading it fails closed."""
+        breached = []
+        for name in names:
+            kwargs: dict[str, Any] = {"AlarmName": name, "HistoryItemType": "StateUpdate", "StartDate": since,
+                                      "EndDate": datetime.now(UTC), "MaxRecords": 100}
+            try:
+                while True:
+                    resp = self.cw.describe_alarm_history(**kwargs)
+                    if any(_touches_alarm(item) for item in resp.get("AlarmHistoryItems", [])):
+                        breached.append(name)
+                        break
+                    if not resp.get("NextToken"):
+                        break
+                    kwargs["NextToken"] = resp["NextToken"]
+            except (ClientError, BotoCoreError, NotImplementedError, KeyError, TypeError, ValueError) as exc:
+                raise AlarmHistoryUnavailable(f"{name}: {type(exc).__name__}: {exc}"[:300]) from exc
+        return breached
+
     def notify(self, subject: str, detail: dict[str, Any]) -> None:
         self.sns.publish(TopicArn=self.topic, Subject=subject[:100], Message=json.dumps(detail, sort_keys=True))
         self.cw.put_metric_data(Namespace="Hallmark", MetricData=[
             {"MetricName": "DeploymentDrifted", "Value": 1.0, "Unit": "Count",
              "Dimensions": [{"Name": "FunctionName", "Value": str(detail.get("functionName"))}]}])
+
+
+def _touches_alarm(item: dict[str, Any]) -> bool:
+    """A ``StateUpdate`` history item whose old or new state is ``ALARM`` (``HistoryData`` JSON)."""
+    data = json.loads(item["HistoryData"])
+    return "ALARM" in (data["oldState"]["stateValue"], data["newState"]["stateValue"])

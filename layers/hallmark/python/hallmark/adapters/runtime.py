@@ -26,12 +26,13 @@ from hallmark.adapters.dynamo_docs import DynamoDocStore
 from hallmark.adapters.kms_signer import KmsSigner
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     from hallmark.adapters.bus import EventBusPublisher
     from hallmark.adapters.dynamo_ceremony import DynamoCeremonyRepository
+    from hallmark.adapters.dynamo_scoring import DynamoBriefStore, DynamoDedupe, DynamoSubscriberStore
     from hallmark.adapters.encryption import EnvelopeEncryptor
     from hallmark.adapters.market_aws import S3DeliveryStore, SqsDeliveryQueue
     from hallmark.adapters.s3 import S3BlobStore, S3Objects
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from hallmark.adapters.sfn import SfnExecutions
     from hallmark.adapters.sqs_audit_emitter import SqsAuditEmitter
     from hallmark.adapters.sqs_quarantine import SqsQuarantine
+    from hallmark.adapters.sqs_queue import SqsQueue
+    from hallmark.adapters.webhook_sender import WebhookPoster
     from hallmark.audit.checkpoints import CheckpointPolicy
     from hallmark.audit.log import AuditLog
     from hallmark.ceremony.service import CeremonyService, WitnessRegistry
@@ -46,14 +49,19 @@ if TYPE_CHECKING:
     from hallmark.deploy.steps import DeploymentSteps
     from hallmark.governance.registry import ApproverRegistry
     from hallmark.governance.service import GovernanceService
-    from hallmark.governance.steps import GovernanceSteps
+    from hallmark.governance.steps import ApproverSteps, GovernanceSteps
     from hallmark.market.service import MarketService
     from hallmark.market.steps import DownloadDelivery
     from hallmark.ports import Signer
     from hallmark.release.advisories import AdvisorySync, CurrentAdvisorySet
     from hallmark.release.current import ManifestRepository
     from hallmark.release.service import ReleaseService
-    from hallmark.release.steps import ReleaseSteps
+    from hallmark.release.steps import ReleasePolicySteps, ReleaseSteps
+    from hallmark.scoring.batching import Intake, Limits
+    from hallmark.scoring.models import ModelRegistry
+    from hallmark.scoring.pipeline import ScoringPipeline
+    from hallmark.scoring.webhooks import WebhookService
+    from hallmark.scoring.weights import FeedbackService, WeightsRollout
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
@@ -163,7 +171,29 @@ def manifest_repository() -> ManifestRepository:
     """The manifest repository bucket (envelopes and the "current" pointers)."""
     from hallmark.release.current import ManifestRepository
 
-    return ManifestRepository(blobs("manifests"))
+    return ManifestRepository(_DeferredBlobs("manifests"))
+
+
+class _DeferredBlobs:
+    """Bucket ``name``, resolved on first use: a governance step that never touches the manifest
+    repository (the approval wait's expiry) needs no bucket in its environment."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def bucket(self) -> str:
+        return blobs(self.name).bucket
+
+    def get(self, key: str) -> bytes:
+        return blobs(self.name).get(key)
+
+    def write(self, key: str, data: bytes, *, content_type: str | None = None,
+              metadata: Mapping[str, str] | None = None) -> str | None:
+        return blobs(self.name).write(key, data, content_type=content_type, metadata=metadata)
+
+    def delete(self, key: str) -> None:
+        blobs(self.name).delete(key)
 
 
 def governance_steps() -> GovernanceSteps:
@@ -171,7 +201,7 @@ def governance_steps() -> GovernanceSteps:
     from hallmark.governance.steps import GovernanceSteps
 
     p = ports()
-    return GovernanceSteps(governance(), releases(), manifest_repository(), p.docs, p.audit, p.bus(),
+    return GovernanceSteps(governance(), releases(), manifest_repository(), p.docs, p.audit, _DeferredBus(),
                            p.executions(None), p.clock)
 
 
@@ -286,6 +316,14 @@ class _DeferredSigner:
         return signer(self.purpose).public_key_pem()
 
 
+class _DeferredBus:
+    """The bus, resolved when an event is first published: a step function that never publishes
+    (the ceremony's "Mark lapsed") needs no bus in its environment."""
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        bus().publish(detail_type, detail)
+
+
 def ceremony(purpose: str = "proof") -> tuple[CeremonyService, DynamoCeremonyRepository, WitnessRegistry]:
     """The ceremony service as the state machine runs it (``staged``, DSSE-signed provenance
     with the ``purpose`` KMS key, resolved on first use), its repository and the witness
@@ -307,7 +345,7 @@ def ceremony_steps() -> CeremonySteps:
 
     service, repo, registry = ceremony()
     p = ports()
-    return CeremonySteps(service, repo, registry, p.audit, p.executions("ceremony"), p.bus())
+    return CeremonySteps(service, repo, registry, p.audit, p.executions("ceremony"), _DeferredBus())
 
 
 @dataclass(frozen=True)
@@ -440,6 +478,106 @@ def delivery_encryptor() -> EnvelopeEncryptor:
     return EnvelopeEncryptor(require("KEY_DELIVERY_ID"))
 
 
+# --------------------------------------------------------------------------- scoring
+# TABLE_SCORING, BUCKET_SCORING, QUEUE_*_URL, KEY_WEBHOOKS_ID, STATE_MACHINE_SCORING_ARN
+
+
+def queue(name: str) -> SqsQueue:
+    """Queue ``name`` (QUEUE_<NAME>_URL; the variable is read when a message is first sent)."""
+    from hallmark.adapters.sqs_queue import SqsQueue
+
+    return SqsQueue(client("sqs"), lambda: require(f"QUEUE_{name.upper()}_URL"))
+
+
+def send_batch(name: str, messages: list[dict[str, Any]]) -> None:
+    """Send JSON messages to queue ``name``, ten per call; raises if any is refused."""
+    bodies = [json.dumps(m, sort_keys=True) for m in messages]
+    failed = queue(name).send_batch(bodies, stop_on_failure=True)
+    if failed:
+        raise RuntimeError(f"SQS refused {len(failed)} message(s) for {name} (from message {failed[0]})")
+
+
+def scoring_limits() -> Limits:
+    from hallmark.scoring.batching import limits
+
+    return limits(os.environ, docs())
+
+
+def scoring_intake() -> Intake:
+    from hallmark.scoring.batching import Intake
+
+    return Intake(docs(), blobs("scoring"), executions("scoring"), scoring_limits())
+
+
+def model_registry() -> ModelRegistry:
+    from hallmark.scoring.models import ModelRegistry
+
+    return ModelRegistry(docs(), objects(), blobs("scoring"), lambda: signer("manifest").public_key_pem())
+
+
+def scoring_pipeline() -> ScoringPipeline:
+    from hallmark.scoring.pipeline import ScoringPipeline
+
+    return ScoringPipeline(docs(), audit(), blobs("scoring"),
+                           lease_seconds=int(os.environ.get("SCORING_LEASE_SECONDS", "4200")))
+
+
+def weights(*, sign: bool = False) -> WeightsRollout:
+    """The EVI weights rollout; ``sign``: with the weights signing key (the scheduled updater)."""
+    from hallmark.scoring.weights import WeightsRollout
+
+    return WeightsRollout(docs(), audit(), signer("weights") if sign else None)
+
+
+def weights_public_key() -> bytes:
+    return signer("weights").public_key_pem()
+
+
+def feedback() -> FeedbackService:
+    from hallmark.scoring.weights import FeedbackService, StoredItems
+
+    return FeedbackService(docs(), audit(), StoredItems(briefs(), blobs("scoring")))
+
+
+def scoring_dedupe() -> DynamoDedupe:
+    from hallmark.adapters.dynamo_scoring import DynamoDedupe
+
+    return DynamoDedupe(table("scoring"))
+
+
+def briefs() -> DynamoBriefStore:
+    from hallmark.adapters.dynamo_scoring import DynamoBriefStore
+
+    return DynamoBriefStore(table("scoring"))
+
+
+def subscribers() -> DynamoSubscriberStore:
+    from hallmark.adapters.dynamo_scoring import DynamoSubscriberStore
+
+    return DynamoSubscriberStore(table("scoring"))
+
+
+def local_http() -> bool:
+    """Webhooks to the loopback only on the local cloud (a receiver in the same process)."""
+    return os.environ.get("HALLMARK_ENV") == "local"
+
+
+def webhooks() -> WebhookService:
+    from hallmark.adapters.webhook_sender import KmsSecretCipher, system_resolver
+    from hallmark.scoring.webhooks import WebhookService
+
+    cipher = KmsSecretCipher(client("kms"), require("KEY_WEBHOOKS_ID"))
+    # http to the loopback only on the local cloud; https elsewhere
+    return WebhookService(subscribers(), cipher, resolve=system_resolver, allow_local_http=local_http())
+
+
+def webhook_poster() -> WebhookPoster:
+    """Delivers to the address vetted at send time (the URL checked again: DNS rebinding)."""
+    from hallmark.adapters.webhook_sender import WebhookPoster, system_resolver
+
+    return WebhookPoster(resolve=system_resolver, allow_loopback=local_http())
+
+
 # --------------------------------------------------------------------------- approvers, audit intake
 
 
@@ -450,6 +588,22 @@ def approver_registry() -> ApproverRegistry:
 
     return ApproverRegistry(DynamoApproverRepository(client("dynamodb"), require("TABLE_STATE")),
                             governance().policy)
+
+
+def approver_steps() -> ApproverSteps:
+    """The approvers' API's changes of the registry (each records its own events)."""
+    from hallmark.governance.steps import ApproverSteps
+
+    return ApproverSteps(approver_registry(), audit(), now)
+
+
+def release_policy_steps() -> ReleasePolicySteps:
+    """Package names and the impact policy on the state table (each change records its events)."""
+    from hallmark.release.impact_policy import ImpactPolicyStore
+    from hallmark.release.names import NameRegistry
+    from hallmark.release.steps import ReleasePolicySteps
+
+    return ReleasePolicySteps(NameRegistry(docs()), ImpactPolicyStore(docs()), governance(), audit(), now)
 
 
 def idempotency_store() -> DynamoDBPersistenceLayer:

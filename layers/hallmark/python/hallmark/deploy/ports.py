@@ -5,6 +5,7 @@ use the fakes in ``tests/fakes/deploy.py``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from hallmark.ceremony.models import ArtifactProvenance, ProvenanceAttestation
@@ -93,6 +94,10 @@ class LambdaControl(Protocol):
     def tag(self, name: str, tags: dict[str, str]) -> None: ...
 
 
+class AlarmHistoryUnavailable(Exception):
+    """The alarms' history could not be read: the canary cannot be judged (fail closed)."""
+
+
 class Monitoring(Protocol):
     def retain_logs(self, function: str, days: int) -> None: ...
 
@@ -102,6 +107,12 @@ class Monitoring(Protocol):
 
     def alarm_states(self, names: list[str]) -> dict[str, str]:
         """``OK`` | ``ALARM`` | ``INSUFFICIENT_DATA`` per name (a missing alarm is absent)."""
+        ...
+
+    def alarms_breached(self, names: list[str], since: datetime) -> list[str]:
+        """The names that were in ``ALARM`` at any moment since ``since`` (the bake's start), from
+        the alarms' state-change history: an alarm that fired and cleared counts. Raises
+        :class:`AlarmHistoryUnavailable` when the history cannot be read (the canary then fails)."""
         ...
 
     def notify(self, subject: str, detail: dict[str, Any]) -> None:

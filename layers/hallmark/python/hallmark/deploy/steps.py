@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from hallmark._domain import EventDraft, emit_all
-from hallmark.canonical import to_rfc3339
+from hallmark.canonical import parse_rfc3339, to_rfc3339
 from hallmark.deploy.admission import Admitted, admission_failure
 from hallmark.deploy.models import (
     ENVIRONMENTS,
@@ -36,6 +36,7 @@ from hallmark.deploy.models import (
     tier_profile,
 )
 from hallmark.deploy.ports import (
+    AlarmHistoryUnavailable,
     CodeRef,
     EvidenceSource,
     ExecutionStarter,
@@ -233,33 +234,46 @@ class DeploymentSteps:
             self._go_live(doc, canary=False)
             return {"deploymentId": deployment_id, "canary": False}
         weight = self.policy.canary_weight
+        started = to_rfc3339(self.clock(), "auto")  # before any traffic reaches the version
         self.lam.route(fn, doc["alias"], previous, (version, weight))
-        update(self.docs, KIND, deployment_id, lambda d: self._stage(d, "canary", fields={"canaryWeight": weight}))
+        update(self.docs, KIND, deployment_id, lambda d: self._stage(
+            d, "canary", fields={"canaryWeight": weight, "bakeStartedAt": started}))
         self._emit("DeploymentCanaryStarted", deployment_id, {
             "functionName": fn, "functionVersion": version, "previousVersion": previous, "weight": weight,
             "bakeSeconds": self.policy.bake_seconds})
         return {"deploymentId": deployment_id, "canary": True, "bakeSeconds": self.policy.bake_seconds}
 
     def judge(self, deployment_id: str) -> dict[str, Any]:
-        """After the bake: 100 % when every alarm of the version is OK (or has no data), else back."""
+        """After the bake: 100 % when no alarm of the version was in ALARM at any moment of the
+        bake (its state history since ``bakeStartedAt``, and its state now), else back to the
+        previous version. An unreadable history rolls back too (fail closed)."""
         doc = self.get(deployment_id)
         names = list(doc.get("alarms") or [])
-        states = self.monitoring.alarm_states(names)
-        bad = sorted(n for n in names if states.get(n) not in ("OK", "INSUFFICIENT_DATA"))
+        reason, bad, breached = "alarm", [], []
+        try:
+            states = self.monitoring.alarm_states(names)
+            breached = self.monitoring.alarms_breached(names, parse_rfc3339(doc["bakeStartedAt"])) if names else []
+            bad = sorted({*breached, *(n for n in names if states.get(n) not in ("OK", "INSUFFICIENT_DATA"))})
+        except AlarmHistoryUnavailable as exc:
+            states = {}
+            reason, bad = "alarm_history_unreadable", [f"alarm history unreadable: {exc}"]
         if not names:
             bad = ["no alarms to judge the canary by"]
         if not bad:
             self.lam.route(doc["functionName"], doc["alias"], doc["functionVersion"])
             self._go_live(doc, canary=True)
             return {"deploymentId": deployment_id, "outcome": "live"}
+        if reason == "alarm" and not any(states.get(n) == "ALARM" for n in names):
+            reason = "alarm_during_bake"  # fired and cleared within the bake
         self.lam.route(doc["functionName"], doc["alias"], doc["previousVersion"])
         update(self.docs, KIND, deployment_id, lambda d: self._stage(
-            d, "rolled_back", fields={"canaryWeight": 0.0}, reason="alarm", detail=", ".join(bad)))
+            d, "rolled_back", fields={"canaryWeight": 0.0}, reason=reason, detail=", ".join(bad)))
         self._unlock(doc["functionName"], deployment_id)
         self._emit("DeploymentRolledBack", deployment_id, {
             "functionName": doc["functionName"], "from": doc["functionVersion"], "to": doc["previousVersion"],
-            "reason": "alarm", "alarms": bad, "states": {n: states.get(n) for n in names}})
-        return {"deploymentId": deployment_id, "outcome": "rolled_back", "alarms": bad}
+            "reason": reason, "alarms": bad, "states": {n: states.get(n) for n in names},
+            "breachedDuringBake": sorted(breached), "bakeStartedAt": doc["bakeStartedAt"]})
+        return {"deploymentId": deployment_id, "outcome": "rolled_back", "reason": reason, "alarms": bad}
 
     def fail(self, deployment_id: str, error: dict[str, Any]) -> dict[str, Any]:
         """A step failed for good: traffic back on the previous version, the record says why."""
