@@ -48,7 +48,7 @@ from cdk.refs import (
 from cdk.scoring_batch import ScoringBatch
 from hallmark.release.steps import PIN_PREFIX
 from hallmark_tools.layers import REQUIREMENTS, layers_for
-from hallmark_tools.topology import BUS_NAME, Access, Topology, env_name, resolve_pattern, route_env
+from hallmark_tools.topology import BUS_NAME, Access, Topology, env_for, resolve_pattern
 from hallmark_tools.topology.deployment import DEPLOYERS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -285,23 +285,13 @@ class ConcernStack(Stack):
                 description="Third-party runtime dependencies of every function" if layer == "lean"
                 else f"The {layer} functions' own dependencies (hallmark_tools/layers.py)",
             )
-        routes = route_env(self.topology.functions)
         for fn in self.own.functions:
             log_group = logs.LogGroup(
                 self, f"{_cid(fn.name)}Logs",
                 retention=logs.RetentionDays.THREE_MONTHS,
                 removal_policy=RemovalPolicy.RETAIN,
             )
-            env = {
-                "POWERTOOLS_SERVICE_NAME": fn.name,
-                "POWERTOOLS_METRICS_NAMESPACE": "Hallmark",
-                "REQUIRE_KMS": "1",
-                **dict(fn.env),
-            }
-            if fn.routes:
-                env.update(routes)
-            for acc in fn.access:
-                env[env_name(acc.kind, acc.name)] = self._resource_value(acc)
+            env = env_for(fn, self._physical, self.topology.functions)  # the local cloud gives the same
             # A sealed function (the smoke runner) gets a role without one permission:
             # no managed policy, no inline statement, so no X-Ray tracing (it needs xray:Put*) and no
             # log delivery. Its credentials, which any code it runs can read, open nothing.

@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from hallmark._domain import Caller, emit_by_flow
+from hallmark._domain import Caller
 from hallmark.adapters import runtime
 from hallmark.governance.registry import ApproverRegistry
 from hallmark.http import caller_of, make_resolver
@@ -52,23 +52,18 @@ def list_approvers(limit: Annotated[int, Query(ge=1, le=200)] = 100,
 @app.post("/approvers")
 @tracer.capture_method
 def add_approver(body: Annotated[NewApprover, Body()]) -> Response[Any]:
-    change = registry().add(_caller(), body.approverId, body.publicKeyPem, runtime.now())
-    emit_by_flow(runtime.audit(), change.events)
-    return Response(201, "application/json", body=_public(change.approver))
+    approver = runtime.approver_steps().add(_caller(), body.approverId, body.publicKeyPem)
+    return Response(201, "application/json", body=_public(approver))
 
 
 @app.put("/approvers/<approverId>/key")
 def rotate_key(approverId: str, body: Annotated[NewKey, Body()]) -> dict[str, Any]:
-    change = registry().rotate(_caller(), approverId, body.publicKeyPem, runtime.now())
-    emit_by_flow(runtime.audit(), change.events)
-    return _public(change.approver)
+    return _public(runtime.approver_steps().rotate(_caller(), approverId, body.publicKeyPem))
 
 
 @app.delete("/approvers/<approverId>")
 def remove_approver(approverId: str) -> dict[str, Any]:
-    change = registry().remove(_caller(), approverId, runtime.now())
-    emit_by_flow(runtime.audit(), change.events)
-    return _public(change.approver)
+    return _public(runtime.approver_steps().remove(_caller(), approverId))
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

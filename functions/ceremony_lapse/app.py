@@ -8,7 +8,6 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark._domain import emit_all
 from hallmark.adapters import runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger
@@ -17,9 +16,6 @@ from hallmark.observability import logger
 @transient_errors
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    svc, _repo, _registry = runtime.ceremony()
-    change = svc.retrying(event["ceremonyId"], lambda c: svc.mark_lapsed(c, runtime.now()))
-    emit_all(runtime.audit(), "ceremony", change.events)
-    ceremony = change.ceremony
+    ceremony = runtime.ceremony_steps().mark_lapsed(event["ceremonyId"], runtime.now())
     return {"ceremonyId": ceremony.ceremony_id, "status": ceremony.status,
             "witnesses": len(ceremony.witnesses), "required": ceremony.rule.min_witnesses}

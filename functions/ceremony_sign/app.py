@@ -11,7 +11,6 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hallmark._domain import emit_all
 from hallmark.adapters import runtime
 from hallmark.errors import transient_errors
 from hallmark.observability import logger, metrics
@@ -23,14 +22,13 @@ runtime.startup_guard(sign_keys=("proof",))
 @logger.inject_lambda_context
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    svc, _repo, _registry = runtime.ceremony("proof")
+    steps = runtime.ceremony_steps()
     started = time.perf_counter()
-    change = svc.retrying(event["ceremonyId"], lambda c: svc.sign_provenance(c, runtime.now()))
+    ceremony = steps.sign(event["ceremonyId"], runtime.now())
     metrics.add_metric(name="ceremony.provenance_sign_latency_seconds", unit=MetricUnit.Seconds,
                        value=time.perf_counter() - started)
-    emit_all(runtime.audit(), "ceremony", change.events)
-    attestation = change.ceremony.provenance
+    attestation = ceremony.provenance
     assert attestation is not None
-    return {"ceremonyId": change.ceremony.ceremony_id, "status": change.ceremony.status,
+    return {"ceremonyId": ceremony.ceremony_id, "status": ceremony.status,
             "signatureId": attestation.signature_id, "keyId": attestation.key_id,
             "payloadType": attestation.payload_type}

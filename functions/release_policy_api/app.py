@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from hallmark._domain import Caller, emit_by_flow
+from hallmark._domain import Caller
 from hallmark.adapters import runtime
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, tracer
@@ -65,25 +65,20 @@ def get_name(name: str) -> dict[str, Any]:
 @app.put("/names/<name>/owner")
 @tracer.capture_method
 def assign_owner(name: str, body: Annotated[NewOwner, Body()]) -> dict[str, Any]:
-    change = _names().assign(_caller(), name, body.owner, runtime.now())
-    emit_by_flow(runtime.audit(), change.events)
-    return _name_view(change.record)
+    return _name_view(runtime.release_policy_steps().assign(_caller(), name, body.owner))
 
 
 @app.post("/names/<name>/delegations")
 @tracer.capture_method
 def delegate(name: str, body: Annotated[NewDelegation, Body()]) -> Response[Any]:
-    change = _names().delegate(_caller(), name, body.delegate, body.prefix, runtime.now())
-    emit_by_flow(runtime.audit(), change.events)
-    return Response(201, "application/json", body=_name_view(change.record))
+    record = runtime.release_policy_steps().delegate(_caller(), name, body.delegate, body.prefix)
+    return Response(201, "application/json", body=_name_view(record))
 
 
 @app.delete("/names/<name>/delegations/<delegate>")
 @tracer.capture_method
 def revoke(name: str, delegate: str) -> dict[str, Any]:
-    change = _names().revoke(_caller(), name, delegate, runtime.now())
-    emit_by_flow(runtime.audit(), change.events)
-    return _name_view(change.record)
+    return _name_view(runtime.release_policy_steps().revoke(_caller(), name, delegate))
 
 
 @app.get("/policies/impact")
@@ -94,9 +89,7 @@ def current_policy() -> dict[str, Any]:
 @app.post("/policies/impact/proposals")
 @tracer.capture_method
 def propose(body: Annotated[PolicyProposal, Body()]) -> Response[Any]:
-    change = _policies().propose(_caller(), body.document, runtime.governance(), runtime.now())
-    emit_by_flow(runtime.audit(), change.events)
-    return Response(201, "application/json", body=change.view)
+    return Response(201, "application/json", body=runtime.release_policy_steps().propose(_caller(), body.document))
 
 
 @app.get("/policies/impact/proposals/<proposalId>")
@@ -107,9 +100,7 @@ def get_proposal(proposalId: str) -> dict[str, Any]:
 @app.post("/policies/impact/proposals/<proposalId>/apply")
 @tracer.capture_method
 def apply(proposalId: str) -> dict[str, Any]:
-    change = _policies().apply(_caller(), proposalId, runtime.governance(), runtime.now())
-    emit_by_flow(runtime.audit(), change.events)
-    return change.view
+    return runtime.release_policy_steps().apply(_caller(), proposalId)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

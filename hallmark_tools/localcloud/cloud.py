@@ -47,8 +47,9 @@ from hallmark_tools.localcloud.environments import (
     TimedOut,
 )
 from hallmark_tools.localcloud.faults import InjectedFault
+from hallmark_tools.localcloud.function_env import scoped
 from hallmark_tools.localcloud.state import LocalState
-from hallmark_tools.topology import TOPOLOGY, Function, Topology, env_name, route_env
+from hallmark_tools.topology import TOPOLOGY, Function, Topology, env_for, env_name, route_env
 
 __all__ = ["REGION", "ROOT", "ApiResponse", "HandlerError", "InjectedFault", "LambdaContext", "LocalCloud"]
 
@@ -124,10 +125,12 @@ class LocalCloud:
         quiet: bool = True,
         seed_advisories: bool = True,
         chaos: Chaos | None = None,
+        isolate_env: bool = False,
         state: LocalState | None = None,
     ) -> None:
         self.state = state  # saved state and keys to restore at boot (localcloud.state); None: start empty
         self.chaos = chaos  # faults on the asynchronous paths (localcloud.chaos); None: none
+        self.isolate_env = isolate_env  # each function sees only its topology.env_for (localcloud.function_env)
         self.schedule_every_s = schedule_every_s  # scheduled rules fire this often locally
         self.topology = topology
         self.extra_env = env or {}
@@ -330,10 +333,23 @@ class LocalCloud:
             with self._inflight_lock:
                 self._inflight -= 1
 
+    def function_env(self, fn: Function) -> tuple[dict[str, str], frozenset[str]]:
+        """(what ``fn`` sees: its ``topology.env_for``, with the local cloud's own process settings
+        winning; what it must not see: every other provisioned resource and route variable)."""
+        hidden = frozenset(self.resources) | frozenset(route_env(self.topology.functions))
+        own = env_for(fn, lambda kind, name: self.resources[env_name(kind, name)], self.topology.functions)
+        for k in own:
+            if k in self._saved_env and k not in hidden and k in os.environ:
+                own[k] = os.environ[k]  # e.g. ADVISORY_SET_CACHE_SECONDS=0, a test's override
+        return own, hidden
+
     def _run_in_environment(self, fn: Function, event: Any, source: str) -> Any:
         pool = self.pool(fn.name)
+        # localcloud.function_env: off by default until every flow passes with it (issue 19, item 8)
+        own_env, hidden_env = self.function_env(fn) if self.isolate_env else ({}, frozenset())
         try:
-            env = pool.acquire()  # Throttled past the limit
+            with scoped(own_env, hidden_env):
+                env = pool.acquire()  # Throttled past the limit
         except HandlerError:
             raise
         except Exception as exc:  # the module failed to load: Lambda's init error
@@ -347,9 +363,10 @@ class LocalCloud:
             error: BaseException | None = None
             faults.INVOCATION.source = source
             try:
-                if fault is not None:
-                    fault(event)
-                result = json.loads(json.dumps(env.module.handler(event, ctx), default=str))
+                with scoped(own_env, hidden_env):
+                    if fault is not None:
+                        fault(event)
+                    result = json.loads(json.dumps(env.module.handler(event, ctx), default=str))
             except BaseException as exc:  # settled below, re-raised in the caller's thread
                 error = exc
             finally:

@@ -28,7 +28,9 @@ PART = Part(
                 Route("POST", "/witnesses", roles=("superadmin",)),
                 Route("GET", "/witnesses/{witnessId}"),
             ),
-            access=(STATE, AUDIT_SEND, Access("state_machine", "ceremony", ("start", "callback"))),
+            # BUS_PUT: registering a witness announces it on the bus (a missing grant the local
+            # cloud's per-function environment found: issue 19, item 8)
+            access=(STATE, AUDIT_SEND, BUS_PUT, Access("state_machine", "ceremony", ("start", "callback"))),
         ),
         _task("ceremony_await", "Ceremony: keeps the execution's task token while witnesses sign.", CALLBACK),
         _task("ceremony_lapse", "Ceremony: the deadline passed; an incomplete ceremony ends Lapsed."),

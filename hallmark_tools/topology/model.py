@@ -253,3 +253,22 @@ def compose(*parts: Part) -> Topology:
         if dupes:
             raise ValueError(f"topology declares {kind} twice: {sorted(dupes)}")
     return topo
+
+
+def env_for(fn: Function, resource: Callable[[str, str], str],
+            functions: tuple[Function, ...] | list[Function]) -> dict[str, str]:
+    """A function's whole environment, as both backends give it: its service name, its declared
+    ``env``, the route tables for API handlers, and one variable per resource it may access
+    (``resource(kind, name)`` is the backend's physical value). Nothing else: a resource a function
+    lacks a grant for is not in its environment, on AWS or locally."""
+    env = {
+        "POWERTOOLS_SERVICE_NAME": fn.name,
+        "POWERTOOLS_METRICS_NAMESPACE": "Hallmark",
+        "REQUIRE_KMS": "1",
+        **dict(fn.env),
+    }
+    if fn.routes:
+        env.update(route_env(functions))
+    for acc in fn.access:
+        env[env_name(acc.kind, acc.name)] = resource(acc.kind, acc.name)
+    return env

@@ -26,7 +26,7 @@ from hallmark.adapters.dynamo_docs import DynamoDocStore
 from hallmark.adapters.kms_signer import KmsSigner
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
@@ -49,13 +49,13 @@ if TYPE_CHECKING:
     from hallmark.deploy.steps import DeploymentSteps
     from hallmark.governance.registry import ApproverRegistry
     from hallmark.governance.service import GovernanceService
-    from hallmark.governance.steps import GovernanceSteps
+    from hallmark.governance.steps import ApproverSteps, GovernanceSteps
     from hallmark.market.service import MarketService
     from hallmark.ports import Signer
     from hallmark.release.advisories import AdvisorySync, CurrentAdvisorySet
     from hallmark.release.current import ManifestRepository
     from hallmark.release.service import ReleaseService
-    from hallmark.release.steps import ReleaseSteps
+    from hallmark.release.steps import ReleasePolicySteps, ReleaseSteps
     from hallmark.scoring.batching import Intake, Limits
     from hallmark.scoring.models import ModelRegistry
     from hallmark.scoring.pipeline import ScoringPipeline
@@ -170,7 +170,29 @@ def manifest_repository() -> ManifestRepository:
     """The manifest repository bucket (envelopes and the "current" pointers)."""
     from hallmark.release.current import ManifestRepository
 
-    return ManifestRepository(blobs("manifests"))
+    return ManifestRepository(_DeferredBlobs("manifests"))
+
+
+class _DeferredBlobs:
+    """Bucket ``name``, resolved on first use: a governance step that never touches the manifest
+    repository (the approval wait's expiry) needs no bucket in its environment."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @property
+    def bucket(self) -> str:
+        return blobs(self.name).bucket
+
+    def get(self, key: str) -> bytes:
+        return blobs(self.name).get(key)
+
+    def write(self, key: str, data: bytes, *, content_type: str | None = None,
+              metadata: Mapping[str, str] | None = None) -> str | None:
+        return blobs(self.name).write(key, data, content_type=content_type, metadata=metadata)
+
+    def delete(self, key: str) -> None:
+        blobs(self.name).delete(key)
 
 
 def governance_steps() -> GovernanceSteps:
@@ -178,7 +200,7 @@ def governance_steps() -> GovernanceSteps:
     from hallmark.governance.steps import GovernanceSteps
 
     p = ports()
-    return GovernanceSteps(governance(), releases(), manifest_repository(), p.docs, p.audit, p.bus(),
+    return GovernanceSteps(governance(), releases(), manifest_repository(), p.docs, p.audit, _DeferredBus(),
                            p.executions(None), p.clock)
 
 
@@ -293,6 +315,14 @@ class _DeferredSigner:
         return signer(self.purpose).public_key_pem()
 
 
+class _DeferredBus:
+    """The bus, resolved when an event is first published: a step function that never publishes
+    (the ceremony's "Mark lapsed") needs no bus in its environment."""
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        bus().publish(detail_type, detail)
+
+
 def ceremony(purpose: str = "proof") -> tuple[CeremonyService, DynamoCeremonyRepository, WitnessRegistry]:
     """The ceremony service as the state machine runs it (``staged``, DSSE-signed provenance
     with the ``purpose`` KMS key, resolved on first use), its repository and the witness
@@ -314,7 +344,7 @@ def ceremony_steps() -> CeremonySteps:
 
     service, repo, registry = ceremony()
     p = ports()
-    return CeremonySteps(service, repo, registry, p.audit, p.executions("ceremony"), p.bus())
+    return CeremonySteps(service, repo, registry, p.audit, p.executions("ceremony"), _DeferredBus())
 
 
 @dataclass(frozen=True)
@@ -549,6 +579,22 @@ def approver_registry() -> ApproverRegistry:
 
     return ApproverRegistry(DynamoApproverRepository(client("dynamodb"), require("TABLE_STATE")),
                             governance().policy)
+
+
+def approver_steps() -> ApproverSteps:
+    """The approvers' API's changes of the registry (each records its own events)."""
+    from hallmark.governance.steps import ApproverSteps
+
+    return ApproverSteps(approver_registry(), audit(), now)
+
+
+def release_policy_steps() -> ReleasePolicySteps:
+    """Package names and the impact policy on the state table (each change records its events)."""
+    from hallmark.release.impact_policy import ImpactPolicyStore
+    from hallmark.release.names import NameRegistry
+    from hallmark.release.steps import ReleasePolicySteps
+
+    return ReleasePolicySteps(NameRegistry(docs()), ImpactPolicyStore(docs()), governance(), audit(), now)
 
 
 def idempotency_store() -> DynamoDBPersistenceLayer:

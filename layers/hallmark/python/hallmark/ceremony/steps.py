@@ -79,6 +79,20 @@ class CeremonySteps:
     def bless(self, ceremony_id: str, caller: Principal, now: datetime) -> Settled:
         return self.change(ceremony_id, lambda c: self.service.bless(c, caller, now))
 
+    def mark_lapsed(self, ceremony_id: str, now: datetime) -> Ceremony:
+        """The "Mark lapsed" step: a ceremony still gathering at its deadline ends Lapsed
+        (``CeremonyLapsed``, recorded); one already Witnessed stays so."""
+        done = self.service.retrying(ceremony_id, lambda c: self.service.mark_lapsed(c, now))
+        emit_all(self.audit, CHAIN, done.events)
+        return done.ceremony
+
+    def sign(self, ceremony_id: str, now: datetime) -> Ceremony:
+        """The "Sign provenance" step: the provenance record signed as a DSSE envelope, stored
+        with the ceremony and recorded."""
+        done = self.service.retrying(ceremony_id, lambda c: self.service.sign_provenance(c, now))
+        emit_all(self.audit, CHAIN, done.events)
+        return done.ceremony
+
     def register_witness(self, caller: Principal, witness_id: str, public_key_pem: str,
                          now: datetime) -> WitnessChange:
         change = self.registry.register(caller, witness_id, public_key_pem, now)

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from hallmark._domain import emit_by_flow
+from hallmark._domain import Principal, emit_by_flow
 from hallmark.docstore import DocStore, update
 from hallmark.errors import Conflict
-from hallmark.governance.models import Upgrade
+from hallmark.governance.models import Approver, Upgrade
+from hallmark.governance.registry import ApproverRegistry, RegistryChange
 from hallmark.governance.service import ApprovalResult, GovernanceService
 from hallmark.ports import AuditEmitter, EventPublisher, ExecutionControl, TokenNotWaiting
 from hallmark.release.current import ManifestRepository
@@ -20,6 +21,7 @@ from hallmark.release.publish import LISTING
 from hallmark.release.service import ReleaseService
 
 UNREACHABLE = "enough approvers rejected the upgrade that the threshold is unreachable"
+EXPIRED = "governance: the approval window closed before the threshold was reached"
 
 
 def upgrade_id_for(package_id: str) -> str:
@@ -81,6 +83,16 @@ class GovernanceSteps:
         self.releases.record_upgrade(package_id, upgrade_id)
         return {"upgradeId": upgrade_id, "previousPackageId": previous_id}
 
+    # ---------------------------------------------------------------- "Expire"
+    def expire(self, package_id: str) -> dict[str, Any]:
+        """The approval wait timed out: the upgrade ends Expired (recorded) and the package is
+        rejected with that reason."""
+        upgrade_id = upgrade_id_for(package_id)
+        result = self.governance.expire(self.governance.load("upgrade", upgrade_id), self.clock())
+        emit_by_flow(self.audit, result.events)
+        self.releases.reject(package_id, [EXPIRED])
+        return {"upgradeId": upgrade_id, "status": result.subject.status}
+
     # ---------------------------------------------------------------- "Roll back"
     def roll_back(self, upgrade_id: str, package_id: str) -> dict[str, Any]:
         """An emergency upgrade nobody ratified in time: the previous published version becomes
@@ -140,3 +152,25 @@ def execution_lost(subject_id: str, why: str) -> Conflict:
          "action": "submit the package again (a new release execution asks for approvals afresh); a local "
                    "cloud restarted with --state keeps documents but not running executions"},
         code="execution_lost")
+
+
+class ApproverSteps:
+    """The approvers' registry as the API changes it: each change records its own events."""
+
+    def __init__(self, registry: ApproverRegistry, audit: AuditEmitter, clock: Callable[[], datetime]) -> None:
+        self.registry = registry
+        self.audit = audit
+        self.clock = clock
+
+    def _recorded(self, change: RegistryChange) -> Approver:
+        emit_by_flow(self.audit, change.events)
+        return change.approver
+
+    def add(self, caller: Principal, approver_id: str, public_key_pem: str) -> Approver:
+        return self._recorded(self.registry.add(caller, approver_id, public_key_pem, self.clock()))
+
+    def rotate(self, caller: Principal, approver_id: str, public_key_pem: str) -> Approver:
+        return self._recorded(self.registry.rotate(caller, approver_id, public_key_pem, self.clock()))
+
+    def remove(self, caller: Principal, approver_id: str) -> Approver:
+        return self._recorded(self.registry.remove(caller, approver_id, self.clock()))

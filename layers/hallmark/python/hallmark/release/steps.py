@@ -14,15 +14,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
+from hallmark._domain import EventDraft, Principal, emit_by_flow
 from hallmark.canonical import canonical_bytes
 from hallmark.dsse import manifest_signature_id, sign_envelope
 from hallmark.errors import DomainError, NotFound
-from hallmark.ports import EventPublisher, Signer
+from hallmark.ports import AuditEmitter, EventPublisher, Signer
 from hallmark.release.current import ManifestRepository
+from hallmark.release.impact_policy import ImpactPolicyStore, PolicyGovernance
+from hallmark.release.names import NameRegistry
 from hallmark.release.ports import ArtifactMissing, ArtifactStore, ArtifactTooLarge, PinnedRef
 from hallmark.release.service import ReleaseService, UploadAlreadyClaimed
 from hallmark.signing import public_key_fingerprint
@@ -283,3 +287,44 @@ def _check_cover(pinned: PinnedRef, items: list[dict[str, Any]], what: str) -> N
     if wrong:
         raise IntegrityError(f"validators {', '.join(wrong)} did not examine the pinned artifact",
                              {"pinned": pinned.sha256})
+
+
+class ReleasePolicySteps:
+    """Who may release what (package names, the impact policy) as the API changes it: each
+    change records its own events."""
+
+    def __init__(self, names: NameRegistry, policies: ImpactPolicyStore, governance: PolicyGovernance,
+                 audit: AuditEmitter, clock: Callable[[], datetime]) -> None:
+        self.names = names
+        self.policies = policies
+        self.governance = governance
+        self.audit = audit
+        self.clock = clock
+
+    def _recorded(self, events: list[EventDraft]) -> None:
+        emit_by_flow(self.audit, events)
+
+    def assign(self, caller: Principal, name: str, owner: str) -> dict[str, Any]:
+        change = self.names.assign(caller, name, owner, self.clock())
+        self._recorded(change.events)
+        return change.record
+
+    def delegate(self, caller: Principal, name: str, delegate: str, prefix: bool) -> dict[str, Any]:
+        change = self.names.delegate(caller, name, delegate, prefix, self.clock())
+        self._recorded(change.events)
+        return change.record
+
+    def revoke(self, caller: Principal, name: str, delegate: str) -> dict[str, Any]:
+        change = self.names.revoke(caller, name, delegate, self.clock())
+        self._recorded(change.events)
+        return change.record
+
+    def propose(self, caller: Principal, document: dict[str, Any]) -> dict[str, Any]:
+        change = self.policies.propose(caller, document, self.governance, self.clock())
+        self._recorded(change.events)
+        return change.view
+
+    def apply(self, caller: Principal, proposal_id: str) -> dict[str, Any]:
+        change = self.policies.apply(caller, proposal_id, self.governance, self.clock())
+        self._recorded(change.events)
+        return change.view
