@@ -94,10 +94,9 @@ def _floor(ev: Any) -> tuple[Callable[[], None], int]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=50)
-    ap.add_argument("--artifact-kib", type=int, default=4096,
-                    help="function code in the zip, incompressible (4 MiB: a small Python function with its "
-                         "dependencies; admission's fixed cost, ~0.5 ms of JSON canonicalisation and parsing, "
-                         "weighs more on smaller zips: ratio ~1.5 at 1 MiB)")
+    ap.add_argument("--artifact-kib", type=int, default=1024,
+                    help="function code in the zip, incompressible (1 MiB: a small Python function with its "
+                         "dependencies)")
     args = ap.parse_args()
     with LocalCloud(env={"AUDIT_CHECKPOINT_EVERY_SECONDS": "1"}, schedule_every_s=1.0) as cloud:
         from hallmark.adapters import runtime

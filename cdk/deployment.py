@@ -9,7 +9,9 @@ optional code signing config.
   role created here with nothing but log delivery), and only to Lambda.
 - Alarms and the drift alarm go to the operators' SNS topic (KMS-encrypted, TLS only).
 - Context ``signerProfileVersionArn``: a Lambda code signing config in ``Enforce`` mode, a second
-  lock next to the CodeSha256 assertion (creating a function then requires it).
+  lock that today makes every deployment fail (the pipeline does not sign with AWS Signer: see
+  docs/deployments.md "The second lock"); once releases are Signer-signed it is a lock next to
+  the CodeSha256 assertion (creating a function then requires it).
 """
 
 from __future__ import annotations

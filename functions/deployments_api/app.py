@@ -7,7 +7,6 @@ while one of the same function and environment runs) and starts the deployment f
 ``POST /deployment-plans`` is the provenance-aware plan of an artifact (tier sizing from verified
 provenance, nothing deployed), audited DeploymentPlanned / DeploymentRefused."""
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
@@ -16,15 +15,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, ConfigDict, Field
 
-from hallmark._domain import emit_all
 from hallmark.adapters import runtime
-from hallmark.canonical import to_rfc3339
-from hallmark.errors import DomainError, NotFound
 from hallmark.http import caller_of, make_resolver
 from hallmark.observability import logger, metrics, tracer
 
-CHAIN = "ceremony"
-PLAN = "deployment-plan"
 app = make_resolver()
 Environment = Literal["development", "staging", "production"]
 
@@ -85,29 +79,14 @@ def rollback(deploymentId: str) -> dict[str, Any]:
 @tracer.capture_method
 def plan(body: Annotated[PlanRequest, Body()]) -> Response[Any]:
     caller = caller_of(app)
-    svc, _repo, _registry = runtime.ceremony()
-    plan_id = f"plan-{uuid.uuid4()}"
-    try:
-        planned = svc.plan_deployment(body.artifactId, body.environment, actor=caller.sub, deployment_id=plan_id)
-    except DomainError as exc:
-        # An audited refusal: DeploymentRefused is recorded, nothing else changes.
-        emit_all(runtime.audit(), CHAIN, list(exc.events))
-        raise
-    doc = {"deploymentId": plan_id, "plannedBy": caller.sub, "plannedAt": to_rfc3339(runtime.now(), "auto"),
-           **planned.plan.to_json_dict()}
-    runtime.docs().create(PLAN, plan_id, doc)
-    emit_all(runtime.audit(), CHAIN, planned.events)
+    doc = runtime.deployment_plan_steps().plan(body.artifactId, body.environment, caller.sub)
     return Response(201, "application/json", body=doc)
 
 
 @app.get("/deployment-plans/<planId>")
 @tracer.capture_method
 def get_plan(planId: str) -> dict[str, Any]:
-    doc = runtime.docs().get(PLAN, planId)
-    if doc is None:
-        raise NotFound("deployment plan", planId)
-    doc.pop("version", None)
-    return doc
+    return runtime.deployment_plan_steps().get(planId)
 
 
 @logger.inject_lambda_context(correlation_id_path="requestContext.requestId")

@@ -20,7 +20,8 @@ public keys exported before the restart.
 
 What does not survive: Step Functions executions still running at the stop (a package waiting
 in ``AwaitingApproval``, an emergency upgrade's ratification wait). ``hallmark local serve``
-names them when it saves. A state file written by another moto version or topology is refused
+names them when it saves; a decision that would resume one after the restart is recorded and
+answered 409 ``execution_lost`` (what to do: submit the package again), not a 500. A state file written by another moto version or topology is refused
 at boot with the reason (fail closed: nothing is half-restored).
 """
 

@@ -621,3 +621,51 @@ def test_a_decision_on_an_unknown_subject_is_refused_and_audited(world: World) -
     assert err.value.code == "not_found" and err.value.http_status == 404
     assert [(e.type, e.subject) for e in err.value.events] == [("ApprovalRefused", "no-such-upgrade")]
     assert world.service.decide("upgrade", up.upgrade_id, form, "approver-1", NOW).outcome == "waiting"
+
+
+class _GoneExecutions:
+    """Step Functions after the waiting execution died (timed out, or a local cloud restart)."""
+
+    def __init__(self) -> None:
+        self.tried: list[str] = []
+
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        raise AssertionError("not started here")
+
+    def resume(self, token: str, output: dict[str, Any]) -> None:
+        from hallmark.ports import TokenNotWaiting
+
+        self.tried.append(token)
+        raise TokenNotWaiting("InvalidToken")
+
+    def fail(self, token: str, error: str, cause: str) -> None:
+        self.resume(token, {})
+
+
+class _Audit:
+    def __init__(self) -> None:
+        self.types: list[str] = []
+
+    def emit(self, *, chain: str, type: str, actor: str, subject: str, data: dict[str, Any],
+             event_id: str | None = None) -> str:
+        self.types.append(type)
+        return event_id or str(len(self.types))
+
+
+def test_a_decision_whose_execution_is_gone_is_a_409_execution_lost(world: World) -> None:
+    from hallmark.governance.steps import GovernanceSteps
+
+    upgrade = open_upgrade(world)
+    approve(world, upgrade, "approver-1")
+    approve(world, upgrade, "approver-2")
+    third = approve(world, upgrade, "approver-3")
+    executions, audit = _GoneExecutions(), _Audit()
+    steps = GovernanceSteps(world.service, None, None, None, audit, None, executions,  # type: ignore[arg-type]
+                            lambda: NOW)
+    with pytest.raises(DomainError) as err:
+        steps.settle(third)
+    assert executions.tried == ["tok-1"]
+    assert (err.value.code, err.value.http_status) == ("execution_lost", 409)
+    assert err.value.details["subjectId"] == upgrade.subject_id and "submit the package again" in err.value.details[
+        "action"]
+    assert audit.types == ["ApprovalRecorded", "UpgradeApplied"]  # the decision itself is recorded

@@ -32,7 +32,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from hallmark.audit.events import event_hash
+from hallmark.audit.events import event_hash_bytes
 from hallmark.audit.proofs import check_inclusion_document
 from hallmark.bundle_parts import (
     CeremonySource,
@@ -45,6 +45,7 @@ from hallmark.bundle_parts import (
     verify_ceremony,
     verify_purchase,
 )
+from hallmark.canonical import sha256_hex
 from hallmark.dsse import DsseError, verify_envelope
 from hallmark.governance.messages import approval_message
 from hallmark.market.orders import Order
@@ -164,7 +165,8 @@ def _registered_in_log(r: Mapping[str, Any], logged: list[Mapping[str, Any]]) ->
 
 
 def _audit(bundle: Mapping[str, Any], pem: bytes | None, package_id: str,
-           logged: list[Mapping[str, Any]]) -> list[Check]:
+           logged: list[tuple[Mapping[str, Any], bytes]]) -> list[Check]:
+    """The audit part's checks; ``logged`` receives each proved event with its canonical text."""
     audit = bundle.get("audit")
     items = audit.get("events") if isinstance(audit, Mapping) else None
     if pem is None:
@@ -172,7 +174,7 @@ def _audit(bundle: Mapping[str, Any], pem: bytes | None, package_id: str,
     if not isinstance(items, list) or not items:
         return [Check("audit", False, "the bundle has no audit events")]
     checks = []
-    seen: dict[str, str] = {}  # checkpoints whose signature verified (many events share one)
+    seen: dict[Any, str] = {}  # checkpoints whose signature verified (many events share one)
     for item in items:
         ev = item.get("event") if isinstance(item, Mapping) else None
         proof = item.get("proof") if isinstance(item, Mapping) else None
@@ -181,16 +183,17 @@ def _audit(bundle: Mapping[str, Any], pem: bytes | None, package_id: str,
             continue
         label = f"audit {ev.get('chain')}#{ev.get('seq')} {ev.get('type')}"
         try:
-            recomputed = event_hash(ev)
+            canon = event_hash_bytes(ev)
         except (TypeError, ValueError) as exc:
             checks.append(Check(label, False, f"event cannot be hashed: {exc}"))
             continue
+        recomputed = sha256_hex(canon)
         if recomputed != ev.get("hash") or proof.get("eventHash") != recomputed or proof.get("seq") != ev.get("seq"):
             checks.append(Check(label, False, "the event's hash is not the one its proof includes (event altered)"))
             continue
         res = check_inclusion_document(proof, {"audit.pem": pem}, seen=seen)
         if res.ok:
-            logged.append(ev)
+            logged.append((ev, canon))
         checks.append(Check(label, res.ok, "included in signed checkpoint "
                             f"{proof.get('treeSize')}" if res.ok else str(res.reason)))
     types = {i["event"].get("type") for i in items if isinstance(i, Mapping) and isinstance(i.get("event"), Mapping)}
@@ -248,13 +251,16 @@ def verify_bundle(bundle: Any, keys: Mapping[str, bytes], artifact: bytes | None
             checks.append(Check(f"{purpose} key", False, f"the bundle names key {listed}, not the given {purpose}.pem"))
     mchecks, statement, digest = _manifest(bundle, keys.get("manifest"))
     checks += mchecks
-    logged: list[Mapping[str, Any]] = []
+    proved: list[tuple[Mapping[str, Any], bytes]] = []
     pid = str(bundle.get("packageId"))
-    audit_checks = _audit(bundle, keys.get("audit"), pid, logged)
+    audit_checks = _audit(bundle, keys.get("audit"), pid, proved)
     names = valid_names(bundle.get("pseudonyms"))
     if names is None:
         audit_checks.append(Check("pseudonyms", False, "the pseudonym table is malformed or not one to one"))
-    logged = [named(ev, names or {}) for ev in logged]  # paired with the signed records by person id
+    # paired with the signed records by person id; an event whose canonical text (already made
+    # for its hash) names no pseudonym of the table is the same once named
+    psns = [p.encode() for p in names or {}]
+    logged = [named(ev, names or {}) if any(p in canon for p in psns) else ev for ev, canon in proved]
     if statement is not None and digest is not None:
         subject = _subject_digest(statement)
         if artifact is not None:

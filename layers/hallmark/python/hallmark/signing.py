@@ -73,6 +73,7 @@ def _load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
     return key
 
 
+@functools.lru_cache(maxsize=64)
 def public_key_fingerprint(pem: str | bytes) -> str:
     """Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (stable across PEM line wrapping)."""
     from cryptography.hazmat.primitives import serialization

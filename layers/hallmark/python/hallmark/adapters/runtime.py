@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from hallmark.audit.checkpoints import CheckpointPolicy
     from hallmark.audit.log import AuditLog
     from hallmark.ceremony.service import CeremonyService, WitnessRegistry
-    from hallmark.ceremony.steps import CeremonySteps
+    from hallmark.ceremony.steps import CeremonySteps, DeploymentPlanSteps
     from hallmark.deploy.steps import DeploymentSteps
     from hallmark.governance.registry import ApproverRegistry
     from hallmark.governance.service import GovernanceService
@@ -347,6 +347,14 @@ def ceremony_steps() -> CeremonySteps:
     p = ports()
     return CeremonySteps(service, repo, registry, p.audit, p.executions("ceremony"), _DeferredBus())
 
+
+
+def deployment_plan_steps() -> DeploymentPlanSteps:
+    """Provenance-aware deployment plans on the state table (recorded on the ceremony chain)."""
+    from hallmark.ceremony.steps import DeploymentPlanSteps
+
+    service, _repo, _registry = ceremony()
+    return DeploymentPlanSteps(service, docs(), audit(), now)
 
 @dataclass(frozen=True)
 class Ports:

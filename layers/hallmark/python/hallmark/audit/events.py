@@ -114,7 +114,13 @@ def flow_of(event_type: str) -> str:
 
 def event_hash(event: Mapping[str, Any]) -> str:
     """``sha256(RFC8785(event without "hash" and "signature"))`` as lowercase hex."""
-    return sha256_hex(canonical_bytes({k: v for k, v in event.items() if k != "hash" and k != "signature"}))
+    return sha256_hex(event_hash_bytes(event))
+
+
+def event_hash_bytes(event: Mapping[str, Any]) -> bytes:
+    """What :func:`event_hash` hashes: RFC 8785 JSON of ``event`` without "hash" and "signature"
+    (for a caller that reads the canonical text too, so that it canonicalises once)."""
+    return canonical_bytes({k: v for k, v in event.items() if k != "hash" and k != "signature"})
 
 
 class CheckpointRef(BaseModel):

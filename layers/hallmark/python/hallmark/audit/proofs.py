@@ -85,13 +85,21 @@ def _size(value: Any, what: str) -> int:
     return value
 
 
+def _memo_key(ckpt: Mapping[str, Any]) -> Any:
+    """The checkpoint's exact content as a key: its sorted (name, type, value) items when it is
+    flat (str keys, str/int values: a checkpoint), else its sorted JSON."""
+    if all(type(k) is str and type(v) in (str, int) for k, v in ckpt.items()):
+        return tuple(sorted((k, type(v) is int, v) for k, v in ckpt.items()))
+    return json.dumps(ckpt, sort_keys=True)
+
+
 def _signed(ckpt: Any, what: str, keys: Keys, verified: dict[int, str],
-            seen: dict[str, str] | None = None) -> str | None:
+            seen: dict[Any, str] | None = None) -> str | None:
     """None when ``ckpt`` is a checkpoint signed by one of ``keys``; else the reason. ``seen``
-    remembers checkpoints (as their sorted JSON) already verified with these ``keys``."""
+    remembers checkpoints (by their exact content, :func:`_memo_key`) already verified with these ``keys``."""
     if not isinstance(ckpt, Mapping):
         return f"{what} is missing"
-    memo = json.dumps(ckpt, sort_keys=True) if seen is not None else ""
+    memo = _memo_key(ckpt) if seen is not None else ""
     name = seen.get(memo) if seen is not None else None
     if name is None:
         name = signing_key(ckpt, keys)
@@ -108,7 +116,7 @@ def _key_list(keys: Keys) -> str:
 
 
 def check_inclusion_document(doc: Mapping[str, Any], keys: Keys, *,
-                             seen: dict[str, str] | None = None) -> ProofCheck:
+                             seen: dict[Any, str] | None = None) -> ProofCheck:
     """Event ``seq`` with ``eventHash`` is leaf ``seq - 1`` of the tree its signed checkpoint names.
 
     ``seen`` (a dict the caller keeps, empty at first, for one set of ``keys``) lets many proofs

@@ -7,15 +7,19 @@ resumes the execution."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from hallmark._domain import Principal, emit_all
+from hallmark.canonical import to_rfc3339
 from hallmark.ceremony.models import Ceremony
 from hallmark.ceremony.ports import TaskTokens
 from hallmark.ceremony.service import CeremonyChange, CeremonyService, WitnessChange, WitnessRegistry
+from hallmark.docstore import DocStore
+from hallmark.errors import DomainError, NotFound
 from hallmark.ports import AuditEmitter, EventPublisher, ExecutionControl, TokenNotWaiting
 
 CHAIN = "ceremony"
@@ -147,3 +151,39 @@ class CeremonySteps:
         return {"ceremonyId": ceremony.ceremony_id, "status": ceremony.status, "tier": ceremony.tier,
                 "awarded": list(ceremony.awarded),
                 "alreadyHeld": [a for a in ceremony.artifacts if a not in ceremony.awarded]}
+
+
+PLAN = "deployment-plan"
+
+
+class DeploymentPlanSteps:
+    """The provenance-aware plan of an artifact (tier sizing from verified provenance, nothing
+    deployed): stored and recorded (``DeploymentPlanned``), or refused and recorded
+    (``DeploymentRefused``, nothing else changes)."""
+
+    def __init__(self, service: CeremonyService, docs: DocStore, audit: AuditEmitter,
+                 clock: Callable[[], datetime]) -> None:
+        self.service = service
+        self.docs = docs
+        self.audit = audit
+        self.clock = clock
+
+    def plan(self, artifact_id: str, environment: str, actor: str) -> dict[str, Any]:
+        plan_id = f"plan-{uuid.uuid4()}"
+        try:
+            planned = self.service.plan_deployment(artifact_id, environment, actor=actor, deployment_id=plan_id)
+        except DomainError as exc:
+            emit_all(self.audit, CHAIN, list(exc.events))
+            raise
+        doc = {"deploymentId": plan_id, "plannedBy": actor, "plannedAt": to_rfc3339(self.clock(), "auto"),
+               **planned.plan.to_json_dict()}
+        self.docs.create(PLAN, plan_id, doc)
+        emit_all(self.audit, CHAIN, planned.events)
+        return doc
+
+    def get(self, plan_id: str) -> dict[str, Any]:
+        doc = self.docs.get(PLAN, plan_id)
+        if doc is None:
+            raise NotFound("deployment plan", plan_id)
+        doc.pop("version", None)
+        return doc

@@ -76,7 +76,9 @@ def admission_failure(ev: ReleaseEvidence, environment: str, policy: Policy) -> 
     signed = [i for i in items if isinstance(i, Mapping) and (i.get("event") or {}).get("type") == "ManifestSigned"]
     # admission needs the manifest's own audit entry proved and what the tier rests on, not the
     # package's whole release history
-    kept = [i for i in items if isinstance(i, Mapping) and (i in signed or (i.get("event") or {}).get("chain") == CEREMONY)]
+    signed_ids = {id(i) for i in signed}  # by identity: comparing the items would walk them
+    kept = [i for i in items if isinstance(i, Mapping)
+            and (id(i) in signed_ids or (i.get("event") or {}).get("chain") == CEREMONY)]
     bundle = {**ev.bundle, "audit": {**audit, "events": kept}}
     checks = verify_bundle(bundle, ev.keys, ev.artifact)
     failed = [c for c in checks if not c.ok]

@@ -15,7 +15,7 @@ from hallmark.errors import Conflict
 from hallmark.governance.models import Approver, Upgrade
 from hallmark.governance.registry import ApproverRegistry, RegistryChange
 from hallmark.governance.service import ApprovalResult, GovernanceService
-from hallmark.ports import AuditEmitter, EventPublisher, ExecutionControl
+from hallmark.ports import AuditEmitter, EventPublisher, ExecutionControl, TokenNotWaiting
 from hallmark.release.current import ManifestRepository
 from hallmark.release.publish import LISTING
 from hallmark.release.service import ReleaseService
@@ -130,13 +130,28 @@ class GovernanceSteps:
         itself: "Record governance rejection".)"""
         emit_by_flow(self.audit, [e for e in result.events if e.type != "PackageRejected"])
         token = result.task_token
-        if token and result.outcome == "resume":
-            self.executions.resume(token, {"decision": "approved", "subjectId": result.subject.subject_id})
-            return True
-        if token and result.outcome == "reject":
-            self.executions.fail(token, "Rejected", UNREACHABLE)
-            return True
+        try:
+            if token and result.outcome == "resume":
+                self.executions.resume(token, {"decision": "approved", "subjectId": result.subject.subject_id})
+                return True
+            if token and result.outcome == "reject":
+                self.executions.fail(token, "Rejected", UNREACHABLE)
+                return True
+        except TokenNotWaiting as exc:
+            raise execution_lost(result.subject.subject_id, str(exc)) from exc
         return False
+
+
+def execution_lost(subject_id: str, why: str) -> Conflict:
+    """409 ``execution_lost``: the decision is recorded (and audited), but the Step Functions
+    execution that waited on it is gone (it timed out, or ``hallmark local serve --state`` was
+    restarted, which does not keep running executions)."""
+    return Conflict(
+        f"the decision on {subject_id} is recorded, but the execution that waited on it no longer exists ({why})",
+        {"subjectId": subject_id, "stepFunctionsError": why,
+         "action": "submit the package again (a new release execution asks for approvals afresh); a local "
+                   "cloud restarted with --state keeps documents but not running executions"},
+        code="execution_lost")
 
 
 class ApproverSteps:

@@ -60,5 +60,7 @@ def named(value: Any, names: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [named(v, names) for v in value]
     if isinstance(value, str):
+        if "psn-" not in value:  # every pseudonym starts so: nothing to replace
+            return value
         return PSEUDONYM_RE.sub(lambda m: names.get(m.group(0), m.group(0)), value)
     return value
