@@ -6,7 +6,8 @@
 
 Which modules a function reaches is a static scan: every ``import`` in ``functions/<code>/*.py``
 and, transitively, in the ``hallmark`` layer modules those import (deferred imports inside
-functions included; ``if TYPE_CHECKING:`` blocks excluded). The CDK app attaches the layers from
+functions included; ``if TYPE_CHECKING:`` blocks excluded); in the composition root, a wiring
+function's deferred imports count only for code that names that function. The CDK app attaches the layers from
 :func:`layers_for`, and ``tests/infra/test_layers.py`` checks that every module a function
 reaches is in its layers and that each function with its layers stays under Lambda's 250 MB.
 """
@@ -44,15 +45,23 @@ def _is_type_checking(node: ast.If) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _imports(path: Path, package: str) -> set[str]:
-    """Absolute module names imported by one file (relative imports resolved against ``package``)."""
-    tree = ast.parse(path.read_text(), str(path))
+#: the one composition root: each of its wiring functions imports its concern when called, so a
+#: function reaches a wiring function's imports only when its code names that function
+COMPOSITION_ROOT = "hallmark.adapters.runtime"
+
+
+def _skipped(tree: ast.AST) -> set[int]:
     skip: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.If) and _is_type_checking(node):
             skip |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return skip
+
+
+def _imports_in(nodes: list[ast.stmt], package: str, skip: set[int]) -> set[str]:
+    """Absolute module names imported by these statements (relative imports resolved against ``package``)."""
     out: set[str] = set()
-    for node in ast.walk(tree):
+    for node in (n for stmt in nodes for n in ast.walk(stmt)):
         if id(node) in skip:
             continue
         if isinstance(node, ast.Import):
@@ -68,26 +77,93 @@ def _imports(path: Path, package: str) -> set[str]:
     return out
 
 
+def _root_names(nodes: list[ast.stmt], *, inside_root: bool) -> set[str]:
+    """The composition root's functions these statements name: ``runtime.x`` where ``runtime`` is
+    bound to the root, ``from hallmark.adapters.runtime import x``, or (inside the root) ``x``."""
+    root_pkg, _, root_leaf = COMPOSITION_ROOT.rpartition(".")
+    walked = [n for stmt in nodes for n in ast.walk(stmt)]
+    if inside_root:
+        return {n.id for n in walked if isinstance(n, ast.Name)}
+    aliases: set[str] = set()
+    out: set[str] = set()
+    for node in walked:
+        if isinstance(node, ast.ImportFrom) and node.module == root_pkg:
+            aliases |= {a.asname or a.name for a in node.names if a.name == root_leaf}
+        elif isinstance(node, ast.ImportFrom) and node.module == COMPOSITION_ROOT:
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            aliases |= {a.asname for a in node.names if a.name == COMPOSITION_ROOT and a.asname}
+    out |= {n.attr for n in walked
+            if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id in aliases}
+    return out
+
+
+@cache
+def _parsed(path: Path) -> tuple[ast.Module, set[int]]:
+    tree = ast.parse(path.read_text(), str(path))
+    return tree, _skipped(tree)
+
+
+def _imports(path: Path, package: str) -> set[str]:
+    tree, skip = _parsed(path)
+    return _imports_in(tree.body, package, skip)
+
+
+def _root_parts(path: Path) -> tuple[list[ast.stmt], dict[str, ast.stmt]]:
+    """The composition root split into its module-level code and its top-level functions."""
+    tree, _ = _parsed(path)
+    functions: dict[str, ast.stmt] = {
+        n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    module_level = [n for n in tree.body if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    return module_level, functions
+
+
 @cache
 def reached_modules(code_dir: str) -> frozenset[str]:
     """Top-level names of the third-party modules a function's code reaches (not the standard
-    library, not the ``hallmark`` layer itself)."""
+    library, not the ``hallmark`` layer itself).
+
+    Every import of every reached file counts, deferred ones included, except in the composition
+    root: there a wiring function's imports count once any reached code names the function (or
+    another counted wiring function calls it), so ``packages_api`` does not reach the scoring
+    wiring it never calls."""
     third_party: set[str] = set()
     seen: set[str] = set()
-    todo: list[tuple[Path, str]] = [(p, "") for p in sorted((ROOT / "functions" / code_dir).glob("*.py"))]
-    while todo:
-        path, package = todo.pop()
-        for name in _imports(path, package):
-            top = name.split(".")[0]
-            if top == "hallmark":
-                if name in seen:
-                    continue
-                seen.add(name)
-                file = _module_file(name)
-                if file is not None:
-                    todo.append((file, name if file.name == "__init__.py" else name.rpartition(".")[0]))
-            elif top and top not in sys.stdlib_module_names and top != "__future__":
-                third_party.add(top)
+    named: set[str] = set()
+    root_path = _module_file(COMPOSITION_ROOT)
+    root_used: set[str] = set()
+    todo: list[tuple[Path, str, list[ast.stmt] | None]] = [
+        (p, "", None) for p in sorted((ROOT / "functions" / code_dir).glob("*.py"))]
+    root_reached = False
+    while True:
+        while todo:
+            path, package, nodes = todo.pop()
+            if nodes is None and path == root_path:
+                root_reached = True
+                nodes = _root_parts(path)[0]
+            tree, skip = _parsed(path)
+            body = tree.body if nodes is None else nodes
+            named |= _root_names(body, inside_root=path == root_path)
+            for name in _imports_in(body, package, skip):
+                top = name.split(".")[0]
+                if top == "hallmark":
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    file = _module_file(name)
+                    if file is not None:
+                        pkg = name if file.name == "__init__.py" else name.rpartition(".")[0]
+                        todo.append((file, pkg, None))
+                elif top and top not in sys.stdlib_module_names and top != "__future__":
+                    third_party.add(top)
+        if not root_reached or root_path is None:
+            break
+        functions = _root_parts(root_path)[1]
+        new = {n for n in functions if n in named} - root_used
+        if not new:
+            break
+        root_used |= new
+        todo = [(root_path, COMPOSITION_ROOT.rpartition(".")[0], [functions[n]]) for n in sorted(new)]
     return frozenset(third_party)
 
 

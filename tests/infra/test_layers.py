@@ -51,3 +51,14 @@ def test_the_scan_sees_deferred_imports_and_skips_type_checking_blocks(tmp_path:
         assert L.reached_modules("probe") == {"numpy"}
     finally:
         L.reached_modules.cache_clear()
+
+
+def test_the_composition_root_counts_a_wiring_function_only_for_code_that_names_it() -> None:
+    import ast
+
+    named = L._root_names(ast.parse(
+        "from hallmark.adapters import runtime\nx = runtime.scoring_pipeline()\nweights = 1\n").body,
+        inside_root=False)
+    assert named == {"scoring_pipeline"}  # a local variable called `weights` names nothing
+    assert "numpy" in L.reached_modules("scoring_api")
+    assert "numpy" not in L.reached_modules("packages_api")
