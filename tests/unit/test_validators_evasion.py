@@ -19,12 +19,8 @@ from hallmark.release.validators import PackageView, ValidationResult, Validator
 from hallmark.release.validators._text import detect_encoding, is_binary
 from hallmark.release.validators.attribution import validate_attribution
 from hallmark.release.validators.compliance import validate_compliance
-from hallmark.release.validators.security import (
-    parse_package_json,
-    parse_pyproject,
-    poetry_to_pep440,
-    validate_security,
-)
+from hallmark.release.validators.manifests import parse_package_json, parse_pyproject, poetry_to_pep440
+from hallmark.release.validators.security import validate_security
 from tests.unit.test_validators_support import CLEAN_FILES, config, make_tar_gz, make_zip
 
 MiB = 1024 * 1024

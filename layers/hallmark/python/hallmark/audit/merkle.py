@@ -200,6 +200,21 @@ def root_from_frontier(frontier: Sequence[bytes]) -> bytes:
     return r
 
 
+def frontier_append(nodes: list[bytes], size: int, leaf: bytes) -> int:
+    """Append ``leaf`` to the frontier ``nodes`` of a tree of ``size`` leaves, in place (one
+    leaf hash, amortized one node hash); the new size. The one implementation of the frontier:
+    :class:`MerkleFrontier` and the replay's streaming verifier both use it."""
+    sha = _sha256
+    nodes.append(sha(b"\x00" + leaf).digest())
+    size += 1
+    m = size
+    while not m & 1:
+        right = nodes.pop()
+        nodes[-1] = sha(b"\x01" + nodes[-1] + right).digest()
+        m >>= 1
+    return size
+
+
 class MerkleFrontier:
     """The compact right frontier of a growing RFC 6962 tree.
 
@@ -219,15 +234,7 @@ class MerkleFrontier:
 
     def append(self, leaf: bytes) -> None:
         """Add one leaf (an event hash)."""
-        sha = _sha256
-        nodes = self.nodes
-        nodes.append(sha(b"\x00" + leaf).digest())
-        self.size += 1
-        m = self.size
-        while not m & 1:
-            right = nodes.pop()
-            nodes[-1] = sha(b"\x01" + nodes[-1] + right).digest()
-            m >>= 1
+        self.size = frontier_append(self.nodes, self.size, leaf)
 
     def extend(self, leaves: Iterable[bytes]) -> None:
         for leaf in leaves:

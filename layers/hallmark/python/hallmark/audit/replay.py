@@ -79,7 +79,7 @@ from hallmark.audit.checkpoints import (
     verify_checkpoint_signature,
 )
 from hallmark.audit.events import EVENT_FIELDS, GENESIS, is_hex64
-from hallmark.audit.merkle import root_from_frontier
+from hallmark.audit.merkle import frontier_append, root_from_frontier
 from hallmark.canonical import canonical_bytes, is_rfc3339_utc
 from hallmark.signing import load_public_key, public_key_fingerprint
 
@@ -507,8 +507,6 @@ def _verify(
 
     sha = hashlib.sha256
     hexlify = binascii.hexlify
-    leaf_base = sha(b"\x00").copy
-    node_base = sha(b"\x01").copy
 
     # The current chain's state lives in locals (written back on a switch and at the end).
     st: _Chain | None = None
@@ -586,18 +584,7 @@ def _verify(
                     hash_hex = hexlify(digest)
                     if line.startswith(hash_hex, pos + 9):
                         # accepted: seq, prevHash and signature are the expected ones
-                        h = leaf_base()
-                        h.update(digest)
-                        nodes.append(h.digest())
-                        size += 1
-                        m = size
-                        while not m & 1:
-                            right = nodes.pop()
-                            h = node_base()
-                            h.update(nodes[-1])
-                            h.update(right)
-                            nodes[-1] = h.digest()
-                            m >>= 1
+                        size = frontier_append(nodes, size, digest)
                         last_prev = last_hash
                         last_hash = hash_hex
                         if expected == next_ckpt:
@@ -665,18 +652,7 @@ def _verify(
                     c = st.checkpoints[st.ci].seq
                     raise _Bad(c, _signature_reason(c), name)
                 raise _Bad(seq, _describe_ref(st, seq, sig), name)
-            h = leaf_base()
-            h.update(digest)
-            nodes.append(h.digest())
-            size += 1
-            m = size
-            while not m & 1:
-                right = nodes.pop()
-                h = node_base()
-                h.update(nodes[-1])
-                h.update(right)
-                nodes[-1] = h.digest()
-                m >>= 1
+            size = frontier_append(nodes, size, digest)
             last_prev = last_hash
             last_hash = hash_hex
             if seq == next_ckpt:

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hallmark._domain import EventDraft
 from hallmark.canonical import parse_rfc3339, to_rfc3339
-from hallmark.release.validators.security import AdvisorySet, AdvisorySetUnavailable
+from hallmark.release.validators.advisory_set import AdvisorySet, AdvisorySetUnavailable
 
 __all__ = [
     "ECOSYSTEMS",
