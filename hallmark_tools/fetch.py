@@ -1,5 +1,17 @@
 """`hallmark fetch ORDER`: the buyer's side of an encrypted delivery.
 
+The command (:func:`fetch_via_api`) needs the API and the buyer's token only, no AWS
+credentials: the public keys from ``GET /keys``, the order from ``GET /orders/{id}``, the listing
+from ``GET /listings/{id}``, and the plaintext with the signed manifest envelope from ``GET
+/orders/{id}/content`` (decrypted inside the orders function with KMS, after it checked the
+buyer, the order's state, the ciphertext digest and the exact encryption context). It then
+checks what it can without trusting the server: both proofs and the manifest's DSSE signature
+with the keys, the proof's ciphertext digest against the content's, the plaintext's sha256
+against the listing's artifact and the signed manifest's subject.
+
+:func:`fetch_order` is the lower-level path for a caller that holds AWS credentials with
+``kms:Decrypt`` on the delivery key (operators, tests):
+
 Reads the order through the HTTP API (``GET /orders/{id}`` and ``GET /listings/{id}``, with
 the buyer's token), downloads the ciphertext from the presigned URL, decrypts it with the
 aws-encryption-sdk over the delivery KMS key *with the encryption context the buyer expects*
@@ -16,8 +28,7 @@ claims), and verifies, before writing anything:
   digest, its ``manifestSignatureId`` and its subject digest.
 
 Register on the main CLI with ``app.command("fetch")(fetch_command)``. Against ``hallmark local
-serve``: ``--api http://127.0.0.1:8080 --aws-endpoint http://127.0.0.1:<aws-port>`` (any
-AWS credentials; the local cloud's moto accepts them).
+serve``: ``--api http://127.0.0.1:8080 --token ...``.
 """
 
 from __future__ import annotations
@@ -25,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -152,6 +162,22 @@ def verify_manifest(envelope: Mapping[str, Any], manifest_key_pem: bytes, listin
              "manifest_subject", "the decrypted artifact is not the manifest's subject", checks)
 
 
+def _deliver(order_id: str, order: Mapping[str, Any], listing: Mapping[str, Any], plaintext: bytes, digest: str,
+             out_dir: Path | None, checks: dict[str, bool]) -> FetchReport:
+    """Every check held: write the artifact (under a safe name) and report."""
+    path: Path | None = None
+    if out_dir is not None:
+        name = str(listing.get("artifactName") or "")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / (name if _SAFE_NAME.match(name) else f"{order_id}.bin")
+        path.write_bytes(plaintext)
+    return FetchReport(order_id=order_id, listing_id=listing["listingId"], path=str(path) if path else None,
+                       artifact_sha256=digest, manifest_digest=listing["manifestDigest"],
+                       manifest_signature_id=listing["manifestSignatureId"],
+                       ledger_proof_id=order["ledgerProofId"], delivery_proof_id=order["deliveryProofId"],
+                       checks=checks)
+
+
 def fetch_order(
     order_id: str,
     *,
@@ -197,17 +223,43 @@ def fetch_order(
     if manifest_key_pem is not None and read_manifest is not None:
         verify_manifest(read_manifest(listing["manifestRef"]), manifest_key_pem, listing, digest, checks)
 
-    path: Path | None = None
-    if out_dir is not None:
-        name = str(listing.get("artifactName") or "")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / (name if _SAFE_NAME.match(name) else f"{order_id}.bin")
-        path.write_bytes(plaintext)
-    return FetchReport(order_id=order_id, listing_id=listing["listingId"], path=str(path) if path else None,
-                       artifact_sha256=digest, manifest_digest=listing["manifestDigest"],
-                       manifest_signature_id=listing["manifestSignatureId"],
-                       ledger_proof_id=order["ledgerProofId"], delivery_proof_id=order["deliveryProofId"],
-                       checks=checks)
+    return _deliver(order_id, order, listing, plaintext, digest, out_dir, checks)
+
+
+def public_keys(get_json: Callable[[str], Any]) -> dict[str, bytes]:
+    """``GET /keys``: purpose -> PEM."""
+    return {str(k["purpose"]): str(k["pem"]).encode("ascii") for k in get_json("/keys").get("keys") or []}
+
+
+def fetch_via_api(order_id: str, *, get_json: Callable[[str], Any], out_dir: Path | None = None,
+                  keys: Mapping[str, bytes] | None = None, wait_s: float = 0.0) -> FetchReport:
+    """The buyer's path with a token only (see the module docstring). Writes the artifact to
+    ``out_dir`` only when every check holds; raises :class:`FetchError` naming the failed check."""
+    import base64
+    import binascii
+
+    keys = dict(keys) if keys is not None else public_keys(get_json)
+    checks: dict[str, bool] = {}
+    _require("proof" in keys and "manifest" in keys, "public_keys", "GET /keys lists no proof or manifest key", checks)
+    view = wait_delivered(get_json, order_id, wait_s) if wait_s > 0 else get_json(f"/orders/{order_id}")
+    _require(view.get("status") == ORDER_DELIVERED, "delivered", f"the order is {view.get('status')}", checks)
+    order = view["order"]
+    listing: dict[str, Any] = get_json(f"/listings/{order['listingId']}")
+    verify_proofs(view, listing, keys["proof"], checks)
+    _require(order["manifestDigest"] == listing["manifestDigest"], "manifest_digest",
+             "the order's manifest digest is not the listing's", checks)
+    content: dict[str, Any] = get_json(f"/orders/{order_id}/content")
+    _require(content.get("ciphertextDigest") == view["proofs"]["delivery"]["proof"]["ciphertextDigest"],
+             "ciphertext_digest", "the decrypted delivery is not the one the signed delivery proof names", checks)
+    try:
+        plaintext = base64.b64decode(str(content.get("contentBase64") or ""), validate=True)
+    except (binascii.Error, ValueError):
+        _require(False, "content_encoding", "the content is not base64", checks)
+    digest = _sha256(plaintext)
+    _require(digest == content.get("contentSha256") == listing["artifactSha256"], "artifact_sha256",
+             "the decrypted artifact is not the listing's artifact", checks)
+    verify_manifest(content.get("manifestEnvelope") or {}, keys["manifest"], listing, digest, checks)
+    return _deliver(order_id, order, listing, plaintext, digest, out_dir, checks)
 
 
 # --------------------------------------------------------------------------- the command
@@ -217,67 +269,54 @@ def fetch_command(
     order_id: str = typer.Argument(..., metavar="ORDER", help="The order id (from the checkout)."),
     api: str = typer.Option("http://127.0.0.1:8080", "--api", envvar="HALLMARK_API", help="Base URL of the HTTP API."),
     token: str = typer.Option(..., "--token", envvar="HALLMARK_TOKEN", help="The buyer's bearer token."),
-    proof_key: Path = typer.Option(..., "--proof-key", exists=True, dir_okay=False,
-                                   help="proof.pem (from `hallmark keys export` or the demo's keys/)."),
+    proof_key: Path | None = typer.Option(None, "--proof-key", exists=True, dir_okay=False,
+                                          help="proof.pem to pin (default: GET /keys)."),
     manifest_key: Path | None = typer.Option(None, "--manifest-key", exists=True, dir_okay=False,
-                                             help="manifest.pem: also verify the signed manifest envelope."),
+                                             help="manifest.pem to pin (default: GET /keys)."),
     out: Path = typer.Option(Path("."), "--out", help="Where to write the decrypted artifact."),
-    key_arn: str | None = typer.Option(None, "--key-arn", help="The delivery KMS key (default: as the order says)."),
-    aws_endpoint: str | None = typer.Option(None, "--aws-endpoint", help="AWS endpoint (the local cloud's moto)."),
     wait: float = typer.Option(30.0, "--wait", help="Seconds to wait for the delivery to be published."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Download, decrypt and verify an order's delivery (manifest digest, proofs); exit 2 if any check fails."""
-    import boto3
+    """Download the decrypted delivery through the API (token only, no AWS credentials) and verify it
+    (proofs, signed manifest, digests); exit 2 if any check fails."""
     import requests
     from rich.console import Console
 
-    from hallmark.adapters.encryption import EnvelopeEncryptor
-
     console = Console()
-    quiet_esdk()
-    if aws_endpoint:
-        os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
     headers = {"authorization": f"Bearer {token}"}
     base = api.rstrip("/")
 
     def get_json(path: str) -> Any:
         try:
-            resp = requests.get(base + path, headers=headers, timeout=30)
+            resp = requests.get(base + path, headers=headers, timeout=60)
         except requests.RequestException as exc:
             raise FetchError("api", f"GET {base + path}: {exc}") from None
         if resp.status_code >= 300:
             raise FetchError("api", f"GET {path} -> {resp.status_code}: {resp.text[:300]}")
         return resp.json()
 
-    def download(url: str) -> bytes:
-        try:
-            resp = requests.get(url, timeout=120)
-        except requests.RequestException as exc:
-            raise FetchError("download", str(exc)) from None
-        if resp.status_code >= 300:
-            raise FetchError("download", f"the presigned URL answered {resp.status_code}")
-        return bytes(resp.content)
-
-    def read_manifest(ref: Mapping[str, Any]) -> Mapping[str, Any]:
-        kwargs = {"VersionId": ref["versionId"]} if ref.get("versionId") else {}
-        body = boto3.client("s3").get_object(Bucket=ref["bucket"], Key=ref["key"], **kwargs)["Body"].read()
-        envelope: Mapping[str, Any] = json.loads(body)
-        return envelope
-
     try:
-        report = fetch_order(
-            order_id, get_json=get_json, download=download,
-            decryptor_for=lambda arn: EnvelopeEncryptor(key_arn or arn),
-            proof_key_pem=proof_key.read_bytes(), out_dir=out,
-            manifest_key_pem=manifest_key.read_bytes() if manifest_key else None,
-            read_manifest=read_manifest if manifest_key else None, wait_s=wait,
-        )
+        keys = public_keys(get_json)
+        if proof_key is not None:
+            keys["proof"] = proof_key.read_bytes()
+        if manifest_key is not None:
+            keys["manifest"] = manifest_key.read_bytes()
+        report = fetch_via_api(order_id, get_json=get_json, out_dir=out, keys=keys, wait_s=wait)
     except FetchError as exc:
-        console.print(f"[bold red]FAILED[/] {exc.check}: {exc.message}")
+        if as_json:
+            print(json.dumps({"ok": False, "check": exc.check, "message": exc.message}))
+        else:
+            console.print(f"[bold red]FAILED[/] {exc.check}: {exc.message}")
         raise typer.Exit(2) from None
     except TimeoutError as exc:
-        console.print(f"[bold red]NOT DELIVERED[/] {exc}")
+        if as_json:
+            print(json.dumps({"ok": False, "check": "delivered", "message": str(exc)}))
+        else:
+            console.print(f"[bold red]NOT DELIVERED[/] {exc}")
         raise typer.Exit(3) from None
+    if as_json:
+        print(json.dumps({"ok": True, **report.as_dict()}))
+        return
     console.print(f"[bold green]OK[/] {report.path}  sha256 {report.artifact_sha256}")
     for check, ok in report.checks.items():
         console.print(f"  {'[green]✓' if ok else '[red]✗'}[/] {check}")

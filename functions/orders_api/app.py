@@ -1,6 +1,8 @@
 """POST /listings/{listingId}/checkout (any authenticated buyer; the buyer is the token's sub)
 GET /orders (the caller's own orders; auditors and superadmins: all; nextToken) and GET
-/orders/{orderId} (the buyer, or an auditor/superadmin).
+/orders/{orderId} (the buyer, or an auditor/superadmin), and GET /orders/{orderId}/content (the
+buyer only: the delivery decrypted inside this function with KMS, base64 in JSON; the delivery
+key never leaves KMS and the buyer needs only the token).
 
 Checkout is idempotent on the ``Idempotency-Key`` header and the caller's sub (Powertools
 Idempotency on the ``idempotency`` table): a retry with the same key returns the first answer
@@ -103,6 +105,12 @@ def get_order(orderId: str) -> dict[str, Any]:
     caller = caller_of(app)
     return runtime.market_service().order_view(orderId, caller, runtime.delivery_store(), runtime.require("KEY_DELIVERY_ID"),
                                        runtime.now())
+
+
+@app.get("/orders/<orderId>/content")
+@tracer.capture_method
+def get_content(orderId: str) -> dict[str, Any]:
+    return runtime.download_delivery()(orderId, caller_of(app), runtime.now())
 
 
 @app.exception_handler(IdempotencyAlreadyInProgressError)

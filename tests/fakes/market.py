@@ -82,3 +82,48 @@ class InMemoryOrderRepository:
             if current is None or current.version != expected_version:
                 raise Conflict("order changed concurrently", {"orderId": order.order_id})
             self._items[order.order_id] = order
+
+
+class InMemoryDeliveryStore:
+    """``DeliveryStore`` + ``DeliveryReader``: encrypted deliveries by key."""
+
+    bucket = "deliveries"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put(self, key: str, data: bytes, metadata: Mapping[str, str]) -> None:
+        self.objects[key] = data
+
+    def get(self, key: str, max_bytes: int) -> bytes:
+        data = self.objects[key]  # KeyError when absent, as the port says
+        if len(data) > max_bytes:
+            raise OverflowError(key)
+        return data
+
+    def presign(self, key: str, ttl_seconds: int) -> str:
+        return f"memory://{key}?ttl={ttl_seconds}"
+
+
+class ContextBoundEnvelope:
+    """``Encryptor`` + ``Decryptor`` without KMS: the 'ciphertext' carries its context, and
+    decryption refuses another context as ``EnvelopeEncryptor`` does (``context_mismatch``)."""
+
+    key_arn = "arn:aws:kms:us-east-1:000000000000:key/fake"
+
+    def encrypt(self, plaintext: bytes, context: Mapping[str, str]) -> bytes:
+        import json
+
+        return json.dumps({"context": dict(context), "data": plaintext.hex()}, sort_keys=True).encode()
+
+    def decrypt(self, ciphertext: bytes, expected_context: Mapping[str, str]) -> bytes:
+        import json
+
+        from hallmark.errors import DomainError
+
+        message = json.loads(ciphertext)
+        differing = sorted(k for k, v in expected_context.items() if message["context"].get(k) != v)
+        if differing:
+            raise DomainError("context_mismatch", "the ciphertext was made for another context", 403,
+                              {"keys": differing})
+        return bytes.fromhex(message["data"])

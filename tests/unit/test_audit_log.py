@@ -70,8 +70,8 @@ def test_vocabulary() -> None:
     assert EVENT_TYPES["release"][0] == "PackageSubmitted"
     # DESIGN.md's 32 types, plus registry maintenance (approvers, witnesses) and settlement expiry
     # + PackageUploadIgnored, AdvisorySetPublished, names (4), ImpactPolicyChanged; FeedbackRecorded,
-    # WeightsProposed/Promoted/RolledBack; the deployment flow's steps (10); SubjectErased
-    assert len(ALL_EVENT_TYPES) == 8 + 7 + 8 + 5 + 4 + 6 + 2 + 5 + 4 + 10 + 1
+    # WeightsProposed/Promoted/RolledBack; the deployment flow's steps (10); SubjectErased; DeliveryDownloaded
+    assert len(ALL_EVENT_TYPES) == 8 + 7 + 8 + 5 + 4 + 6 + 2 + 5 + 4 + 10 + 1 + 1
     assert {"ApproverAdded", "WitnessRegistered", "SettlementExpired"} <= ALL_EVENT_TYPES
     assert flow_of("TierAwarded") == "ceremony"
     assert validate_event_type("WebhookDelivered") == "WebhookDelivered"

@@ -23,6 +23,15 @@ class S3DeliveryStore:
         self._s3.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType="application/octet-stream",
                             Metadata={k.lower(): v for k, v in metadata.items()})
 
+    def get(self, key: str, max_bytes: int) -> bytes:
+        """The stored delivery; ``KeyError`` if absent, ``OverflowError`` if over ``max_bytes``."""
+        from hallmark.adapters.s3 import read_object
+
+        try:
+            return read_object(self._s3, self._bucket, key, max_bytes=max_bytes)[0]
+        except ValueError as exc:
+            raise OverflowError(str(exc)) from None
+
     def presign(self, key: str, ttl_seconds: int) -> str:
         return str(self._s3.generate_presigned_url("get_object", Params={"Bucket": self._bucket, "Key": key},
                                                    ExpiresIn=ttl_seconds))

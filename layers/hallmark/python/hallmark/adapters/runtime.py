@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from hallmark.governance.service import GovernanceService
     from hallmark.governance.steps import ApproverSteps, GovernanceSteps
     from hallmark.market.service import MarketService
+    from hallmark.market.steps import DownloadDelivery
     from hallmark.ports import Signer
     from hallmark.release.advisories import AdvisorySync, CurrentAdvisorySet
     from hallmark.release.current import ManifestRepository
@@ -469,6 +470,14 @@ def delivery_queue() -> SqsDeliveryQueue:
     from hallmark.adapters.market_aws import SqsDeliveryQueue
 
     return SqsDeliveryQueue(client("sqs"), require("QUEUE_DELIVERIES_URL"))
+
+
+def download_delivery() -> DownloadDelivery:
+    """The buyer's decrypting download: the delivery bucket, KMS Decrypt on the delivery key
+    (the key stays in KMS), the manifest repository, the audit queue."""
+    from hallmark.market.steps import DownloadDelivery
+
+    return DownloadDelivery(docs(), delivery_store(), delivery_encryptor(), objects(), audit())
 
 
 def delivery_encryptor() -> EnvelopeEncryptor:

@@ -73,7 +73,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "DeploymentCanaryStarted", "DeploymentPromoted", "DeploymentRolledBack", "DeploymentDrifted",
             "DeploymentReverted", "DeploymentFailed",
         ),
-        "market": ("OrderPlaced", "LedgerPosted", "DeliveryIssued", "SettlementPlanned", "PayoutPosted"),
+        "market": ("OrderPlaced", "LedgerPosted", "DeliveryIssued", "SettlementPlanned", "PayoutPosted",
+                   "DeliveryDownloaded"),
         "scoring": ("EventsIngested", "BatchScored", "BriefCreated", "WebhookDelivered", "FeedbackRecorded",
                     "WeightsProposed", "WeightsPromoted", "WeightsRolledBack"),
     }

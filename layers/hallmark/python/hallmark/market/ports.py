@@ -65,3 +65,18 @@ class SettlementGovernance(Protocol):
     def record_approval(
         self, subject: ApprovalSubject, form: ApprovalForm | Mapping[str, Any], caller_sub: str, now: datetime
     ) -> ApprovalResult: ...
+
+
+class DeliveryReader(Protocol):
+    """Reads an encrypted delivery back (the bytes the ArtifactPublisher stored)."""
+
+    def get(self, key: str, max_bytes: int) -> bytes:
+        """The stored bytes; ``KeyError`` if absent, ``OverflowError`` if over ``max_bytes``."""
+        ...
+
+
+class Decryptor(Protocol):
+    """KMS decryption of a delivery, refused unless the message carries ``expected_context``
+    exactly (``EnvelopeEncryptor``: ``context_mismatch`` 403, ``decryption_failed`` 422)."""
+
+    def decrypt(self, ciphertext: bytes, expected_context: Mapping[str, str]) -> bytes: ...
