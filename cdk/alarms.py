@@ -18,7 +18,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct, IConstruct
 
-from cdk.refs import ALARM_TOPIC, alarm_topic_arn
+from cdk.refs import ALARM_TOPIC, ALARM_TOPIC_KEY_ALIAS, alarm_topic_arn
 
 
 def context_list(scope: Construct, key: str) -> list[str]:
@@ -31,7 +31,8 @@ def context_list(scope: Construct, key: str) -> list[str]:
 class AlarmTopic(Construct):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
-        self.key = kms.Key(self, "Key", enable_key_rotation=True, description="Hallmark alarm topic")
+        self.key = kms.Key(self, "Key", enable_key_rotation=True, description="Hallmark alarm topic",
+                           alias=ALARM_TOPIC_KEY_ALIAS)
         # CloudWatch publishes alarm notifications to the encrypted topic
         self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"),  # type: ignore[arg-type]
                        "kms:GenerateDataKey", "kms:Decrypt")

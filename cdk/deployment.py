@@ -7,7 +7,8 @@ optional code signing config.
   ``hallmark:managed=true`` tag. It may pass only the per-environment execution roles (context
   ``deployExecutionRoles``: ``{"staging": "<role arn>", ...}``; an environment not named gets a
   role created here with nothing but log delivery), and only to Lambda.
-- Alarms and the drift alarm go to the operators' SNS topic (KMS-encrypted, TLS only).
+- Alarms and the drift alarm go to the app's one alarm topic (``hallmark-alarms``, core stack:
+  ``cdk.alarms.AlarmTopic``), referenced by its fixed ARN; its key by its fixed alias.
 - Context ``signerProfileVersionArn``: a Lambda code signing config in ``Enforce`` mode, a second
   lock that today makes every deployment fail (the pipeline does not sign with AWS Signer: see
   docs/deployments.md "The second lock"); once releases are Signer-signed it is a lock next to
@@ -20,11 +21,11 @@ import json
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from cdk.refs import ALARM_TOPIC_KEY_ALIAS, alarm_topic_arn
 from hallmark.deploy.models import ENVIRONMENTS, MANAGED_PREFIX, MANAGED_TAG
 
 _COLON = ArnFormat.COLON_RESOURCE_NAME
@@ -42,11 +43,9 @@ class DeploymentInfra(Construct):
         from cdk.hallmark_stack import acknowledge
 
         stack = Stack.of(self)
-        self.key = key = kms.Key(self, "OperatorsTopicKey", enable_key_rotation=True,
-                      description="Hallmark operators' topic (deployment alarms, drift)")
-        key.grant_encrypt_decrypt(iam.ServicePrincipal("cloudwatch.amazonaws.com"))  # type: ignore[arg-type]
-        self.topic = sns.Topic(self, "Operators", master_key=key, enforce_ssl=True,  # type: ignore[arg-type]
-                               display_name="Hallmark operators")
+        # the one alarm topic of the app (``hallmark-alarms``, core stack), by its fixed ARN: a
+        # stable cross-stack reference (no export); its key is named by its fixed alias
+        self.topic = sns.Topic.from_topic_arn(self, "AlarmTopic", alarm_topic_arn(stack))
         named = self.node.try_get_context("deployExecutionRoles") or {}
         if isinstance(named, str):
             named = json.loads(named)
@@ -110,7 +109,11 @@ class DeploymentInfra(Construct):
                                                   conditions={"StringEquals": {"cloudwatch:namespace": "Hallmark"}}))
         # exact actions (grant_publish would add the kms:GenerateDataKey* wildcard)
         fn.add_to_role_policy(iam.PolicyStatement(actions=["sns:Publish"], resources=[self.topic.topic_arn]))
-        self.key.grant(fn, "kms:GenerateDataKey", "kms:Decrypt")
+        # publishing to the encrypted topic: its key (in the core stack), named by its alias, only via SNS
+        fn.add_to_role_policy(iam.PolicyStatement(
+            actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=["*"],
+            conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": ALARM_TOPIC_KEY_ALIAS},
+                        "StringEquals": {"kms:ViaService": f"sns.{stack.region}.amazonaws.com"}}))
         fn.add_environment("DEPLOY_EXECUTION_ROLES", stack.to_json_string(self.execution_roles))
         fn.add_environment("DEPLOY_ALARM_TOPIC_ARN", self.topic.topic_arn)
         if self.code_signing is not None:
@@ -125,7 +128,8 @@ class DeploymentInfra(Construct):
                         "The managed functions' log groups and alarms, named by the managed prefix.")
         acknowledge(fn, "AwsSolutions-IAM5[Resource::*]",
                     "cloudwatch:DescribeAlarms and PutMetricData (namespace-conditioned) have no resource-level "
-                    "permissions.")
+                    "permissions; the alarm topic's key (another stack's) is named by its alias "
+                    "(kms:ResourceAliases) and used only via SNS.")
 
 
 

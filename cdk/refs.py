@@ -24,6 +24,7 @@ from constructs import IConstruct
 from hallmark_tools.topology import BUS_NAME
 
 ALARM_TOPIC = "hallmark-alarms"
+ALARM_TOPIC_KEY_ALIAS = f"alias/{ALARM_TOPIC}"  # the alarm topic's KMS key, for grants in other stacks
 
 
 DLQ_ALARMS = ("depth", "age")

@@ -1,6 +1,6 @@
 """What the deployment flow needs from the local cloud beyond the topology: one execution role
 per environment (the role deployed functions run as; on AWS the operator names them in CDK
-context) and the operators' SNS topic the deployed functions' alarms notify.
+context) and the alarm topic (``hallmark-alarms``) the deployed functions' alarms notify.
 
 moto 5 implements the Lambda, CloudWatch Logs and alarm calls the flow makes (create/update
 function, publish_version, aliases with RoutingConfig weights, reserved concurrency, ephemeral
@@ -25,5 +25,5 @@ def provision(iam: Any, sns: Any) -> dict[str, str]:
     """Create the roles and the topic; returns the environment the deployment functions read."""
     roles = {env: iam.create_role(RoleName=f"hallmark-app-{env}-execution",
                                   AssumeRolePolicyDocument=ASSUME_LAMBDA)["Role"]["Arn"] for env in ENVIRONMENTS}
-    topic = sns.create_topic(Name="hallmark-operators")["TopicArn"]
+    topic = sns.create_topic(Name="hallmark-alarms")["TopicArn"]  # the app's one alarm topic, as on AWS
     return {"DEPLOY_EXECUTION_ROLES": json.dumps(roles, sort_keys=True), "DEPLOY_ALARM_TOPIC_ARN": topic}

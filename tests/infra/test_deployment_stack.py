@@ -1,5 +1,5 @@
 """The deployer's permissions: only Hallmark-managed functions, only the per-environment execution
-roles, only to Lambda; the operators' topic; the optional code signing config in Enforce mode."""
+roles, only to Lambda; the one alarm topic (core stack, by fixed ARN); the optional code signing config in Enforce mode."""
 
 from __future__ import annotations
 
@@ -39,11 +39,26 @@ def test_the_deployer_touches_only_managed_functions_and_passes_only_execution_r
     assert not any("lambda:CreateFunction" in _actions(s) for s in _statements(template, "PackagesApi"))
 
 
-def test_the_operators_topic_is_encrypted_and_tls_only(template: Any) -> None:
-    topics = template.find_resources("AWS::SNS::Topic")
-    assert any("KmsMasterKeyId" in t["Properties"] for t in topics.values())
-    policies = json.dumps(template.find_resources("AWS::SNS::TopicPolicy"))
-    assert "aws:SecureTransport" in policies
+def test_the_deployed_alarms_go_to_the_one_alarm_topic(templates: dict[str, Any]) -> None:
+    from cdk.app import stack_of
+
+    deployment = templates[stack_of("deployment")]
+    assert not deployment.find_resources("AWS::SNS::Topic")  # no second topic: the core's hallmark-alarms
+    fns = deployment.find_resources("AWS::Lambda::Function")
+    arns = {json.dumps(f["Properties"]["Environment"]["Variables"]["DEPLOY_ALARM_TOPIC_ARN"], sort_keys=True)
+            for f in fns.values() if "DEPLOY_ALARM_TOPIC_ARN" in f["Properties"]["Environment"]["Variables"]}
+    assert len(arns) == 1 and ":hallmark-alarms" in next(iter(arns))  # its fixed ARN, no import/export
+    statements = _statements(deployment, "DeployDrift")
+    kms_use = next(s for s in statements if "kms:GenerateDataKey" in _actions(s))
+    assert kms_use["Condition"]["ForAnyValue:StringEquals"] == {"kms:ResourceAliases": "alias/hallmark-alarms"}
+    assert "sns." in json.dumps(kms_use["Condition"]["StringEquals"]["kms:ViaService"])
+    core = [t for t in templates.values() if t.find_resources("AWS::SNS::Topic", {"Properties": {
+        "TopicName": "hallmark-alarms"}})]
+    assert len(core) == 1
+    aliases = core[0].find_resources("AWS::KMS::Alias", {"Properties": {"AliasName": "alias/hallmark-alarms"}})
+    assert len(aliases) == 1
+    [topic] = core[0].find_resources("AWS::SNS::Topic", {"Properties": {"TopicName": "hallmark-alarms"}}).values()
+    assert "KmsMasterKeyId" in topic["Properties"]
 
 
 def test_a_signer_profile_adds_an_enforcing_code_signing_config() -> None:
