@@ -36,7 +36,7 @@ import boto3
 import jwt
 from moto import mock_aws
 
-from hallmark_tools.localcloud import dispatch, faults, patches, provision, shapes
+from hallmark_tools.localcloud import deployments, dispatch, faults, patches, provision, shapes
 from hallmark_tools.localcloud.auth import LocalIssuer
 from hallmark_tools.localcloud.chaos import Chaos
 from hallmark_tools.localcloud.environments import (
@@ -50,6 +50,7 @@ from hallmark_tools.localcloud.faults import InjectedFault
 from hallmark_tools.localcloud.function_env import scoped
 from hallmark_tools.localcloud.state import LocalState
 from hallmark_tools.topology import TOPOLOGY, Function, Topology, env_for, env_name, route_env
+from hallmark_tools.topology.deployment import DEPLOYERS
 
 __all__ = ["REGION", "ROOT", "ApiResponse", "HandlerError", "InjectedFault", "LambdaContext", "LocalCloud"]
 
@@ -125,7 +126,7 @@ class LocalCloud:
         quiet: bool = True,
         seed_advisories: bool = True,
         chaos: Chaos | None = None,
-        isolate_env: bool = False,
+        isolate_env: bool = True,
         state: LocalState | None = None,
     ) -> None:
         self.state = state  # saved state and keys to restore at boot (localcloud.state); None: start empty
@@ -338,6 +339,8 @@ class LocalCloud:
         winning; what it must not see: every other provisioned resource and route variable)."""
         hidden = frozenset(self.resources) | frozenset(route_env(self.topology.functions))
         own = env_for(fn, lambda kind, name: self.resources[env_name(kind, name)], self.topology.functions)
+        if fn.name in DEPLOYERS:  # what cdk/deployment.py adds to the deployer functions on AWS
+            own.update({k: self.resources[k] for k in deployments.DEPLOYER_ENV if k in self.resources})
         for k in own:
             if k in self._saved_env and k not in hidden and k in os.environ:
                 own[k] = os.environ[k]  # e.g. ADVISORY_SET_CACHE_SECONDS=0, a test's override
@@ -345,7 +348,7 @@ class LocalCloud:
 
     def _run_in_environment(self, fn: Function, event: Any, source: str) -> Any:
         pool = self.pool(fn.name)
-        # localcloud.function_env: off by default until every flow passes with it (issue 19, item 8)
+        # localcloud.function_env: each function sees only its own environment (issue 19, item 8)
         own_env, hidden_env = self.function_env(fn) if self.isolate_env else ({}, frozenset())
         try:
             with scoped(own_env, hidden_env):

@@ -21,6 +21,10 @@ ASSUME_LAMBDA = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
 
 
+#: the variables ``cdk/deployment.py`` adds to the functions in ``topology.deployment.DEPLOYERS``
+DEPLOYER_ENV = ("DEPLOY_EXECUTION_ROLES", "DEPLOY_ALARM_TOPIC_ARN")
+
+
 def provision(iam: Any, sns: Any) -> dict[str, str]:
     """Create the roles and the topic; returns the environment the deployment functions read."""
     roles = {env: iam.create_role(RoleName=f"hallmark-app-{env}-execution",
