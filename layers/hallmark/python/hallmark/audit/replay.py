@@ -253,51 +253,13 @@ class _Chain:
 
 
 def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoint]]:
+    """The checkpoints file: well-formed checkpoints, per chain in increasing ``seq``."""
     by_chain: dict[str, list[_Checkpoint]] = {}
     for lineno, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        try:
-            obj = _strict_loads(raw)
-        except ValueError as exc:
-            raise CheckpointFileError(None, f"checkpoints line {lineno}: not valid JSON ({exc})") from None
-        if not isinstance(obj, dict):
-            raise CheckpointFileError(None, f"checkpoints line {lineno}: not a JSON object")
-        seq_raw = obj.get("seq")
-        seq: int | None = seq_raw if type(seq_raw) is int else None
-        bad_seq = seq
-        chain = obj.get("chain") if isinstance(obj.get("chain"), str) else None
-        keys = set(obj)
-        if keys != _CHECKPOINT_KEYS and keys != _LEGACY_CHECKPOINT_KEYS:
-            extra, missing = sorted(keys - _CHECKPOINT_KEYS), sorted(_CHECKPOINT_KEYS - keys)
-            raise CheckpointFileError(
-                bad_seq, f"checkpoints line {lineno}: fields differ (extra {extra}, missing {missing})", chain
-            )
-        if chain is None or seq is None or seq < 1:
-            raise CheckpointFileError(
-                bad_seq, f"checkpoints line {lineno}: chain must be a string and seq an integer >= 1", chain
-            )
-        if seq > _MAX_SAFE_INT:  # RFC 8785 cannot carry it, so nothing could have signed it
-            raise CheckpointFileError(
-                None,
-                f"checkpoints line {lineno}: seq {seq} exceeds 2**53 - 1 (not representable in JSON)",
-                chain,
-            )
-        for name in ("headHash", "merkleRoot", "prevCheckpointHash"):
-            if not is_hex64(obj[name]):
-                raise CheckpointFileError(
-                    seq, f"checkpoint {seq}: {name} is not 64 lowercase hex characters", chain
-                )
-        if not isinstance(obj["keyId"], str) or not obj["keyId"] or not isinstance(obj["signature"], str):
-            raise CheckpointFileError(
-                seq, f"checkpoint {seq}: keyId and signature must be non-empty strings", chain
-            )
-        if "keyFingerprint" in obj and not is_hex64(obj["keyFingerprint"]):
-            raise CheckpointFileError(
-                seq, f"checkpoint {seq}: keyFingerprint is not 64 lowercase hex characters", chain
-            )
-        if not isinstance(obj["ts"], str) or not is_rfc3339_utc(obj["ts"]):
-            raise CheckpointFileError(seq, f"checkpoint {seq}: ts is not RFC 3339 UTC", chain)
+        chain, seq, obj = _checkpoint_line(lineno, raw)
+        _check_checkpoint_fields(obj, seq, chain)
         lst = by_chain.setdefault(chain, [])
         if lst and seq <= lst[-1].seq:
             raise CheckpointFileError(
@@ -307,6 +269,55 @@ def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoi
             )
         lst.append(_Checkpoint(obj))
     return by_chain
+
+
+def _checkpoint_line(lineno: int, raw: str | bytes) -> tuple[str, int, dict[str, Any]]:
+    """``(chain, seq, object)`` of a checkpoints line: a JSON object with the checkpoint fields."""
+    try:
+        obj = _strict_loads(raw)
+    except ValueError as exc:
+        raise CheckpointFileError(None, f"checkpoints line {lineno}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointFileError(None, f"checkpoints line {lineno}: not a JSON object")
+    seq_raw = obj.get("seq")
+    seq: int | None = seq_raw if type(seq_raw) is int else None
+    chain = obj.get("chain") if isinstance(obj.get("chain"), str) else None
+    keys = set(obj)
+    if keys != _CHECKPOINT_KEYS and keys != _LEGACY_CHECKPOINT_KEYS:
+        extra, missing = sorted(keys - _CHECKPOINT_KEYS), sorted(_CHECKPOINT_KEYS - keys)
+        raise CheckpointFileError(
+            seq, f"checkpoints line {lineno}: fields differ (extra {extra}, missing {missing})", chain
+        )
+    if chain is None or seq is None or seq < 1:
+        raise CheckpointFileError(
+            seq, f"checkpoints line {lineno}: chain must be a string and seq an integer >= 1", chain
+        )
+    if seq > _MAX_SAFE_INT:  # RFC 8785 cannot carry it, so nothing could have signed it
+        raise CheckpointFileError(
+            None,
+            f"checkpoints line {lineno}: seq {seq} exceeds 2**53 - 1 (not representable in JSON)",
+            chain,
+        )
+    return chain, seq, obj
+
+
+def _check_checkpoint_fields(obj: dict[str, Any], seq: int, chain: str) -> None:
+    """A checkpoint's fields have their types: hashes, ``keyId``/``signature``, fingerprint, ``ts``."""
+    for name in ("headHash", "merkleRoot", "prevCheckpointHash"):
+        if not is_hex64(obj[name]):
+            raise CheckpointFileError(
+                seq, f"checkpoint {seq}: {name} is not 64 lowercase hex characters", chain
+            )
+    if not isinstance(obj["keyId"], str) or not obj["keyId"] or not isinstance(obj["signature"], str):
+        raise CheckpointFileError(
+            seq, f"checkpoint {seq}: keyId and signature must be non-empty strings", chain
+        )
+    if "keyFingerprint" in obj and not is_hex64(obj["keyFingerprint"]):
+        raise CheckpointFileError(
+            seq, f"checkpoint {seq}: keyFingerprint is not 64 lowercase hex characters", chain
+        )
+    if not isinstance(obj["ts"], str) or not is_rfc3339_utc(obj["ts"]):
+        raise CheckpointFileError(seq, f"checkpoint {seq}: ts is not RFC 3339 UTC", chain)
 
 
 def _slow_event(line: bytes) -> tuple[str, int, bytes, bytes, bytes, bytes]:
