@@ -90,7 +90,16 @@ except ImportError:
 
 __all__ = [
     "ChainSummary",
+    "CheckpointError",
+    "CheckpointFileError",
+    "EventFormatError",
+    "HashError",
+    "LinkError",
+    "ReplayError",
     "ReplayReport",
+    "SequenceError",
+    "SignatureRefError",
+    "TruncatedError",
     "native_replay",
     "verify_export",
     "verify_export_buffer",
@@ -102,6 +111,8 @@ _EVENT_KEYS: Final = frozenset(EVENT_FIELDS)
 _CHECKPOINT_KEYS: Final = frozenset(CHECKPOINT_FIELDS)
 _LEGACY_CHECKPOINT_KEYS: Final = frozenset(LEGACY_CHECKPOINT_FIELDS)
 _NULL: Final = b"null"
+_sha256: Final = hashlib.sha256
+_hexlify: Final = binascii.hexlify
 _MAX_SAFE_INT: Final = 2**53 - 1
 
 
@@ -129,12 +140,47 @@ class ReplayReport:
     chain: str | None = None
 
 
-class _Bad(Exception):
+class ReplayError(Exception):
+    """A replay failure: ``seq`` is where it was detected (None when nothing names one), ``chain``
+    the chain it is on and ``reason`` the report's text. The subclasses say what failed."""
+
     def __init__(self, seq: int | None, reason: str, chain: str | None = None):
         super().__init__(reason)
         self.seq = seq
         self.reason = reason
         self.chain = chain
+
+
+class CheckpointFileError(ReplayError):
+    """A checkpoints line is not a well-formed checkpoint, or the checkpoints are out of order."""
+
+
+class EventFormatError(ReplayError):
+    """An events line is not a well-formed event."""
+
+
+class SequenceError(ReplayError):
+    """An event is not at the next ``seq``: a gap, a reorder, a fork or a duplicate."""
+
+
+class LinkError(ReplayError):
+    """An event's ``prevHash`` is not the previous event's hash."""
+
+
+class HashError(ReplayError):
+    """An event's ``hash`` is not the hash of its content."""
+
+
+class SignatureRefError(ReplayError):
+    """An event's ``signature`` does not name the first checkpoint covering it."""
+
+
+class CheckpointError(ReplayError):
+    """A checkpoint does not verify: key, signature, ``keyId``, link, ``headHash`` or ``merkleRoot``."""
+
+
+class TruncatedError(ReplayError):
+    """The log ends before a checkpoint's ``seq`` (tail cut)."""
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -207,45 +253,16 @@ class _Chain:
 
 
 def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoint]]:
+    """The checkpoints file: well-formed checkpoints, per chain in increasing ``seq``."""
     by_chain: dict[str, list[_Checkpoint]] = {}
     for lineno, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        try:
-            obj = _strict_loads(raw)
-        except ValueError as exc:
-            raise _Bad(None, f"checkpoints line {lineno}: not valid JSON ({exc})") from None
-        if not isinstance(obj, dict):
-            raise _Bad(None, f"checkpoints line {lineno}: not a JSON object")
-        seq_raw = obj.get("seq")
-        seq: int | None = seq_raw if type(seq_raw) is int else None
-        bad_seq = seq
-        chain = obj.get("chain") if isinstance(obj.get("chain"), str) else None
-        keys = set(obj)
-        if keys != _CHECKPOINT_KEYS and keys != _LEGACY_CHECKPOINT_KEYS:
-            extra, missing = sorted(keys - _CHECKPOINT_KEYS), sorted(_CHECKPOINT_KEYS - keys)
-            raise _Bad(
-                bad_seq, f"checkpoints line {lineno}: fields differ (extra {extra}, missing {missing})", chain
-            )
-        if chain is None or seq is None or seq < 1:
-            raise _Bad(
-                bad_seq, f"checkpoints line {lineno}: chain must be a string and seq an integer >= 1", chain
-            )
-        if seq > _MAX_SAFE_INT:  # RFC 8785 cannot carry it, so nothing could have signed it
-            raise _Bad(None, f"checkpoints line {lineno}: seq {seq} exceeds 2**53 - 1 (not representable in JSON)",
-                       chain)
-        for name in ("headHash", "merkleRoot", "prevCheckpointHash"):
-            if not is_hex64(obj[name]):
-                raise _Bad(seq, f"checkpoint {seq}: {name} is not 64 lowercase hex characters", chain)
-        if not isinstance(obj["keyId"], str) or not obj["keyId"] or not isinstance(obj["signature"], str):
-            raise _Bad(seq, f"checkpoint {seq}: keyId and signature must be non-empty strings", chain)
-        if "keyFingerprint" in obj and not is_hex64(obj["keyFingerprint"]):
-            raise _Bad(seq, f"checkpoint {seq}: keyFingerprint is not 64 lowercase hex characters", chain)
-        if not isinstance(obj["ts"], str) or not is_rfc3339_utc(obj["ts"]):
-            raise _Bad(seq, f"checkpoint {seq}: ts is not RFC 3339 UTC", chain)
+        chain, seq, obj = _checkpoint_line(lineno, raw)
+        _check_checkpoint_fields(obj, seq, chain)
         lst = by_chain.setdefault(chain, [])
         if lst and seq <= lst[-1].seq:
-            raise _Bad(
+            raise CheckpointFileError(
                 seq,
                 f"checkpoint {seq} follows checkpoint {lst[-1].seq}: checkpoints out of order or duplicated",
                 chain,
@@ -254,33 +271,84 @@ def _parse_checkpoints(lines: Iterable[str | bytes]) -> dict[str, list[_Checkpoi
     return by_chain
 
 
+def _checkpoint_line(lineno: int, raw: str | bytes) -> tuple[str, int, dict[str, Any]]:
+    """``(chain, seq, object)`` of a checkpoints line: a JSON object with the checkpoint fields."""
+    try:
+        obj = _strict_loads(raw)
+    except ValueError as exc:
+        raise CheckpointFileError(None, f"checkpoints line {lineno}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointFileError(None, f"checkpoints line {lineno}: not a JSON object")
+    seq_raw = obj.get("seq")
+    seq: int | None = seq_raw if type(seq_raw) is int else None
+    chain = obj.get("chain") if isinstance(obj.get("chain"), str) else None
+    keys = set(obj)
+    if keys != _CHECKPOINT_KEYS and keys != _LEGACY_CHECKPOINT_KEYS:
+        extra, missing = sorted(keys - _CHECKPOINT_KEYS), sorted(_CHECKPOINT_KEYS - keys)
+        raise CheckpointFileError(
+            seq, f"checkpoints line {lineno}: fields differ (extra {extra}, missing {missing})", chain
+        )
+    if chain is None or seq is None or seq < 1:
+        raise CheckpointFileError(
+            seq, f"checkpoints line {lineno}: chain must be a string and seq an integer >= 1", chain
+        )
+    if seq > _MAX_SAFE_INT:  # RFC 8785 cannot carry it, so nothing could have signed it
+        raise CheckpointFileError(
+            None,
+            f"checkpoints line {lineno}: seq {seq} exceeds 2**53 - 1 (not representable in JSON)",
+            chain,
+        )
+    return chain, seq, obj
+
+
+def _check_checkpoint_fields(obj: dict[str, Any], seq: int, chain: str) -> None:
+    """A checkpoint's fields have their types: hashes, ``keyId``/``signature``, fingerprint, ``ts``."""
+    for name in ("headHash", "merkleRoot", "prevCheckpointHash"):
+        if not is_hex64(obj[name]):
+            raise CheckpointFileError(
+                seq, f"checkpoint {seq}: {name} is not 64 lowercase hex characters", chain
+            )
+    if not isinstance(obj["keyId"], str) or not obj["keyId"] or not isinstance(obj["signature"], str):
+        raise CheckpointFileError(
+            seq, f"checkpoint {seq}: keyId and signature must be non-empty strings", chain
+        )
+    if "keyFingerprint" in obj and not is_hex64(obj["keyFingerprint"]):
+        raise CheckpointFileError(
+            seq, f"checkpoint {seq}: keyFingerprint is not 64 lowercase hex characters", chain
+        )
+    if not isinstance(obj["ts"], str) or not is_rfc3339_utc(obj["ts"]):
+        raise CheckpointFileError(seq, f"checkpoint {seq}: ts is not RFC 3339 UTC", chain)
+
+
 def _slow_event(line: bytes) -> tuple[str, int, bytes, bytes, bytes, bytes]:
     """Parse and validate one event line the careful way.
 
     Returns ``(chain, seq, prevHash, hash, signature-ref canonical bytes, computed digest)``;
-    raises :class:`_Bad` (with ``seq`` None) when the line is not an event.
+    raises :class:`EventFormatError` (with ``seq`` None) when the line is not an event.
     """
     try:
         obj = _strict_loads(line)
     except ValueError as exc:
-        raise _Bad(None, f"not valid JSON ({exc})") from None
+        raise EventFormatError(None, f"not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
-        raise _Bad(None, "not a JSON object")
+        raise EventFormatError(None, "not a JSON object")
     keys = set(obj)
     if keys != _EVENT_KEYS:
         extra, missing = sorted(keys - _EVENT_KEYS), sorted(_EVENT_KEYS - keys)
-        raise _Bad(None, f"fields differ from the event format (extra {extra}, missing {missing})")
+        raise EventFormatError(
+            None, f"fields differ from the event format (extra {extra}, missing {missing})"
+        )
     chain, seq = obj["chain"], obj["seq"]
     if not isinstance(chain, str) or not _is_int(seq) or seq < 1:
-        raise _Bad(None, "chain must be a string and seq an integer >= 1")
+        raise EventFormatError(None, "chain must be a string and seq an integer >= 1")
     for name in ("id", "ts", "type", "actor", "subject"):
         if not isinstance(obj[name], str):
-            raise _Bad(seq, f"{name} must be a string", chain)
+            raise EventFormatError(seq, f"{name} must be a string", chain)
     if not isinstance(obj["data"], dict):
-        raise _Bad(seq, "data must be an object", chain)
+        raise EventFormatError(seq, "data must be an object", chain)
     for name in ("prevHash", "hash"):
         if not is_hex64(obj[name]):
-            raise _Bad(seq, f"{name} is not 64 lowercase hex characters", chain)
+            raise EventFormatError(seq, f"{name} is not 64 lowercase hex characters", chain)
     sig = obj["signature"]
     if sig is not None and not (
         isinstance(sig, dict)
@@ -288,11 +356,13 @@ def _slow_event(line: bytes) -> tuple[str, int, bytes, bytes, bytes, bytes]:
         and _is_int(sig["checkpoint"])
         and isinstance(sig["keyId"], str)
     ):
-        raise _Bad(seq, 'signature must be null or {"checkpoint": <int>, "keyId": <string>}', chain)
+        raise EventFormatError(
+            seq, 'signature must be null or {"checkpoint": <int>, "keyId": <string>}', chain
+        )
     try:
         body = canonical_bytes({k: v for k, v in obj.items() if k != "hash" and k != "signature"})
     except ValueError as exc:
-        raise _Bad(seq, f"event cannot be canonicalized (RFC 8785): {exc}", chain) from None
+        raise EventFormatError(seq, f"event cannot be canonicalized (RFC 8785): {exc}", chain) from None
     return (
         chain,
         seq,
@@ -354,30 +424,54 @@ def _fingerprint(pem: bytes) -> str:
 
 
 def _check_checkpoint(st: _Chain, seq: int, head_hash: bytes, pem: bytes) -> None:
+    """The checkpoint at ``seq``, just reached with ``head_hash``, verifies."""
     ck = st.checkpoints[st.ci].obj
-    chain = st.name
+    _check_key(st, ck, seq, pem)
+    _check_checkpoint_link(st, ck, seq)
+    _check_head(st, ck, seq, head_hash)
+    _check_root(st, ck, seq)
+
+
+def _check_key(st: _Chain, ck: dict[str, Any], seq: int, pem: bytes) -> None:
+    """Signed by the given key (fingerprint, signature) under the chain's ``keyId``."""
     if "keyFingerprint" in ck and ck["keyFingerprint"] != _fingerprint(pem):
-        raise _Bad(seq, f"checkpoint {seq}: signed by the key with fingerprint {ck['keyFingerprint']}, "
-                   f"not the given key ({_fingerprint(pem)})", chain)
-    if not verify_checkpoint_signature(ck, pem):
-        raise _Bad(seq, _signature_reason(seq), chain)
-    if ck["keyId"] != st.key_id:
-        raise _Bad(
-            seq, f"checkpoint {seq}: keyId {ck['keyId']!r} differs from the chain's {st.key_id!r}", chain
+        raise CheckpointError(
+            seq,
+            f"checkpoint {seq}: signed by the key with fingerprint "
+            f"{ck['keyFingerprint']}, not the given key ({_fingerprint(pem)})",
+            st.name,
         )
+    if not verify_checkpoint_signature(ck, pem):
+        raise CheckpointError(seq, _signature_reason(seq), st.name)
+    if ck["keyId"] != st.key_id:
+        raise CheckpointError(
+            seq, f"checkpoint {seq}: keyId {ck['keyId']!r} differs from the chain's {st.key_id!r}", st.name
+        )
+
+
+def _check_checkpoint_link(st: _Chain, ck: dict[str, Any], seq: int) -> None:
+    """``prevCheckpointHash`` is the previous checkpoint's hash (genesis for the first)."""
     expected_prev = checkpoint_hash(st.prev_ckpt) if st.prev_ckpt is not None else GENESIS_CHECKPOINT_HASH
     if ck["prevCheckpointHash"] != expected_prev:
         prev = f"checkpoint {st.prev_ckpt['seq']}" if st.prev_ckpt is not None else "genesis (64 zeros)"
-        raise _Bad(seq, f"checkpoint {seq}: prevCheckpointHash does not link to {prev}", chain)
+        raise CheckpointError(seq, f"checkpoint {seq}: prevCheckpointHash does not link to {prev}", st.name)
+
+
+def _check_head(st: _Chain, ck: dict[str, Any], seq: int, head_hash: bytes) -> None:
+    """``headHash`` is the hash of event ``seq``."""
     if ck["headHash"] != head_hash.decode():
-        raise _Bad(seq, f"checkpoint {seq}: headHash is not the hash of event {seq}", chain)
+        raise CheckpointError(seq, f"checkpoint {seq}: headHash is not the hash of event {seq}", st.name)
+
+
+def _check_root(st: _Chain, ck: dict[str, Any], seq: int) -> None:
+    """``merkleRoot`` is the RFC 6962 root over events ``1..seq`` (the chain's frontier)."""
     if ck["merkleRoot"] != root_from_frontier(st.nodes).hex():
-        raise _Bad(
+        raise CheckpointError(
             seq,
             f"checkpoint {seq}: merkleRoot does not match the events 1..{seq} "
             f"(an event after seq {st.prev_ckpt['seq'] if st.prev_ckpt else 0} was changed, "
             "inserted, removed or reordered, or the root is wrong)",
-            chain,
+            st.name,
         )
 
 
@@ -391,6 +485,7 @@ def _needle_tail(st: _Chain) -> bytes:
 def _save(
     st: _Chain | None, last_hash: bytes, last_prev: bytes | None, expected: int, nodes: list[bytes], size: int
 ) -> None:
+    """Write the current chain's state (held in the replay loop's locals) back to it."""
     if st is not None:
         st.last_hash, st.last_prev, st.expected, st.nodes, st.size = (
             last_hash,
@@ -401,16 +496,21 @@ def _save(
         )
 
 
+def _load(st: _Chain) -> tuple[bytes, bytes | None, int, list[bytes], int, int, bytes]:
+    """A chain's state for the replay loop's locals: last hash, last prevHash, next seq, frontier,
+    its size, the next checkpoint's seq and the needle tail."""
+    return st.last_hash, st.last_prev, st.expected, st.nodes, st.size, st.next_ckpt, _needle_tail(st)
+
+
 def _pass_checkpoint(
     st: _Chain, last_hash: bytes, last_prev: bytes | None, seq: int, nodes: list[bytes], size: int, pem: bytes
-) -> tuple[int, bytes, int]:
-    """Verify the checkpoint at ``seq`` (just reached) and move on: the next checkpoint's seq,
-    the needle tail and its length."""
+) -> tuple[int, bytes]:
+    """Verify the checkpoint at ``seq`` (just reached) and move on: the next checkpoint's seq and
+    the needle tail."""
     _save(st, last_hash, last_prev, seq, nodes, size)
     _check_checkpoint(st, seq, last_hash, pem)
     st.advance()
-    sig_member = _needle_tail(st)
-    return st.next_ckpt, sig_member, len(sig_member)
+    return st.next_ckpt, _needle_tail(st)
 
 
 class _BufferLines:
@@ -489,43 +589,62 @@ def _verify(
     checkpoint_lines: Iterable[str | bytes],
     public_key_pem: bytes,
 ) -> ReplayReport:
-    """The replay; ``native``, when given, is ``it`` itself, and its runs of lines the fast path
-    would accept are accepted by the native kernel."""
+    """The replay: the checkpoints, the events stream, then every checkpoint reached.
+
+    ``native``, when given, is ``it`` itself, and its runs of lines the fast path would accept
+    are accepted by the native kernel."""
     load_public_key(public_key_pem)  # a bad key is the caller's error, not the log's
-    states: dict[str, _Chain] = {}
-    total_ckpts = 0
     try:
         by_chain = _parse_checkpoints(checkpoint_lines)
-    except _Bad as bad:
+    except ReplayError as bad:
         return ReplayReport(False, 0, 0, bad.seq, bad.reason, {}, bad.chain)
+    states: dict[str, _Chain] = {}
+    failure: ReplayError | None = None
+    try:
+        _replay_events(it, native, by_chain, states, public_key_pem)
+        _check_all_reached(by_chain, states)
+    except ReplayError as bad:
+        failure = bad
+    return ReplayReport(
+        failure is None,
+        sum(c.size for c in states.values()),
+        sum(c.verified_ckpts for c in states.values()),
+        failure.seq if failure else None,
+        failure.reason if failure else None,
+        {n: s.summary() for n, s in states.items()},
+        failure.chain if failure else None,
+    )
 
-    def state_for(name: str) -> _Chain:
-        st = states.get(name)
-        if st is None:
-            st = states[name] = _Chain(name, by_chain.get(name, []))
-        return st
 
-    sha = hashlib.sha256
-    hexlify = binascii.hexlify
+def _state(states: dict[str, _Chain], by_chain: dict[str, list[_Checkpoint]], name: str) -> _Chain:
+    """The state of chain ``name``, created on first use."""
+    st = states.get(name)
+    if st is None:
+        st = states[name] = _Chain(name, by_chain.get(name, []))
+    return st
 
-    # The current chain's state lives in locals (written back on a switch and at the end).
+
+def _replay_events(
+    it: Iterator[str | bytes],
+    native: _BufferLines | None,
+    by_chain: dict[str, list[_Checkpoint]],
+    states: dict[str, _Chain],
+    pem: bytes,
+) -> None:
+    """Every event in turn: accepted by the native kernel (a run of lines), by the fast path, or
+    parsed and checked one check at a time; each checkpoint is verified when its event is reached.
+
+    The current chain's state lives in locals (loaded on a switch, saved back on the way out)."""
     st: _Chain | None = None
-    last_hash = _GENESIS_HEX
-    expected = 1
-    sig_member = b"\x00"  # (no fast path before the first chain is known: next_ckpt is -1)
-    sig_len = 1
     nodes: list[bytes] = []
-    size = 0
-    next_ckpt = -1
-
-    last_prev: bytes | None = None
+    last_hash, last_prev, expected, size = _GENESIS_HEX, None, 1, 0
+    next_ckpt, sig_member = -1, b"\x00"  # (no fast path before the first chain is known)
     lineno = 0
     kernel = _replay_kernel.run if native is not None else None
     try:
         while True:
             kernel_said_no = False
-            if kernel is not None and next_ckpt >= 0:
-                # ---- native fast path: the same checks as below, on a run of lines ------------
+            if kernel is not None and next_ckpt >= 0:  # the native fast path, on a run of lines
                 assert native is not None and st is not None
                 native.pos, k, new_hash, new_prev = kernel(
                     native.buf, native.pos, last_hash, expected, sig_member, next_ckpt, nodes, size
@@ -535,160 +654,181 @@ def _verify(
                     lineno, size, expected = lineno + k, size + k, expected + k - 1
                     last_hash, last_prev = new_hash, new_prev
                     if expected == next_ckpt:  # it stops after a checkpoint's event
-                        next_ckpt, sig_member, sig_len = _pass_checkpoint(
-                            st, last_hash, last_prev, expected, nodes, size, public_key_pem
+                        next_ckpt, sig_member = _pass_checkpoint(
+                            st, last_hash, last_prev, expected, nodes, size, pem
                         )
-                        total_ckpts += 1
                         expected += 1
                         continue
                     expected += 1
                 kernel_said_no = True  # to the next line (if any): straight to the slow path
             raw = next(it, None)
             if raw is None:
-                break
+                return
             lineno += 1
-            line = (
-                raw
-                if raw.__class__ is bytes
-                else (raw.encode("utf-8") if isinstance(raw, str) else bytes(raw))
+            line = raw if raw.__class__ is bytes else _as_bytes(raw)
+            accepted = (
+                None
+                if kernel_said_no or next_ckpt < 0
+                else _fast_event(line, last_hash, expected, sig_member)
             )
-            # ---- fast path: the canonical line this chain's next event must be --------------
-            # Layout: {"actor":"A","chain":"C","data":{..},"hash":"H","id":"I","prevHash":"P",
-            #         "seq":N,"signature":S,"subject":"U","ts":"T","type":"Y"}
-            # P, N and S are known in advance (previous hash, next seq, covering checkpoint), so
-            # one search finds them; the quote count pins them to the top level, the id's
-            # opening quote pins the "hash" member. The bytes around are hashed as they are:
-            # if that hash is the genuine one, the line is the genuine line (see module doc).
-            end = len(line)
-            if end and line[end - 1] == 10:  # "\n"
-                end -= 1
-                if end and line[end - 1] == 13:  # "\r"
-                    end -= 1
-            if kernel_said_no or next_ckpt < 0:  # (nothing authenticates the line: parse it)
-                q = -1
-            else:
-                needle = b'","prevHash":"%b","seq":%d%b' % (last_hash, expected, sig_member)
-                q = line.rfind(needle, 0, end)
-            if q > 0:
-                o = line.rfind(b'"', 0, q)  # the id's opening quote
-                pos = o - 80  # ',"hash":"<64 hex>"' ends where ',"id":"' starts
-                r0 = q + len(needle)  # the subject's first character
-                q_end = r0 - sig_len  # end of the "seq" member
-                if (
-                    pos > 0
-                    and line.startswith(b'","id":"', o - 7)  # the hash's closing quote, then the id
-                    and line.count(b'"', r0, end) == 9  # 'U","ts":"T","type":"Y"}': the top-level tail
-                    and line.startswith(b',"hash":"', pos)
-                ):
-                    digest = sha(line[:pos] + line[o - 6 : q_end] + line[r0 - 12 : end]).digest()
-                    hash_hex = hexlify(digest)
-                    if line.startswith(hash_hex, pos + 9):
-                        # accepted: seq, prevHash and signature are the expected ones
-                        size = frontier_append(nodes, size, digest)
-                        last_prev = last_hash
-                        last_hash = hash_hex
-                        if expected == next_ckpt:
-                            assert st is not None
-                            next_ckpt, sig_member, sig_len = _pass_checkpoint(
-                                st, last_hash, last_prev, expected, nodes, size, public_key_pem
-                            )
-                            total_ckpts += 1
-                        expected += 1
-                        continue
+            if accepted is None:  # another chain, an unusual or a bad line
+                if not line.strip():
+                    continue
+                name, seq, prev_hex, hash_hex, sig, digest = _parse_event(line, lineno, st, expected)
+                if st is None or name != st.name:
+                    _save(st, last_hash, last_prev, expected, nodes, size)
+                    st = _state(states, by_chain, name)
+                    last_hash, last_prev, expected, nodes, size, next_ckpt, sig_member = _load(st)
+                _check_event(
+                    st, seq, prev_hex, hash_hex, sig, digest, expected, last_hash, last_prev, it, pem
+                )
+                accepted = digest, hash_hex
+            # accepted: seq, prevHash and signature are the expected ones
+            size = frontier_append(nodes, size, accepted[0])
+            last_prev, last_hash = last_hash, accepted[1]
+            if expected == next_ckpt:
+                assert st is not None
+                next_ckpt, sig_member = _pass_checkpoint(st, last_hash, last_prev, expected, nodes, size, pem)
+            expected += 1
+    finally:
+        _save(st, last_hash, last_prev, expected, nodes, size)
 
-            # ---- everything else: another chain, an unusual or a bad line ---------------------
-            if not line.strip():
-                continue
-            try:
-                parsed = _slow_event(line)
-            except _Bad as bad:
-                at = bad.seq if bad.seq is not None else (expected if st is not None else None)
-                raise _Bad(
-                    at, f"event line {lineno}: {bad.reason}", bad.chain or (st.name if st else None)
-                ) from None
-            name, seq, prev_hex, hash_hex, sig, digest = parsed
-            if st is None or name != st.name:
-                _save(st, last_hash, last_prev, expected, nodes, size)
-                st = state_for(name)
-                last_hash, last_prev, expected, nodes, size = (
-                    st.last_hash,
-                    st.last_prev,
-                    st.expected,
-                    st.nodes,
-                    st.size,
-                )
-                next_ckpt = st.next_ckpt
-                sig_member = _needle_tail(st)
-                sig_len = len(sig_member)
-            if seq != expected:
-                if seq > expected:
-                    raise _Bad(expected, _gap_reason(name, expected, seq, it), name)
-                if seq == expected - 1 and prev_hex == last_prev:
-                    raise _Bad(
-                        seq,
-                        f"fork: two events at seq {seq} claim the same prevHash (a second event forked "
-                        "the chain, or an event was inserted)",
-                        name,
-                    )
-                raise _Bad(
-                    seq,
-                    f"duplicate seq {seq} after seq {expected - 1} (a fork, or a duplicated or inserted event)",
-                    name,
-                )
-            if prev_hex != last_hash:
-                raise _Bad(
-                    seq,
-                    f"event {seq}: prevHash does not match the hash of event {seq - 1} "
-                    "(event inserted, or an earlier event rewritten)",
-                    name,
-                )
-            if hexlify(digest) != hash_hex:
-                raise _Bad(seq, f"event {seq}: hash does not match its content (event modified)", name)
-            if sig != st.ref:
-                _save(st, last_hash, last_prev, expected, nodes, size)
-                if st.ci < len(st.checkpoints) and not verify_checkpoint_signature(
-                    st.checkpoints[st.ci].obj, public_key_pem
-                ):  # the reference differs because the checkpoint is not ours: name the checkpoint
-                    c = st.checkpoints[st.ci].seq
-                    raise _Bad(c, _signature_reason(c), name)
-                raise _Bad(seq, _describe_ref(st, seq, sig), name)
-            size = frontier_append(nodes, size, digest)
-            last_prev = last_hash
-            last_hash = hash_hex
-            if seq == next_ckpt:
-                next_ckpt, sig_member, sig_len = _pass_checkpoint(
-                    st, last_hash, last_prev, seq, nodes, size, public_key_pem
-                )
-                total_ckpts += 1
-            expected = seq + 1
-        _save(st, last_hash, last_prev, expected, nodes, size)
-        # ---- end of stream: every checkpoint must have been reached ---------------------------
-        for name in sorted(by_chain):
-            cs = state_for(name)
-            if cs.ci < len(cs.checkpoints):
-                ck = cs.checkpoints[cs.ci]
-                last = cs.expected - 1
-                raise _Bad(
-                    last + 1,
-                    f"checkpoint {ck.seq} covers events up to seq {ck.seq} but the log ends at seq {last} "
-                    "(tail truncated)",
-                    name,
-                )
-    except _Bad as bad:
-        _save(st, last_hash, last_prev, expected, nodes, size)
-        return ReplayReport(
-            False,
-            sum(c.size for c in states.values()),
-            total_ckpts,
-            bad.seq,
-            bad.reason,
-            {n: s.summary() for n, s in states.items()},
-            bad.chain,
+
+def _as_bytes(raw: str | bytes) -> bytes:
+    return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+
+
+def _fast_event(
+    line: bytes, last_hash: bytes, expected: int, sig_member: bytes
+) -> tuple[bytes, bytes] | None:
+    """``(digest, hash hex)`` when ``line`` is, byte for byte, the canonical line this chain's next
+    event must be (previous hash, next seq, covering checkpoint's reference); else None.
+
+    Layout: ``{"actor":"A","chain":"C","data":{..},"hash":"H","id":"I","prevHash":"P","seq":N,
+    "signature":S,"subject":"U","ts":"T","type":"Y"}``. P, N and S are known in advance, so one
+    search finds them; the quote count pins them to the top level, the id's opening quote pins
+    the "hash" member. The bytes around are hashed as they are: if that hash is the genuine one,
+    the line is the genuine line (see the module doc)."""
+    end = len(line)
+    if end and line[end - 1] == 10:  # "\n"
+        end -= 1
+        if end and line[end - 1] == 13:  # "\r"
+            end -= 1
+    needle = b'","prevHash":"%b","seq":%d%b' % (last_hash, expected, sig_member)
+    q = line.rfind(needle, 0, end)
+    if q <= 0:
+        return None
+    o = line.rfind(b'"', 0, q)  # the id's opening quote
+    pos = o - 80  # ',"hash":"<64 hex>"' ends where ',"id":"' starts
+    r0 = q + len(needle)  # the subject's first character
+    if not (
+        pos > 0
+        and line.startswith(b'","id":"', o - 7)  # the hash's closing quote, then the id
+        and line.count(b'"', r0, end) == 9  # 'U","ts":"T","type":"Y"}': the top-level tail
+        and line.startswith(b',"hash":"', pos)
+    ):
+        return None
+    digest = _sha256(line[:pos] + line[o - 6 : r0 - len(sig_member)] + line[r0 - 12 : end]).digest()
+    hash_hex = _hexlify(digest)
+    return (digest, hash_hex) if line.startswith(hash_hex, pos + 9) else None
+
+
+def _parse_event(
+    line: bytes, lineno: int, st: _Chain | None, expected: int
+) -> tuple[str, int, bytes, bytes, bytes, bytes]:
+    """:func:`_slow_event`, its failure placed at the line (and at the current chain's next seq
+    when the line names none)."""
+    try:
+        return _slow_event(line)
+    except EventFormatError as bad:
+        at = bad.seq if bad.seq is not None else (expected if st is not None else None)
+        raise EventFormatError(
+            at, f"event line {lineno}: {bad.reason}", bad.chain or (st.name if st else None)
+        ) from None
+
+
+def _check_event(
+    st: _Chain,
+    seq: int,
+    prev_hex: bytes,
+    hash_hex: bytes,
+    sig: bytes,
+    digest: bytes,
+    expected: int,
+    last_hash: bytes,
+    last_prev: bytes | None,
+    rest: Iterator[str | bytes],
+    pem: bytes,
+) -> None:
+    """A parsed event is the chain's next: position, link, hash, signature reference."""
+    _check_position(st.name, seq, prev_hex, expected, last_prev, rest)
+    _check_link(st.name, seq, prev_hex, last_hash)
+    _check_hash(st.name, seq, hash_hex, digest)
+    _check_signature_ref(st, seq, sig, pem)
+
+
+def _check_position(
+    chain: str, seq: int, prev_hex: bytes, expected: int, last_prev: bytes | None, rest: Iterator[str | bytes]
+) -> None:
+    """``seq`` is the next one: no gap (events deleted or reordered), no fork, no duplicate."""
+    if seq > expected:
+        raise SequenceError(expected, _gap_reason(chain, expected, seq, rest), chain)
+    if seq == expected - 1 and prev_hex == last_prev:
+        raise SequenceError(
+            seq,
+            f"fork: two events at seq {seq} claim the same prevHash (a second event forked "
+            "the chain, or an event was inserted)",
+            chain,
         )
-    total_events = sum(c.size for c in states.values())
-    return ReplayReport(
-        True, total_events, total_ckpts, None, None, {n: s.summary() for n, s in states.items()}
-    )
+    if seq < expected:
+        raise SequenceError(
+            seq,
+            f"duplicate seq {seq} after seq {expected - 1} (a fork, or a duplicated or inserted event)",
+            chain,
+        )
+
+
+def _check_link(chain: str, seq: int, prev_hex: bytes, last_hash: bytes) -> None:
+    """``prevHash`` is the previous event's hash."""
+    if prev_hex != last_hash:
+        raise LinkError(
+            seq,
+            f"event {seq}: prevHash does not match the hash of event {seq - 1} "
+            "(event inserted, or an earlier event rewritten)",
+            chain,
+        )
+
+
+def _check_hash(chain: str, seq: int, hash_hex: bytes, digest: bytes) -> None:
+    """``hash`` is the hash of the event's content."""
+    if _hexlify(digest) != hash_hex:
+        raise HashError(seq, f"event {seq}: hash does not match its content (event modified)", chain)
+
+
+def _check_signature_ref(st: _Chain, seq: int, sig: bytes, pem: bytes) -> None:
+    """``signature`` names the first checkpoint covering the event with its ``keyId`` (null when
+    none does); when it differs because that checkpoint is not ours, the checkpoint is named."""
+    if sig == st.ref:
+        return
+    if st.ci < len(st.checkpoints) and not verify_checkpoint_signature(st.checkpoints[st.ci].obj, pem):
+        c = st.checkpoints[st.ci].seq
+        raise CheckpointError(c, _signature_reason(c), st.name)
+    raise SignatureRefError(seq, _describe_ref(st, seq, sig), st.name)
+
+
+def _check_all_reached(by_chain: dict[str, list[_Checkpoint]], states: dict[str, _Chain]) -> None:
+    """At the end of the stream every checkpoint has been reached (no tail cut)."""
+    for name in sorted(by_chain):
+        cs = _state(states, by_chain, name)
+        if cs.ci < len(cs.checkpoints):
+            ck = cs.checkpoints[cs.ci]
+            last = cs.expected - 1
+            raise TruncatedError(
+                last + 1,
+                f"checkpoint {ck.seq} covers events up to seq {ck.seq} but the log ends at seq {last} "
+                "(tail truncated)",
+                name,
+            )
 
 
 def verify_export_files(

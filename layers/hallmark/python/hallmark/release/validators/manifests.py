@@ -3,10 +3,11 @@ npm ranges evaluated with ``nodesemver``; which files count is listed in :mod:`.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -87,6 +88,48 @@ def parse_requirements(text: str, file: str) -> tuple[list[Dependency], int]:
     return deps, unparsed
 
 
+def _json_object(text: str) -> dict[str, Any] | None:
+    """A JSON manifest or lock file's top-level object (None if it is not one)."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _toml(text: str) -> dict[str, Any] | None:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+_Parser = Callable[[str, str], tuple[list[Dependency], int]]
+_DocParser = Callable[[dict[str, Any], str, str, LineIndex], tuple[list[Dependency], int]]
+
+
+def _manifest(load: Callable[[str], dict[str, Any] | None]) -> Callable[[_DocParser], _Parser]:
+    """The opening every structured manifest parser shares: ``load`` the document (one that does
+    not load is nothing found and one unparsed) and index its lines; the parser gets
+    ``(doc, text, file, index)`` and is called as ``parse(text, file)``."""
+
+    def wrap(parse: _DocParser) -> _Parser:
+        @functools.wraps(parse)
+        def parser(text: str, file: str) -> tuple[list[Dependency], int]:
+            doc = load(text)
+            if doc is None:
+                return [], 1
+            return parse(doc, text, file, LineIndex(text))
+
+        return parser
+
+    return wrap
+
+
 def _line_of(text: str, needle: str, index: LineIndex) -> int:
     pos = text.find(needle)
     return index.locate(pos)[0] if pos >= 0 else 0
@@ -96,12 +139,11 @@ def _npm_name_from_key(key: str) -> str:
     return key.rsplit("node_modules/", 1)[-1]
 
 
-def parse_package_lock(text: str, file: str) -> tuple[list[Dependency], int]:
+@_manifest(_json_object)
+def parse_package_lock(
+    doc: dict[str, Any], text: str, file: str, index: LineIndex
+) -> tuple[list[Dependency], int]:
     """Locked npm packages of a ``package-lock.json`` (v1, v2, v3)."""
-    doc = _json_object(text)
-    if doc is None:
-        return [], 1
-    index = LineIndex(text)
     found: dict[tuple[str, str], Dependency] = {}
     unparsed = 0
     packages = doc.get("packages")
@@ -135,26 +177,6 @@ def parse_package_lock(text: str, file: str) -> tuple[list[Dependency], int]:
             line = _line_of(text, json.dumps(name) + ":", index)
             found.setdefault((name, version), Dependency(NPM, name, file, line, version))
     return list(found.values()), unparsed
-
-
-def _json_object(text: str) -> dict[str, Any] | None:
-    """A JSON manifest or lock file's top-level object (None if it is not one)."""
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
-def _toml(text: str) -> dict[str, Any] | None:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return None
-
-
-def _table(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 # ---- poetry constraints (pyproject [tool.poetry], Pipfile) -> PEP 440
@@ -242,12 +264,12 @@ def _poetry_dependency(name: str, value: Any, file: str, line: int) -> tuple[lis
     return deps, 0
 
 
-def parse_pyproject(text: str, file: str) -> tuple[list[Dependency], int]:
+@_manifest(_toml)
+def parse_pyproject(
+    doc: dict[str, Any], text: str, file: str, index: LineIndex
+) -> tuple[list[Dependency], int]:
     """Dependencies of a ``pyproject.toml``: PEP 621 (``[project]``), PEP 735 (``[dependency-groups]``)
     and poetry (``[tool.poetry.*dependencies]`` and its groups)."""
-    doc = _toml(text)
-    if doc is None:
-        return [], 1
     strings: list[str] = []
     project = _table(doc.get("project"))
     strings += [s for s in project.get("dependencies") or [] if isinstance(s, str)]
@@ -255,7 +277,6 @@ def parse_pyproject(text: str, file: str) -> tuple[list[Dependency], int]:
         strings += [s for s in group or [] if isinstance(s, str)]
     for group in _table(doc.get("dependency-groups")).values():
         strings += [s for s in group or [] if isinstance(s, str)]
-    index = LineIndex(text)
     deps, unparsed = [], 0
     for item in strings:
         dep = _requirement(item, file, _line_of(text, item, index))
@@ -274,12 +295,11 @@ def parse_pyproject(text: str, file: str) -> tuple[list[Dependency], int]:
     return deps, unparsed
 
 
-def parse_pipfile(text: str, file: str) -> tuple[list[Dependency], int]:
+@_manifest(_toml)
+def parse_pipfile(
+    doc: dict[str, Any], text: str, file: str, index: LineIndex
+) -> tuple[list[Dependency], int]:
     """Dependencies of a ``Pipfile`` (``[packages]``, ``[dev-packages]``)."""
-    doc = _toml(text)
-    if doc is None:
-        return [], 1
-    index = LineIndex(text)
     deps: list[Dependency] = []
     unparsed = 0
     for section in ("packages", "dev-packages"):
@@ -299,13 +319,12 @@ def _locked(name: Any, version: Any, file: str, line: int) -> Dependency | None:
     return Dependency(PYPI, name, file, line, version, f"=={version}")
 
 
-def parse_python_lock(text: str, file: str) -> tuple[list[Dependency], int]:
+@_manifest(_toml)
+def parse_python_lock(
+    doc: dict[str, Any], text: str, file: str, index: LineIndex
+) -> tuple[list[Dependency], int]:
     """Locked packages of a ``poetry.lock`` or ``uv.lock`` (``[[package]]`` name and version; the
     project itself, an editable or virtual source, is not a dependency)."""
-    doc = _toml(text)
-    if doc is None:
-        return [], 1
-    index = LineIndex(text)
     deps: list[Dependency] = []
     unparsed = 0
     for package in doc.get("package") or []:
@@ -331,12 +350,11 @@ def parse_python_lock(text: str, file: str) -> tuple[list[Dependency], int]:
     return deps, unparsed
 
 
-def parse_pipfile_lock(text: str, file: str) -> tuple[list[Dependency], int]:
+@_manifest(_json_object)
+def parse_pipfile_lock(
+    doc: dict[str, Any], text: str, file: str, index: LineIndex
+) -> tuple[list[Dependency], int]:
     """Locked packages of a ``Pipfile.lock`` (``default`` and ``develop``)."""
-    doc = _json_object(text)
-    if doc is None:
-        return [], 1
-    index = LineIndex(text)
     deps: list[Dependency] = []
     unparsed = 0
     for section in ("default", "develop"):
@@ -374,15 +392,14 @@ def _npm_exact(spec: str) -> str | None:
     return text if SEMVER.match(text) else None
 
 
-def parse_package_json(text: str, file: str) -> tuple[list[Dependency], int]:
+@_manifest(_json_object)
+def parse_package_json(
+    doc: dict[str, Any], text: str, file: str, index: LineIndex
+) -> tuple[list[Dependency], int]:
     """Dependencies of a ``package.json`` (dependencies, devDependencies, optionalDependencies,
     peerDependencies): exact versions are pins, everything else an npm range; aliases
     (``npm:name@range``) count as the aliased package; git/file/url/workspace specs are not from
     the registry and are counted, not vetted."""
-    doc = _json_object(text)
-    if doc is None:
-        return [], 1
-    index = LineIndex(text)
     deps: list[Dependency] = []
     unparsed = 0
     for section in _NPM_SECTIONS:
